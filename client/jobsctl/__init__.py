@@ -1,0 +1,1 @@
+"""jobsctl: the command-line client. Never imports the daemon."""

@@ -1,0 +1,1 @@
+"""gRPC servicers: convert in, call the service, convert out."""

@@ -1,0 +1,1 @@
+"""The kernel: pure scheduling decisions. Functions take time and facts, return data."""
