@@ -1,0 +1,56 @@
+"""`jobsd` command line: parse, configure logging, hand over to the composition root."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+__all__ = ["main"]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1 or value > 1024:
+        raise argparse.ArgumentTypeError("must be between 1 and 1024")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
+                                     "or on demand and serves the jobsd API on a Unix socket.")
+    parser.add_argument("--home", help="jobs in HOME/jobs, state in HOME, socket HOME/jobsd.sock "
+                        "(default $JOBSD_HOME, else ~/.local/state/jobsd)")
+    parser.add_argument("--jobs-dir", help="folder of <job-id>.toml specs")
+    parser.add_argument("--state-dir", help="folder for db/ (SQLite, lock) and runs/ (artifacts)")
+    parser.add_argument("--socket", help="Unix socket path (default $JOBSD_SOCKET, else HOME/jobsd.sock)")
+    parser.add_argument("--socket-group", help="make the socket 0660 and owned by this group")
+    parser.add_argument("--max-concurrent-runs", type=_positive, default=4, help="executor slots (default 4)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: str) -> None:
+    # Under systemd, journald stamps each line; elsewhere we do.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level.upper(), format=fmt, stream=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.version:
+        from jobsd_lib import __version__
+        print(f"jobsd {__version__}")
+        return
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")  # before grpc loads (PITFALLS 14)
+    configure_logging(args.log_level)
+    from jobsd.app import Options, run
+
+    sys.exit(run(Options(home=args.home, jobs_dir=args.jobs_dir, state_dir=args.state_dir, socket=args.socket,
+                         socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Daemon records -> protobuf messages. The only daemon module besides the servicers that
+imports the generated code."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from jobsd.store import EventRow, RunRow
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from jobsd_lib.spec import SpecProblem
+
+__all__ = ["ts", "run_pb", "job_pb", "event_pb", "problem_pb", "enum_value", "state_from_pb"]
+
+
+def ts(value: float | datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    if isinstance(value, datetime):
+        stamp.FromDatetime(value.astimezone(timezone.utc))
+    else:
+        stamp.FromNanoseconds(int(round(value * 1e9)))
+    return stamp
+
+
+def enum_value(enum_type, prefix: str, name: str | None) -> int:  # noqa: ANN001
+    if not name:
+        return 0
+    return enum_type.Value(f"{prefix}_{name.upper()}")
+
+
+def state_from_pb(value: int) -> str:
+    return pb.RunState.Name(value).removeprefix("RUN_STATE_").lower()
+
+
+def _set_times(message, **values) -> None:  # noqa: ANN001
+    for name, value in values.items():
+        stamp = ts(value)
+        if stamp is not None:
+            getattr(message, name).CopyFrom(stamp)
+
+
+def run_pb(run: RunRow, artifacts_dir: str) -> pb.Run:
+    message = pb.Run(
+        ref=run.ref, job=run.job_id, n=run.n, state=enum_value(pb.RunState, "RUN_STATE", run.state.value),
+        trigger=enum_value(pb.Trigger, "TRIGGER", run.trigger),
+        wait_reason=enum_value(pb.WaitReason, "WAIT_REASON", run.wait_reason),
+        attempts=run.attempts, max_attempts=run.max_attempts, artifacts=artifacts_dir, reason=run.reason,
+        spec_digest=run.spec_digest, exit_code=run.exit_code, signal=run.signal)
+    _set_times(message, scheduled_at=run.scheduled_at, queued_at=run.queued_at, started_at=run.started_at,
+               finished_at=run.finished_at, next_attempt_at=run.next_attempt_at)
+    for a in run.attempt_list:
+        attempt = message.attempt_list.add(number=a.number, exit_code=a.exit_code, signal=a.signal, pid=a.pid or 0,
+                                           output_bytes=a.output_bytes, dropped_bytes=a.dropped_bytes, error=a.error,
+                                           timed_out=a.timed_out)
+        _set_times(attempt, started_at=a.started_at, finished_at=a.finished_at)
+    return message
+
+
+def problem_pb(job_id: str, problem: SpecProblem) -> pb.SpecError:
+    return pb.SpecError(code="job_invalid_spec", job=job_id, file=problem.file, field=problem.field,
+                        message=problem.message)
+
+
+def job_pb(view, run_dir_of) -> pb.Job:  # noqa: ANN001  (JobView, callable RunRow -> folder)
+    message = pb.Job(id=view.id, state=enum_value(pb.JobState, "JOB_STATE", view.state.value),
+                     consecutive_failures=view.consecutive_failures)
+    spec = view.spec
+    if spec is not None:
+        message.description, message.file, message.shell = spec.description, spec.file, spec.shell
+        message.command.extend(spec.command)
+        message.spec_digest, message.enabled_in_spec = spec.digest, spec.enabled
+        if spec.schedule:
+            s = spec.schedule
+            message.schedule.CopyFrom(pb.Schedule(cron=s.cron, timezone=s.timezone, misfire_grace_seconds=s.misfire_grace,
+                                                  coalesce=s.coalesce, catch_up=s.catch_up))
+    if view.problems:
+        first = view.problems[0]
+        message.error.CopyFrom(problem_pb(view.id, first))
+        if len(view.problems) > 1:
+            message.error.message = "; ".join(f"{p.field}: {p.message}" if p.field else p.message for p in view.problems)
+            message.error.field = first.field
+        message.file = first.file
+    if view.last_run is not None:
+        message.last_run.CopyFrom(run_pb(view.last_run, run_dir_of(view.last_run)))
+    _set_times(message, next_run_at=view.next_run_at)
+    return message
+
+
+def event_pb(event: EventRow) -> pb.Event:
+    message = pb.Event(seq=event.seq, type=event.type, job=event.job_id, run=event.run_ref, attrs=event.attrs)
+    _set_times(message, ts=event.ts)
+    return message

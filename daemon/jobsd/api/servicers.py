@@ -1,0 +1,103 @@
+"""gRPC servicers: convert the request, call the service, convert the answer. Nothing else.
+
+Streams write with a timeout: a client that stops reading (SIGSTOPped, stuck) has its stream
+ended after WRITE_TIMEOUT seconds instead of pinning anything (PITFALLS 12).
+"""
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+from jobsd.api.convert import event_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
+from jobsd.output import Chunk
+from jobsd.service import Service
+from jobsd.store import RunRow
+from jobsd.streams import TailRequest, tail, watch_events
+from jobsd_lib.kernel.states import Trigger
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
+
+__all__ = ["JobsServicer", "DaemonServicer", "WRITE_TIMEOUT", "actor_of"]
+
+WRITE_TIMEOUT = 30.0
+
+
+def actor_of(context) -> str:  # noqa: ANN001
+    """Who asked, as the client claims it (a Unix socket's peer is just 'unix:'; access control is the
+    socket's file mode, so this is an audit label, not an identity)."""
+    claimed = dict(context.invocation_metadata() or ()).get("jobsd-client", "")
+    return claimed[:100] or "unknown"
+
+
+async def _write(context, message) -> None:  # noqa: ANN001
+    try:
+        await asyncio.wait_for(context.write(message), WRITE_TIMEOUT)
+    except asyncio.TimeoutError:
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
+                            f"the client did not read for {WRITE_TIMEOUT:g}s; stream ended")
+
+
+class JobsServicer(pb_grpc.JobsServicer):
+    def __init__(self, service: Service) -> None:
+        self.s = service
+
+    def _run(self, run: RunRow) -> pb.Run:
+        return run_pb(run, self.s.run_dir(run))
+
+    def _job(self, view) -> pb.Job:  # noqa: ANN001
+        return job_pb(view, self.s.run_dir)
+
+    async def ListJobs(self, request, context):  # noqa: ANN001, N802
+        return pb.ListJobsResponse(jobs=[self._job(v) for v in self.s.list_jobs()])
+
+    async def GetJob(self, request, context):  # noqa: ANN001, N802
+        return self._job(self.s.get_job(request.job))
+
+    async def RunJob(self, request, context):  # noqa: ANN001, N802
+        return self._run(self.s.run_job(request.job, Trigger.MANUAL, actor=actor_of(context)))
+
+    async def GetRun(self, request, context):  # noqa: ANN001, N802
+        return self._run(self.s.get_run(request.run))
+
+    async def ListRuns(self, request, context):  # noqa: ANN001, N802
+        states = [state_from_pb(s) for s in request.states]
+        runs, cursor = self.s.list_runs(request.job, request.limit, request.cursor, states)
+        return pb.ListRunsResponse(runs=[self._run(r) for r in runs], next_cursor=cursor)
+
+    async def Tail(self, request, context):  # noqa: ANN001, N802
+        start = request.WhichOneof("start")
+        req = TailRequest(job=request.job, run=request.run, follow=request.follow,
+                          last_lines=request.last_lines if start == "last_lines" else None,
+                          offset=request.offset if start == "offset" else None)
+
+        async def send_start(run: RunRow) -> None:
+            await _write(context, pb.TailMessage(start=pb.TailStart(run=self._run(run))))
+
+        async def send_chunk(chunk: Chunk) -> None:
+            await _write(context, pb.TailMessage(chunk=pb.OutputChunk(
+                data=chunk.data, stream=chunk.stream, read_at=ts(chunk.ts_ns / 1e9), offset=chunk.offset,
+                attempt=chunk.attempt)))
+
+        async def send_end(run: RunRow) -> None:
+            await _write(context, pb.TailMessage(end=pb.TailEnd(run=self._run(run))))
+
+        await tail(self.s, req, send_start, send_chunk, send_end)
+
+    async def WatchEvents(self, request, context):  # noqa: ANN001, N802
+        async def send(event) -> None:  # noqa: ANN001
+            await _write(context, event_pb(event))
+
+        await watch_events(self.s, request.job, request.after_seq, request.follow, request.last, send)
+
+
+class DaemonServicer(pb_grpc.DaemonServicer):
+    def __init__(self, service: Service, health) -> None:  # noqa: ANN001
+        self.s, self.health = service, health
+
+    async def GetHealth(self, request, context):  # noqa: ANN001, N802
+        return self.health()
+
+
+def spec_errors_pb(catalog) -> list[pb.SpecError]:  # noqa: ANN001
+    return [problem_pb(job_id, p) for job_id, problems in sorted(catalog.invalid.items()) for p in problems]

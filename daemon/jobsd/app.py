@@ -1,0 +1,119 @@
+"""The composition root: lock -> store -> specs -> reconcile -> runner -> server; stop in reverse.
+
+`run(options)` is the whole life of a daemon and returns its exit code.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from jobsd import lock as store_lock
+from jobsd.artifacts import Artifacts
+from jobsd.health import health
+from jobsd.notify import Notifier
+from jobsd.output import Channel, Hub
+from jobsd.runner import Runner
+from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
+from jobsd.service import Paths, Service
+from jobsd.store import StoreCorrupt, open_store
+from jobsd_lib.errors import StoreLocked
+from jobsd_lib.paths import check_socket_path, default_home
+
+__all__ = ["Options", "resolve_paths", "run"]
+
+log = logging.getLogger("jobsd")
+
+
+@dataclass(frozen=True)
+class Options:
+    home: str | None = None
+    jobs_dir: str | None = None
+    state_dir: str | None = None
+    socket: str | None = None
+    socket_group: str | None = None
+    max_concurrent_runs: int = 4
+
+
+def resolve_paths(opts: Options, environ: dict[str, str]) -> Paths:
+    home = os.path.abspath(opts.home or default_home(environ, os.path.expanduser("~")))
+    state = os.path.abspath(opts.state_dir or home)
+    socket = opts.socket or environ.get("JOBSD_SOCKET") if not opts.home else opts.socket
+    socket = os.path.abspath(socket or os.path.join(home, "jobsd.sock"))
+    db = os.path.join(state, "db")
+    return Paths(jobs_dir=os.path.abspath(opts.jobs_dir or os.path.join(home, "jobs")), state_dir=state, db_dir=db,
+                 runs_dir=os.path.join(state, "runs"), socket=socket, lock_file=os.path.join(db, "jobsd.lock"),
+                 store_file=os.path.join(db, "jobsd.sqlite3"))
+
+
+def run(opts: Options) -> int:
+    try:
+        return asyncio.run(_serve(opts))
+    except (StoreLocked, StoreCorrupt, SocketError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+
+
+async def _serve(opts: Options) -> int:
+    paths = resolve_paths(opts, dict(os.environ))
+    problem = check_socket_path(paths.socket)
+    if problem:
+        raise SocketError(problem)
+    for folder in (paths.db_dir, paths.runs_dir):
+        os.makedirs(folder, mode=0o750, exist_ok=True)
+    lock = store_lock.acquire(paths.lock_file, paths.socket)  # before the store and the socket
+    try:
+        return await _serve_locked(opts, paths)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(opts: Options, paths: Paths) -> int:
+    notifier = Notifier.from_environ()
+    store = open_store(paths.store_file)
+    hub, events_changed = Hub(), Channel()
+    artifacts = Artifacts(paths.runs_dir)
+    runner = Runner(store, artifacts, hub, events_changed, opts.max_concurrent_runs, dict(os.environ))
+    service = Service(paths, store, runner, artifacts, hub, events_changed)
+    try:
+        service.load_specs()
+        service.reconcile_interrupted()
+        prepare_socket_path(paths.socket)
+        server, health_servicer = build_server(service, paths.socket,
+                                               lambda: health(service, opts.max_concurrent_runs), opts.socket_group)
+        await server.start()
+        await set_serving(health_servicer, True)
+        log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(service.catalog.specs),
+                 len(service.catalog.invalid), paths.socket, paths.state_dir)
+        notifier.ready(f"serving {len(service.catalog.specs)} jobs on {paths.socket}")
+        await _until_stopped(notifier)
+        notifier.stopping("stopping: ending active runs")
+        await set_serving(health_servicer, False)
+        await runner.shutdown(grace=max([s.kill_grace for s in service.catalog.specs.values()], default=10) + 5)
+        hub.close_all()
+        events_changed.close()
+        await server.stop(grace=2)
+        log.info("jobsd stopped")
+        return 0
+    finally:
+        store.close()
+
+
+async def _until_stopped(notifier: Notifier) -> None:
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    watchdog = asyncio.ensure_future(_watchdog(notifier)) if notifier.watchdog_interval else None
+    await stop.wait()
+    log.info("stop requested")
+    if watchdog:
+        watchdog.cancel()
+
+
+async def _watchdog(notifier: Notifier) -> None:
+    """WATCHDOG=1 at half of WATCHDOG_USEC; a blocked event loop stops the pings, as it should."""
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(notifier.watchdog_interval)

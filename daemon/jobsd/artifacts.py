@@ -1,0 +1,104 @@
+"""A run's artifact folder: `<state>/runs/<job-id>/<n>/` (DESIGN 3).
+
+run_receipt.json (the whole record; write-then-rename so a crash leaves the old or the new
+file, never half of one), summary.md (for people, also write-then-rename), events.jsonl
+(one event a line, appended and flushed) and each attempt's output (see output.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+
+from jobsd.store import EventRow, RunRow
+from jobsd_lib.kernel.decisions import describe_result
+
+__all__ = ["Artifacts"]
+
+
+def _iso(epoch: float | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
+
+
+class Artifacts:
+    def __init__(self, runs_dir: str) -> None:
+        self.runs_dir = runs_dir
+
+    def run_dir(self, job_id: str, n: int) -> str:
+        return os.path.join(self.runs_dir, job_id, str(n))
+
+    def create(self, run: RunRow) -> str:
+        path = self.run_dir(run.job_id, run.n)
+        os.makedirs(path, mode=0o750, exist_ok=True)
+        return path
+
+    def append_event(self, run: RunRow, event: EventRow) -> None:
+        line = json.dumps({"seq": event.seq, "ts": _iso(event.ts), "type": event.type, "run": run.ref,
+                           **event.attrs}, sort_keys=True) + "\n"
+        fd = os.open(os.path.join(self.run_dir(run.job_id, run.n), "events.jsonl"),
+                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def write_receipt(self, run: RunRow, spec_file: str, extra: dict[str, object] | None = None) -> None:
+        self._replace(run, "run_receipt.json", json.dumps(receipt(run, spec_file, extra), indent=2, sort_keys=True) + "\n")
+
+    def write_summary(self, run: RunRow, spec_file: str) -> None:
+        self._replace(run, "summary.md", summary(run, spec_file))
+
+    def _replace(self, run: RunRow, name: str, text: str) -> None:
+        folder = self.run_dir(run.job_id, run.n)
+        tmp = os.path.join(folder, f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, os.path.join(folder, name))
+
+    def size(self, job_id: str, n: int) -> int:
+        total = 0
+        for root, _dirs, files in os.walk(self.run_dir(job_id, n)):
+            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+        return total
+
+    def remove(self, job_id: str, n: int) -> None:
+        shutil.rmtree(self.run_dir(job_id, n), ignore_errors=True)
+
+
+def receipt(run: RunRow, spec_file: str, extra: dict[str, object] | None = None) -> dict[str, object]:
+    return {
+        "receipt_version": 1, "run": run.ref, "job": run.job_id, "n": run.n, "state": run.state.value,
+        "trigger": run.trigger, "wait_reason": run.wait_reason, "reason": run.reason, "spec_file": spec_file,
+        "spec_digest": run.spec_digest, "attempts": run.attempts, "max_attempts": run.max_attempts,
+        "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": _iso(run.scheduled_at),
+        "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+        "next_attempt_at": _iso(run.next_attempt_at),
+        "attempt_list": [{
+            "number": a.number, "started_at": _iso(a.started_at), "finished_at": _iso(a.finished_at),
+            "exit_code": a.exit_code, "signal": a.signal, "pid": a.pid, "output_bytes": a.output_bytes,
+            "dropped_bytes": a.dropped_bytes, "error": a.error, "timed_out": a.timed_out,
+            "output": f"attempt-{a.number}.log", "output_index": f"attempt-{a.number}.idx",
+        } for a in run.attempt_list],
+        **(extra or {}),
+    }
+
+
+def summary(run: RunRow, spec_file: str) -> str:
+    lines = [f"# Run {run.ref}: {run.state.value}", "",
+             f"- result: {describe_result(run.state, run.exit_code, run.signal)}",
+             f"- trigger: {run.trigger}" + (f" (window {_iso(run.scheduled_at)})" if run.scheduled_at else ""),
+             f"- queued: {_iso(run.queued_at)}", f"- started: {_iso(run.started_at) or '-'}",
+             f"- finished: {_iso(run.finished_at) or '-'}", f"- attempts: {run.attempts} of {run.max_attempts}",
+             f"- spec: {spec_file} (sha256 {run.spec_digest[:12]})"]
+    if run.reason:
+        lines.append(f"- reason: {run.reason}")
+    lines += ["", "| attempt | started | exit | signal | output bytes | dropped | error |", "|---|---|---|---|---|---|---|"]
+    for a in run.attempt_list:
+        lines.append(f"| {a.number} | {_iso(a.started_at)} | {a.exit_code if a.exit_code is not None else '-'} | "
+                     f"{a.signal or '-'} | {a.output_bytes} | {a.dropped_bytes} | {a.error or ('timed out' if a.timed_out else '')} |")
+    lines += ["", "Output of attempt K: `attempt-K.log` (raw bytes); replay with stream tags: "
+              f"`jobsctl jobs tail {run.job_id} --run {run.n}`.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,68 @@
+"""Versioned schema migrations for our own tables (never pickles: columns we can read back).
+
+MIGRATIONS[i] takes the schema from version i to i+1. Append, never edit a released step.
+APScheduler keeps its own table (apscheduler_jobs) with its own engine (PITFALLS 9).
+"""
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+_V1 = [
+    """CREATE TABLE job_state (
+        job_id TEXT PRIMARY KEY,
+        operator_state TEXT NOT NULL,        -- active | paused | disabled
+        changed_at REAL NOT NULL,
+        changed_by TEXT NOT NULL DEFAULT ''
+    )""",
+    """CREATE TABLE job_counters (job_id TEXT PRIMARY KEY, last_n INTEGER NOT NULL)""",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        wait_reason TEXT,
+        reason TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL DEFAULT 1,
+        exit_code INTEGER,
+        signal INTEGER,
+        scheduled_at REAL,
+        queued_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        next_attempt_at REAL,
+        spec_digest TEXT NOT NULL DEFAULT '',
+        pgid INTEGER,
+        UNIQUE (job_id, n)
+    )""",
+    "CREATE INDEX runs_by_job ON runs (job_id, n DESC)",
+    "CREATE INDEX runs_active ON runs (state) WHERE state IN ('queued', 'running', 'retrying')",
+    """CREATE TABLE attempts (
+        run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        exit_code INTEGER,
+        signal INTEGER,
+        pid INTEGER,
+        output_bytes INTEGER NOT NULL DEFAULT 0,
+        dropped_bytes INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        timed_out INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, number)
+    )""",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        type TEXT NOT NULL,
+        job_id TEXT NOT NULL DEFAULT '',
+        run_n INTEGER,
+        attrs TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX events_by_job ON events (job_id, seq)",
+    "CREATE TABLE daemon_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+
+MIGRATIONS: list[list[str]] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,274 @@
+"""Carries runs out: waits for a slot, runs attempts, retries, finishes, records everything.
+
+How it works: every active run has one asyncio task (`_execute`) on the event loop. It waits
+for an executor slot (FIFO), runs an attempt through executor.py, asks the kernel what
+follows (`after_attempt`), and either finishes the run or waits out the backoff holding no
+slot. Cancel and shutdown set `stop_reason` and wake whatever the task waits on; a running
+attempt is stopped (SIGTERM to its group, SIGKILL after kill_grace). All store writes are
+single BEGIN IMMEDIATE transactions that also append the run's events.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+from dataclasses import dataclass, field
+
+from jobsd import clock
+from jobsd.artifacts import Artifacts
+from jobsd.executor import Attempt, Launch, resolve_program, start_attempt
+from jobsd.output import STDERR, Hub, OutputWriter
+from jobsd.store import RunRow, Store
+from jobsd_lib.kernel.decisions import AttemptResult, Finish, Retry, after_attempt
+from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
+from jobsd_lib.kernel.states import RunState, WaitReason, advance
+from jobsd_lib.spec import JobSpec
+
+__all__ = ["Runner", "ActiveRun", "Slots"]
+
+log = logging.getLogger("jobsd.runner")
+
+
+class Slots:
+    """A FIFO pool of `size` executor slots."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.free = size, size
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    def acquire(self) -> asyncio.Future:
+        """A future that completes when the slot is ours. Cancel it to give up the wait."""
+        waiter = asyncio.get_running_loop().create_future()
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            waiter.set_result(None)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # hand the slot straight over
+                return
+        self.free += 1
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+
+@dataclass
+class ActiveRun:
+    row: RunRow
+    spec: JobSpec
+    run_dir: str
+    stop_reason: str = ""          # "", "cancelled" or "interrupted"
+    attempt: Attempt | None = None
+    task: asyncio.Task | None = None
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ref(self) -> str:
+        return self.row.ref
+
+
+class Runner:
+    def __init__(self, store: Store, artifacts: Artifacts, hub: Hub, events_changed, max_concurrent: int,
+                 daemon_env: dict[str, str]) -> None:
+        self.store, self.artifacts, self.hub = store, artifacts, hub
+        self.events_changed = events_changed  # a Channel bumped after every committed event
+        self.slots = Slots(max_concurrent)
+        self.active: dict[str, ActiveRun] = {}
+        self.daemon_env = daemon_env
+
+    # ------------------------------------------------------------------ recording
+    def transition(self, run: RunRow, state: RunState | None, event: str, attrs: dict[str, object] | None = None,
+                   **fields: object) -> RunRow:
+        """Apply a state change (checked against the kernel's table) and its event in one transaction."""
+        if state is not None and state is not run.state:
+            advance(run.state, state)
+            fields["state"] = state
+        now = clock.to_epoch(clock.now())
+        with self.store.write():
+            if fields:
+                self.store.update_run(run.id, **fields)
+            ev = self.store.add_event(now, event, run.job_id, run.n, attrs)
+        updated = self.store.get_run(run.job_id, run.n)
+        self.after_event(updated, ev)
+        return updated
+
+    def after_event(self, run: RunRow, ev) -> None:  # noqa: ANN001
+        try:
+            self.artifacts.append_event(run, ev)
+        except OSError as exc:
+            log.error("run %s: cannot append to events.jsonl: %s", run.ref, exc)
+        self.events_changed.bump()
+        channel = self.hub.get(run.ref)
+        if channel:
+            channel.bump()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir)
+        self.active[run.ref] = act
+        self.hub.open(run.ref)
+        act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
+        return act
+
+    def stop(self, act: ActiveRun, reason: str) -> None:
+        if not act.stop_reason:
+            act.stop_reason = reason
+        act.stop_requested.set()
+        if act.attempt is not None:
+            act.attempt.stop(reason)
+
+    async def _execute(self, act: ActiveRun) -> None:
+        holding = False
+        try:
+            holding = await self._wait_for_slot(act)
+            while holding:
+                result = await self._attempt(act)
+                decision = after_attempt(result, act.row.attempts, act.spec.retry.attempts, clock.now(),
+                                         act.spec.retry.backoff, act.spec.retry.factor, act.spec.retry.max)
+                if isinstance(decision, Finish):
+                    self._finish(act, decision.state, result)
+                    return
+                self.slots.release()
+                holding = False
+                if await self._backoff(act, decision):
+                    holding = await self._wait_for_slot(act)
+            self._finish(act, RunState.CANCELLED if act.stop_reason == "cancelled" else RunState.INTERRUPTED, None)
+        except Exception:  # a bug must not leave the run active forever
+            log.exception("run %s: internal error", act.ref)
+            self._finish(act, RunState.FAILED, None, reason="internal error in jobsd (see the daemon log)")
+        finally:
+            if holding:
+                self.slots.release()
+            self.active.pop(act.ref, None)
+            self.hub.close(act.ref)
+
+    async def _wait_for_slot(self, act: ActiveRun) -> bool:
+        """True once a slot is held; False when the run was stopped while waiting."""
+        if act.stop_reason:
+            return False
+        waiter = self.slots.acquire()
+        if not waiter.done() and act.row.wait_reason != WaitReason.SLOT.value:
+            act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
+        stop = asyncio.ensure_future(act.stop_requested.wait())
+        await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if act.stop_reason:
+            if waiter.done() and not waiter.cancelled():
+                self.slots.release()
+            waiter.cancel()
+            return False
+        return True
+
+    async def _backoff(self, act: ActiveRun, decision: Retry) -> bool:
+        """Wait out a retry's backoff holding no slot; False when stopped meanwhile."""
+        act.row = self.transition(act.row, RunState.RETRYING, "run.retrying",
+                                  {"next_attempt_at": decision.at.isoformat(), "delay": f"{decision.delay:g}"},
+                                  wait_reason=WaitReason.BACKOFF.value, next_attempt_at=clock.to_epoch(decision.at))
+        delay = max((decision.at - clock.now()).total_seconds(), 0.0)
+        try:
+            await asyncio.wait_for(act.stop_requested.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+        return not act.stop_reason
+
+    async def _attempt(self, act: ActiveRun) -> AttemptResult:
+        number = act.row.attempts + 1
+        spec, run = act.spec, act.row
+        writer = OutputWriter(act.run_dir, number, spec.limits.output)
+        launch = self._launch(act, number)
+        problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
+        if not problem and not os.path.isdir(launch.cwd):
+            problem = f"working directory {launch.cwd!r} does not exist"
+        attempt = None
+        if not problem:
+            try:
+                attempt = await start_attempt(launch, writer, self.hub.open(run.ref).bump)
+            except OSError as exc:
+                problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
+        now = clock.to_epoch(clock.now())
+        act.row = self._record_start(act, number, now, attempt)
+        if attempt is None:
+            writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now().timestamp().__int__() * 10**9)
+            result = AttemptResult(start_error=problem)
+        else:
+            act.attempt = attempt
+            if act.stop_reason:
+                attempt.stop(act.stop_reason)
+            result = await attempt.wait()
+            act.attempt = None
+        writer.close()
+        act.row = self._record_end(act, number, result, writer)
+        return result
+
+    def _launch(self, act: ActiveRun, number: int) -> Launch:
+        spec, run = act.spec, act.row
+        env = job_environment(self.daemon_env, spec.env, job=run.job_id, run=run.ref, attempt=number,
+                              trigger=run.trigger, scheduled_at=clock.from_epoch(run.scheduled_at))
+        base = os.path.dirname(spec.file) or "."
+        cwd = os.path.join(base, spec.cwd) if spec.cwd else base
+        return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace,
+                      spec.limits.memory, spec.limits.cpu_time, spec.limits.open_files)
+
+    def _record_start(self, act: ActiveRun, number: int, now: float, attempt: Attempt | None) -> RunRow:
+        run = act.row
+        pid = attempt.pid if attempt else None
+        advance(run.state, RunState.RUNNING)
+        with self.store.write():
+            self.store.update_run(run.id, state=RunState.RUNNING, wait_reason=None, attempts=number,
+                                  started_at=run.started_at or now, next_attempt_at=None, pgid=pid)
+            self.store.start_attempt(run.id, number, now, pid)
+            ev = self.store.add_event(now, "run.started", run.job_id, run.n, {"attempt": number, "pid": pid})
+        updated = self.store.get_run(run.job_id, run.n)
+        self.after_event(updated, ev)
+        return updated
+
+    def _record_end(self, act: ActiveRun, number: int, result: AttemptResult, writer: OutputWriter) -> RunRow:
+        run, now = act.row, clock.to_epoch(clock.now())
+        error = result.start_error or writer.write_error
+        with self.store.write():
+            self.store.finish_attempt(run.id, number, finished_at=now, exit_code=result.exit_code, signal=result.signal,
+                                      output_bytes=writer.stored, dropped_bytes=writer.dropped, error=error,
+                                      timed_out=int(result.timed_out))
+            self.store.update_run(run.id, exit_code=result.exit_code, signal=result.signal, pgid=None)
+            ev = self.store.add_event(now, "run.attempt_finished", run.job_id, run.n, {
+                "attempt": number, "exit_code": result.exit_code, "signal": result.signal,
+                "timed_out": result.timed_out or None, "error": error or None})
+        updated = self.store.get_run(run.job_id, run.n)
+        self.after_event(updated, ev)
+        return updated
+
+    def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
+        run = self.store.get_run(act.row.job_id, act.row.n) or act.row
+        if run.state not in (RunState.QUEUED, RunState.RUNNING, RunState.RETRYING):
+            return
+        if not reason:
+            reason = {"cancelled": "cancelled by an operator", "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
+            if result is not None and result.start_error:
+                reason = result.start_error
+        act.row = self.transition(run, state, "run.finished",
+                                  {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
+                                   "reason": reason or None},
+                                  finished_at=clock.to_epoch(clock.now()), wait_reason=None, next_attempt_at=None,
+                                  reason=reason)
+        try:
+            self.artifacts.write_receipt(act.row, act.spec.file)
+            self.artifacts.write_summary(act.row, act.spec.file)
+        except OSError as exc:
+            log.error("run %s: cannot write its receipt: %s", act.ref, exc)
+        log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop every active run (recorded `interrupted`) and wait for their tasks."""
+        for act in list(self.active.values()):
+            self.stop(act, "interrupted")
+        tasks = [a.task for a in self.active.values() if a.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)

@@ -1,0 +1,74 @@
+"""Run states and the one table of legal transitions (DESIGN 3).
+
+    queued -> running -> (retrying -> running)* -> terminal
+    skipped and missed are born terminal (audit records of runs that did not happen).
+
+`advance(current, target)` returns `target` or raises IllegalTransition; it changes nothing.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = ["RunState", "Trigger", "WaitReason", "JobState", "IllegalTransition", "advance",
+           "TERMINAL", "ACTIVE", "INITIAL", "TRANSITIONS"]
+
+
+class RunState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+
+
+class Trigger(str, Enum):
+    MANUAL = "manual"
+    CRON = "cron"
+    CATCH_UP = "catch_up"
+    DEPENDENCY = "dependency"
+
+
+class WaitReason(str, Enum):
+    SLOT = "slot"
+    BACKOFF = "backoff"
+    DEPENDENCY = "dependency"
+    APPROVAL = "approval"
+
+
+class JobState(str, Enum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISABLED = "disabled"
+    INVALID = "invalid"
+
+
+S = RunState
+INITIAL = frozenset({S.QUEUED, S.SKIPPED, S.MISSED})
+TRANSITIONS: dict[RunState, frozenset[RunState]] = {
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
+    S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
+    **{terminal: frozenset() for terminal in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED,
+                                              S.INTERRUPTED, S.SKIPPED, S.MISSED)},
+}
+TERMINAL = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.RETRYING})
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, current: RunState, target: RunState) -> None:
+        allowed = ", ".join(sorted(t.value for t in TRANSITIONS[current])) or "nothing (it is final)"
+        super().__init__(f"a run cannot go from {current.value} to {target.value}; from {current.value} it may go to {allowed}")
+        self.current, self.target = current, target
+
+
+def advance(current: RunState, target: RunState) -> RunState:
+    """The new state, or IllegalTransition when the table does not allow the step."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(current, target)
+    return target

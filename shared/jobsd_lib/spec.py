@@ -1,0 +1,216 @@
+"""Job specs: one TOML file per job, `<jobs-dir>/<job-id>.toml` (DESIGN 2).
+
+`parse_spec(job_id, data, file)` turns a file's bytes into a frozen JobSpec or raises
+SpecInvalid listing every problem with its file, dotted field path and reason. Reading the
+file is the caller's business (this package does no I/O), so the daemon and
+`jobsctl jobs validate` give the same messages for the same bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
+from jobsd_lib.units import parse_duration, parse_size
+
+__all__ = [
+    "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
+    "SpecInvalid", "parse_spec", "check_job_id", "spec_digest",
+]
+
+JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME")
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def check_job_id(job_id: str) -> str | None:
+    """None when `job_id` is a valid id, else the reason it is not."""
+    if JOB_ID_PATTERN.match(job_id):
+        return None
+    return (f"{job_id!r} is not a valid job id: use 1 to 63 characters, lowercase letters, digits, "
+            "'-' and '_', starting with a letter or digit")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ScheduleSpec(_Model):
+    cron: str
+    timezone: str
+    misfire_grace: Duration = 60.0
+    coalesce: bool = True
+    catch_up: bool = False
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        parse_cron(value)  # raises CronError, a ValueError, with a message naming the field
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return validate_timezone_name(value)
+
+    @property
+    def expr(self) -> CronExpr:
+        return parse_cron(self.cron)
+
+
+class RetrySpec(_Model):
+    attempts: int = Field(default=1, ge=1, le=100)
+    backoff: Duration = 10.0
+    factor: float = Field(default=2.0, ge=1.0, le=100.0)
+    max: Duration = 600.0
+
+
+class LimitsSpec(_Model):
+    memory: Size | None = Field(default=None, gt=0)
+    cpu_time: Duration | None = Field(default=None, gt=0)
+    open_files: int | None = Field(default=None, ge=3, le=1048576)
+    output: Size = Field(default=256 << 20, ge=0)
+
+
+class JobSpec(_Model):
+    id: str
+    file: str = ""
+    digest: str = ""
+    description: str = ""
+    command: tuple[str, ...]
+    shell: bool = False
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets: never in reprs
+    timeout: Duration | None = Field(default=None, gt=0)
+    kill_grace: Duration = 10.0
+    enabled: bool = True
+    schedule: ScheduleSpec | None = None
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "command" in data:
+            data = dict(data)
+            data["command"] = _normalize_command(data["command"], data.get("shell", False))
+        return data
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, value in env.items():
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid environment variable name")
+            if name in _RESERVED_ENV:
+                raise ValueError(f"{name} is set by jobsd for every attempt and cannot be overridden")
+            if "\0" in value:
+                raise ValueError(f"the value of {name} contains a NUL byte")
+        return env
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, cwd: str | None) -> str | None:
+        if cwd is not None and (not cwd or "\0" in cwd):
+            raise ValueError("cwd must be a non-empty path")
+        return cwd
+
+    @property
+    def argv(self) -> list[str]:
+        """What to exec: the command, or /bin/sh -c COMMAND for shell jobs."""
+        return ["/bin/sh", "-c", self.command[0]] if self.shell else list(self.command)
+
+
+def _normalize_command(command: Any, shell: Any) -> Any:
+    """A string is split like a shell would (no shell runs it); shell jobs keep it whole."""
+    if isinstance(command, str):
+        if not command.strip():
+            raise ValueError("command is empty")
+        if shell is True:
+            return (command,)
+        try:
+            return tuple(shlex.split(command))
+        except ValueError as exc:
+            raise ValueError(f"command cannot be split into words: {exc}") from None
+    if isinstance(command, list):
+        if not command:
+            raise ValueError("command is empty")
+        if shell is True:
+            raise ValueError("with shell = true, command must be one string run by /bin/sh -c")
+        if not all(isinstance(word, str) and word and "\0" not in word for word in command):
+            raise ValueError("command must be a list of non-empty strings")
+        return tuple(command)
+    return command  # wrong type: pydantic reports it
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One reason a spec file is invalid. `field` is a dotted path, empty for the whole file."""
+
+    file: str
+    field: str
+    message: str
+    job: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.field}" if self.field else self.file
+        return f"{where}: {self.message}"
+
+
+class SpecInvalid(ValueError):
+    def __init__(self, problems: list[SpecProblem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def spec_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def parse_spec(job_id: str, data: bytes, file: str) -> JobSpec:
+    """Validate one spec file's bytes. Raises SpecInvalid with every problem found."""
+    problem = check_job_id(job_id)
+    if problem:
+        raise SpecInvalid([SpecProblem(file, "", f"file name: {problem}", job_id)])
+    raw = _load_toml(job_id, data, file)
+    if "id" in raw or "file" in raw or "digest" in raw:
+        key = next(k for k in ("id", "file", "digest") if k in raw)
+        raise SpecInvalid([SpecProblem(file, key, "unknown key (the job id is the file name)", job_id)])
+    try:
+        return JobSpec.model_validate({**raw, "id": job_id, "file": file, "digest": spec_digest(data)})
+    except ValidationError as exc:
+        raise SpecInvalid([_problem(job_id, file, e) for e in exc.errors()]) from None
+
+
+def _load_toml(job_id: str, data: bytes, file: str) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecInvalid([SpecProblem(file, "", f"not UTF-8 text (byte {exc.start}): a spec must be UTF-8 TOML", job_id)]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecInvalid([SpecProblem(file, "", f"not valid TOML: {exc}", job_id)]) from None
+
+
+def _problem(job_id: str, file: str, error: dict[str, Any]) -> SpecProblem:
+    path = ".".join(str(part) for part in error["loc"] if part not in ("function-before[parse_duration(), float]",))
+    kind, message = error["type"], error["msg"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    if kind not in ("extra_forbidden", "missing") and "input" in error and not isinstance(error["input"], (dict, list)):
+        message = f"{message} (got {error['input']!r})"
+    return SpecProblem(file, path, message, job_id)
