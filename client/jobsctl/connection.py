@@ -1,0 +1,89 @@
+"""The channel to jobsd and the one place RpcErrors become JobsdErrors with a code.
+
+grpc is imported here only, and only when a command talks to the daemon.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import stat
+
+from jobsd_lib.errors import ErrorCode, JobsdError, Unavailable, error_for_code
+from jobsd_lib.paths import check_socket_path, default_socket
+
+__all__ = ["Connection", "resolve_socket"]
+
+UNARY_TIMEOUT = 30.0
+
+
+def resolve_socket(option: str | None) -> str:
+    return option or default_socket(os.environ, os.path.expanduser("~"))
+
+
+def _unreachable(path: str, why: str) -> Unavailable:
+    return Unavailable(f"cannot reach jobsd at {path}: {why}. Is the daemon running? "
+                       "(start it with `jobsd --home DIR`, or pass --socket / set JOBSD_SOCKET)", socket=path)
+
+
+class Connection:
+    def __init__(self, socket_path: str) -> None:
+        self.path = socket_path
+        problem = check_socket_path(socket_path)
+        if problem:
+            raise _unreachable(socket_path, problem)
+        try:
+            mode = os.stat(socket_path).st_mode
+        except FileNotFoundError:
+            raise _unreachable(socket_path, "no such socket") from None
+        except PermissionError:
+            raise _unreachable(socket_path, "permission denied") from None
+        if not stat.S_ISSOCK(mode):
+            raise _unreachable(socket_path, "that path is not a socket")
+        import grpc
+
+        from jobsd_lib.rpc import jobsd_pb2_grpc
+
+        self._grpc = grpc
+        self.channel = grpc.insecure_channel(f"unix:{socket_path}")
+        self.jobs = jobsd_pb2_grpc.JobsStub(self.channel)
+        self.daemon = jobsd_pb2_grpc.DaemonStub(self.channel)
+        self.metadata = (("jobsd-client", f"{_user()} uid={os.getuid()} jobsctl"),)
+
+    def call(self, method, request, timeout: float | None = UNARY_TIMEOUT):  # noqa: ANN001, ANN201
+        """A unary call; RpcErrors come back as JobsdError."""
+        try:
+            return method(request, timeout=timeout, metadata=self.metadata)
+        except self._grpc.RpcError as err:
+            raise self.translate(err) from None
+
+    def stream(self, method, request):  # noqa: ANN001, ANN201
+        """A server stream as an iterator; errors come back as JobsdError. Cancel with .cancel()."""
+        return method(request, metadata=self.metadata)
+
+    def translate(self, err) -> JobsdError:  # noqa: ANN001
+        code = err.code()
+        if code == self._grpc.StatusCode.UNAVAILABLE:
+            return _unreachable(self.path, err.details() or "unavailable")
+        if code == self._grpc.StatusCode.CANCELLED:
+            return JobsdError("the request was cancelled")
+        from grpc_status import rpc_status
+
+        from google.rpc import error_details_pb2
+
+        status = rpc_status.from_call(err)
+        for detail in status.details if status else ():
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and info.domain == "jobsd":
+                return error_for_code(info.reason, status.message, dict(info.metadata))
+        error = error_for_code(ErrorCode.INTERNAL.value, f"{code.name}: {err.details()}")
+        return error
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name is fine: the uid is sent too
+        return "?"

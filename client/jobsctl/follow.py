@@ -1,0 +1,60 @@
+"""Following a run's output (Tail), for `jobs tail` and `jobs run --wait/--follow`."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+from jobsctl import render
+from jobsctl.connection import Connection
+
+__all__ = ["follow_run"]
+
+
+def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from_start: bool = True,
+               last_lines: int | None = None, follow: bool = True, timestamps: bool = False) -> dict:
+    """Stream the run; write stdout chunks to stdout and stderr chunks to stderr as raw bytes.
+
+    Returns the run (JSON shape) from the stream's final message. Ctrl-C detaches: the run goes
+    on, and how to re-attach is printed.
+    """
+    from jobsd_lib.rpc import jobsd_pb2 as pb
+
+    request = pb.TailRequest(job=job, run=run, follow=follow)
+    if last_lines is not None:
+        request.last_lines = last_lines
+    else:
+        request.from_start = from_start
+    stream = conn.stream(conn.jobs.Tail, request)
+    ref = f"{job}/{run}" if run else job
+    outs = {pb.STREAM_STDOUT: sys.stdout.buffer, pb.STREAM_STDERR: sys.stderr.buffer}
+    try:
+        for message in stream:
+            kind = message.WhichOneof("kind")
+            if kind == "start":
+                ref = message.start.run.ref
+            elif kind == "chunk" and print_output:
+                _write(outs[message.chunk.stream], message.chunk, timestamps)
+            elif kind == "end":
+                return render.run_json(message.end.run)
+    except KeyboardInterrupt:
+        stream.cancel()
+        job_id, _, n = ref.partition("/")
+        print(f"\ndetached from {ref}; it goes on. Re-attach: jobsctl jobs tail {job_id}"
+              f"{' --run ' + n if n else ''} -f", file=sys.stderr)
+        raise SystemExit(130) from None
+    except conn._grpc.RpcError as err:  # noqa: SLF001
+        raise conn.translate(err) from None
+    from jobsd_lib.errors import Unavailable
+
+    raise Unavailable(f"the stream from jobsd ended before {ref} did (the daemon stopped?); "
+                      f"re-attach with `jobsctl jobs tail {job} -f`")
+
+
+def _write(out, chunk, timestamps: bool) -> None:  # noqa: ANN001
+    data = chunk.data
+    if timestamps:
+        stamp = datetime.fromtimestamp(chunk.read_at.seconds + chunk.read_at.nanos / 1e9, timezone.utc)
+        prefix = stamp.isoformat(timespec="microseconds").encode() + b" "
+        data = b"".join(prefix + line for line in data.splitlines(keepends=True))
+    out.write(data)
+    out.flush()
