@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 from jobsd import lock as store_lock
@@ -88,7 +89,7 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(service.catalog.specs),
                  len(service.catalog.invalid), paths.socket, paths.state_dir)
         notifier.ready(f"serving {len(service.catalog.specs)} jobs on {paths.socket}")
-        await _until_stopped(notifier)
+        await _until_stopped(notifier, lambda: _reload(service, notifier))
         notifier.stopping("stopping: ending active runs")
         await set_serving(health_servicer, False)
         await runner.shutdown(grace=max([s.kill_grace for s in service.catalog.specs.values()], default=10) + 5)
@@ -101,10 +102,22 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         store.close()
 
 
-async def _until_stopped(notifier: Notifier) -> None:
+def _reload(service: Service, notifier: Notifier) -> None:
+    """SIGHUP: re-read the jobs directory (systemctl reload). Invalid files are reported, never fatal."""
+    notifier.reloading(int(time.monotonic() * 1e6))
+    before = set(service.catalog.specs)
+    catalog = service.load_specs()
+    after = set(catalog.specs)
+    log.info("reloaded specs: %d jobs (%d invalid); added %s, removed %s", len(after), len(catalog.invalid),
+             sorted(after - before) or "none", sorted(before - after) or "none")
+    notifier.ready(f"serving {len(after)} jobs")
+
+
+async def _until_stopped(notifier: Notifier, on_reload) -> None:  # noqa: ANN001
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
     watchdog = asyncio.ensure_future(_watchdog(notifier)) if notifier.watchdog_interval else None
     await stop.wait()
     log.info("stop requested")
