@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.units import parse_duration, parse_size
@@ -86,8 +86,8 @@ class JobSpec(_Model):
     file: str = ""
     digest: str = ""
     description: str = ""
+    shell: bool = False  # before command: the command validator reads it
     command: tuple[str, ...]
-    shell: bool = False
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets: never in reprs
     timeout: Duration | None = Field(default=None, gt=0)
@@ -97,13 +97,10 @@ class JobSpec(_Model):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
 
-    @model_validator(mode="before")
+    @field_validator("command", mode="before")
     @classmethod
-    def _command(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "command" in data:
-            data = dict(data)
-            data["command"] = _normalize_command(data["command"], data.get("shell", False))
-        return data
+    def _command(cls, command: Any, info: ValidationInfo) -> Any:
+        return _normalize_command(command, info.data.get("shell", False))
 
     @field_validator("env")
     @classmethod
@@ -203,7 +200,7 @@ def _load_toml(job_id: str, data: bytes, file: str) -> dict[str, Any]:
 
 
 def _problem(job_id: str, file: str, error: dict[str, Any]) -> SpecProblem:
-    path = ".".join(str(part) for part in error["loc"] if part not in ("function-before[parse_duration(), float]",))
+    path = ".".join(str(part) for part in error["loc"])
     kind, message = error["type"], error["msg"]
     if kind == "extra_forbidden":
         message = "unknown key"
