@@ -1,0 +1,38 @@
+# The two commands a new user needs (README): `make demo` and `make test`.
+# Both create ./.venv and install the project into it on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean-demo
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Start the daemon on the example jobs in jobs/ (SQLite store, lock and runs in db/demo),
+# run `hello` end to end, then keep serving until Ctrl-C. From another shell:
+#   export JOBSD_SOCKET=$PWD/db/demo/jobsd.sock; .venv/bin/jobsctl jobs list
+demo: $(STAMP)
+	@mkdir -p db/demo
+	@set -e; \
+	$(BIN)/jobsd --jobs-dir jobs --state-dir db/demo --socket db/demo/jobsd.sock & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid' INT TERM EXIT; \
+	export JOBSD_SOCKET=$(CURDIR)/db/demo/jobsd.sock; \
+	for i in $$(seq 100); do [ -S db/demo/jobsd.sock ] && break; sleep 0.1; done; \
+	echo '$$ jobsctl jobs list'; $(BIN)/jobsctl jobs list; echo; \
+	echo '$$ jobsctl jobs run hello --follow'; $(BIN)/jobsctl jobs run hello --follow; echo; \
+	echo '$$ jobsctl jobs history hello'; $(BIN)/jobsctl jobs history hello; echo; \
+	echo "jobsd is serving on $$JOBSD_SOCKET (pid $$pid); Ctrl-C stops it."; \
+	wait $$pid
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+clean-demo:
+	rm -rf db/demo
