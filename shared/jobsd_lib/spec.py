@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.units import parse_duration, parse_size
@@ -45,11 +45,11 @@ class _Model(BaseModel):
 
 
 class ScheduleSpec(_Model):
-    cron: str
-    timezone: str
+    cron: StrictStr
+    timezone: StrictStr
     misfire_grace: Duration = 60.0
-    coalesce: bool = True
-    catch_up: bool = False
+    coalesce: StrictBool = True
+    catch_up: StrictBool = False
 
     @field_validator("cron")
     @classmethod
@@ -68,7 +68,7 @@ class ScheduleSpec(_Model):
 
 
 class RetrySpec(_Model):
-    attempts: int = Field(default=1, ge=1, le=100)
+    attempts: StrictInt = Field(default=1, ge=1, le=100)
     backoff: Duration = 10.0
     factor: float = Field(default=2.0, ge=1.0, le=100.0)
     max: Duration = 600.0
@@ -77,7 +77,7 @@ class RetrySpec(_Model):
 class LimitsSpec(_Model):
     memory: Size | None = Field(default=None, gt=0)
     cpu_time: Duration | None = Field(default=None, gt=0)
-    open_files: int | None = Field(default=None, ge=3, le=1048576)
+    open_files: StrictInt | None = Field(default=None, ge=3, le=1048576)
     output: Size = Field(default=256 << 20, ge=0)
 
 
@@ -85,14 +85,14 @@ class JobSpec(_Model):
     id: str
     file: str = ""
     digest: str = ""
-    description: str = ""
-    shell: bool = False  # before command: the command validator reads it
+    description: StrictStr = ""
+    shell: StrictBool = False  # before command: the command validator reads it
     command: tuple[str, ...]
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict, repr=False)  # may hold secrets: never in reprs
+    cwd: StrictStr | None = None
+    env: dict[str, StrictStr] = Field(default_factory=dict, repr=False)  # may hold secrets: never in reprs
     timeout: Duration | None = Field(default=None, gt=0)
     kill_grace: Duration = 10.0
-    enabled: bool = True
+    enabled: StrictBool = True
     schedule: ScheduleSpec | None = None
     retry: RetrySpec = Field(default_factory=RetrySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)

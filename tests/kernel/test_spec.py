@@ -1,0 +1,116 @@
+"""Spec parsing: every field, and bad input with file, field path and reason."""
+import pytest
+
+from jobsd_lib.spec import SpecInvalid, parse_spec
+from jobsd_lib.units import parse_duration, parse_size
+
+FULL = b'''
+description = "Nightly"
+command = ["/usr/local/bin/backup", "--full"]
+cwd = "/var/backups"
+env = { PGHOST = "localhost" }
+timeout = "30m"
+kill_grace = "10s"
+enabled = true
+[schedule]
+cron = "0 3 * * *"
+timezone = "Europe/Berlin"
+misfire_grace = "5m"
+coalesce = true
+catch_up = false
+[retry]
+attempts = 3
+backoff = "30s"
+factor = 2.0
+max = "10m"
+[limits]
+memory = "512M"
+cpu_time = "10m"
+open_files = 1024
+output = "256M"
+'''
+
+
+def problems(text: bytes, job_id: str = "job") -> list[tuple[str, str]]:
+    with pytest.raises(SpecInvalid) as err:
+        parse_spec(job_id, text, f"/jobs/{job_id}.toml")
+    assert all(p.file == f"/jobs/{job_id}.toml" for p in err.value.problems)
+    return [(p.field, p.message) for p in err.value.problems]
+
+
+def test_full_spec_parses_every_field():
+    spec = parse_spec("backup", FULL, "/jobs/backup.toml")
+    assert spec.argv == ["/usr/local/bin/backup", "--full"] and spec.timeout == 1800 and spec.kill_grace == 10
+    assert spec.schedule.misfire_grace == 300 and spec.schedule.timezone == "Europe/Berlin"
+    assert (spec.retry.attempts, spec.retry.backoff, spec.retry.max) == (3, 30, 600)
+    assert (spec.limits.memory, spec.limits.cpu_time, spec.limits.open_files, spec.limits.output) == (512 << 20, 600, 1024, 256 << 20)
+    assert "PGHOST" not in repr(spec)  # the environment may hold secrets
+
+
+def test_string_command_is_split_without_a_shell_and_shell_jobs_keep_it_whole():
+    assert parse_spec("a", b'command = "echo \'a b\' c"', "f").argv == ["echo", "a b", "c"]
+    assert parse_spec("a", b'command = "echo $HOME | wc"\nshell = true', "f").argv == ["/bin/sh", "-c", "echo $HOME | wc"]
+
+
+@pytest.mark.parametrize("text, field, words", [
+    (b'command = ["x"]\ncolour = "red"', "colour", "unknown key"),
+    (b'command = ["x"]\n[retry]\ncount = 2', "retry.count", "unknown key"),
+    (b'command = []', "command", "empty"),
+    (b'command = ""', "command", "empty"),
+    (b'command = 5', "command", ""),
+    (b'description = "x"', "command", "required"),
+    (b'command = ["x"]\ntimeout = "soon"', "timeout", "not a duration"),
+    (b'command = ["x"]\ntimeout = -1', "timeout", ">= 0"),
+    (b'command = ["x"]\nenabled = "yes"', "enabled", ""),
+    (b'command = ["x"]\n[retry]\nattempts = 0', "retry.attempts", "greater than or equal to 1"),
+    (b'command = ["x"]\n[retry]\nattempts = 101', "retry.attempts", "less than or equal to 100"),
+    (b'command = ["x"]\n[retry]\nbackoff = "-5s"', "retry.backoff", "not a duration"),
+    (b'command = ["x"]\n[retry]\nfactor = 0.5', "retry.factor", "greater than or equal to 1"),
+    (b'command = ["x"]\n[limits]\nmemory = "lots"', "limits.memory", "not a size"),
+    (b'command = ["x"]\n[schedule]\ncron = "61 * * * *"\ntimezone = "UTC"', "schedule.cron", "61"),
+    (b'command = ["x"]\n[schedule]\ncron = "* * *"\ntimezone = "UTC"', "schedule.cron", ""),
+    (b'command = ["x"]\n[schedule]\ncron = "0 3 * * *"\ntimezone = "Mars/Olympus"', "schedule.timezone", "Mars/Olympus"),
+    (b'command = ["x"]\n[schedule]\ncron = "0 3 * * *"', "schedule.timezone", "required"),
+    (b'command = ["x"]\nenv = { "A-B" = "1" }', "env", "not a valid environment variable name"),
+    (b'command = ["x"]\nenv = { JOBSD_RUN = "1" }', "env", "set by jobsd"),
+    (b'command = ["x"]\nid = "other"', "id", "unknown key"),
+])
+def test_bad_fields_name_field_and_reason(text, field, words):
+    found = problems(text)
+    assert any(f == field and words in m for f, m in found), found
+
+
+@pytest.mark.parametrize("text, words", [
+    (b'command = [', "not valid TOML"),
+    (b'\xff\xfecommand = ["x"]', "not UTF-8"),
+])
+def test_bad_files(text, words):
+    assert any(words in m for _, m in problems(text))
+
+
+@pytest.mark.parametrize("job_id", ["../x", "A", "a" * 70, "-x", "", "x.y", "a b"])
+def test_bad_job_ids(job_id):
+    assert any("not a valid job id" in m for _, m in problems(b'command = ["x"]', job_id))
+
+
+@pytest.mark.parametrize("value, seconds", [(5, 5), (0.5, 0.5), ("0.5s", 0.5), ("90s", 90), ("15m", 900),
+                                            ("2h", 7200), ("1d", 86400), ("30", 30)])
+def test_durations(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "5 minutes", "-1s", True, None, "1w", float("inf")])
+def test_bad_durations(value):
+    with pytest.raises(ValueError):
+        parse_duration(value)
+
+
+@pytest.mark.parametrize("value, size", [(1024, 1024), ("64K", 65536), ("512M", 512 << 20), ("2G", 2 << 30), ("1GiB", 1 << 30)])
+def test_sizes(value, size):
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize("value", ["", "1.5G", "-1", "lots", True, 1.5])
+def test_bad_sizes(value):
+    with pytest.raises(ValueError):
+        parse_size(value)
