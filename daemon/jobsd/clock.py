@@ -4,12 +4,17 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-__all__ = ["now", "monotonic", "to_epoch", "from_epoch"]
+__all__ = ["now", "now_ns", "monotonic", "to_epoch", "from_epoch"]
 
 
 def now() -> datetime:
     """Aware UTC datetime."""
     return datetime.now(timezone.utc)
+
+
+def now_ns() -> int:
+    """UTC epoch nanoseconds (output chunks' read time)."""
+    return time.time_ns()
 
 
 def monotonic() -> float:

@@ -17,10 +17,10 @@ import logging
 import os
 import shutil
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jobsd import clock
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd.output import STDERR, STDOUT, OutputWriter
 
@@ -79,7 +79,7 @@ class _Protocol(asyncio.SubprocessProtocol):
         self._open_pipes = 2
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
-        if self.writer.write(STDOUT if fd == 1 else STDERR, data, time.time_ns()):
+        if self.writer.write(STDOUT if fd == 1 else STDERR, data, clock.now_ns()):
             self.on_output()
 
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
@@ -159,11 +159,11 @@ async def kill_group(pgid: int, grace: float, exited: asyncio.Future | None) -> 
     """SIGTERM the group; SIGKILL it if anything is left after `grace` seconds."""
     _signal_group(pgid, signal.SIGTERM)
     _signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pgid):
+    deadline = clock.monotonic() + grace
+    while clock.monotonic() < deadline and _group_alive(pgid):
         if exited is not None and not exited.done():
             try:
-                await asyncio.wait_for(asyncio.shield(exited), min(0.05, max(deadline - time.monotonic(), 0)))
+                await asyncio.wait_for(asyncio.shield(exited), min(0.05, max(deadline - clock.monotonic(), 0)))
             except asyncio.TimeoutError:
                 pass
         else:

@@ -196,7 +196,7 @@ class Runner:
         now = clock.to_epoch(clock.now())
         act.row = self._record_start(act, number, now, attempt)
         if attempt is None:
-            writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now().timestamp().__int__() * 10**9)
+            writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
             result = AttemptResult(start_error=problem)
         else:
             act.attempt = attempt

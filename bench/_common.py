@@ -1,0 +1,150 @@
+"""Helpers shared by the bench/ scripts: paths, a throwaway jobsd daemon, percentiles.
+
+Nothing here asserts timings; the scripts only print what they measured.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# sys.prefix is the venv when the scripts are run as `.venv/bin/python bench/X.py`
+VENV_BIN = Path(sys.prefix) / "bin"
+
+
+def venv_tool(name: str) -> str:
+    path = VENV_BIN / name
+    if not path.exists():
+        sys.exit(f"{path} not found: run this script with the project's venv python (.venv/bin/python)")
+    return str(path)
+
+
+def repro_command(script: str, argv: list[str]) -> str:
+    """The exact command line that reproduces this run, from the repo root."""
+    py = os.path.relpath(sys.executable, REPO) if sys.executable.startswith(str(REPO)) else sys.executable
+    return f"cd {shlex.quote(str(REPO))} && {shlex.quote(py)} bench/{script} {' '.join(map(shlex.quote, argv))}".rstrip()
+
+
+def short_tmpdir(prefix: str = "jb") -> str:
+    """A short temp dir under /tmp (Unix socket paths are limited to 107 bytes)."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Linear-interpolation percentile (same as numpy's default), p in [0, 100]."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def summary(values: list[float], ps: tuple[float, ...] = (50, 90, 99)) -> str:
+    parts = [f"p{p:g}={percentile(values, p):8.2f}" for p in ps]
+    return f"n={len(values):4d}  min={min(values):8.2f}  " + "  ".join(parts) + f"  max={max(values):8.2f}"
+
+
+def write_jobs(home: str, specs: dict[str, str]) -> None:
+    """specs: job id -> TOML text. Written to HOME/jobs/<id>.toml."""
+    jobs = Path(home) / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    for job_id, text in specs.items():
+        (jobs / f"{job_id}.toml").write_text(text)
+
+
+def toml_str_list(items: list[str]) -> str:
+    """A TOML array of basic strings (JSON string escaping is valid TOML basic-string escaping)."""
+    import json
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+class Daemon:
+    """A jobsd started on HOME; stop() (call it in a finally) sends SIGTERM, then SIGKILL."""
+
+    def __init__(self, home: str, max_concurrent: int | None = None, extra: list[str] | None = None) -> None:
+        self.home = home
+        self.sock = os.path.join(home, "jobsd.sock")
+        self.log_path = os.path.join(home, "jobsd.log")
+        self.argv = [venv_tool("jobsd"), "--home", home]
+        if max_concurrent is not None:
+            self.argv += ["--max-concurrent-runs", str(max_concurrent)]
+        self.argv += extra or []
+        self.proc: subprocess.Popen | None = None
+        self.ready_seconds = float("nan")
+
+    def start(self, timeout: float = 60.0) -> "Daemon":
+        import grpc
+        from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
+
+        t0 = time.perf_counter()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+            if os.path.exists(self.sock):
+                try:
+                    with grpc.insecure_channel(f"unix:{self.sock}") as ch:
+                        g.JobsStub(ch).ListJobs(pb.ListJobsRequest(), timeout=2)
+                    self.ready_seconds = time.perf_counter() - t0
+                    return self
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.02)
+        raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def proc_status(self, *keys: str) -> dict[str, str]:
+        """Fields of /proc/<pid>/status, e.g. VmHWM (peak RSS) and VmRSS."""
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in keys:
+                    out[k] = v.strip()
+        return out
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "".join(Path(self.log_path).read_text(errors="replace").splitlines(True)[-n:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+class Deadline:
+    """A wall-clock budget so every script stays well under 3 minutes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def passed(self) -> bool:
+        return self.left() <= 0
