@@ -7,6 +7,7 @@ file, never half of one), summary.md (for people, also write-then-rename), event
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from datetime import datetime, timezone
@@ -15,6 +16,8 @@ from jobsd.store import EventRow, RunRow
 from jobsd_lib.kernel.decisions import describe_result
 
 __all__ = ["Artifacts"]
+
+log = logging.getLogger("jobsd.artifacts")
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -29,8 +32,14 @@ class Artifacts:
         return os.path.join(self.runs_dir, job_id, str(n))
 
     def create(self, run: RunRow) -> str:
+        """A new, empty folder for the run. A folder already there (a store restored from an older
+        backup numbers runs again) is moved aside to `<n>.orphan-<epoch>`, never appended to."""
         path = self.run_dir(run.job_id, run.n)
-        os.makedirs(path, mode=0o750, exist_ok=True)
+        if os.path.exists(path):
+            aside = f"{path}.orphan-{int(run.queued_at)}"
+            os.rename(path, aside)
+            log.warning("run %s: moved an existing folder aside to %s", run.ref, aside)
+        os.makedirs(path, mode=0o750)
         return path
 
     def append_event(self, run: RunRow, event: EventRow) -> None:

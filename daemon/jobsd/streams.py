@@ -39,7 +39,7 @@ def resolve_run(service: Service, job_id: str, n: int) -> RunRow:
         return service.get_run(f"{job_id}/{n}")
     run = service.store.active_run(job_id) or service.store.latest_run(job_id)
     if run is None:
-        raise RunNotFound(f"{job_id} (the job has no runs yet: start one with `jobsctl jobs run {job_id}`)")
+        raise RunNotFound(job_id, f"job {job_id!r} has no runs yet: start one with `jobsctl jobs run {job_id}`")
     return run
 
 

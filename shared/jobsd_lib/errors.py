@@ -81,8 +81,8 @@ class JobNotFound(JobsdError):
 class RunNotFound(JobsdError):
     code = ErrorCode.RUN_NOT_FOUND
 
-    def __init__(self, ref: str) -> None:
-        super().__init__(f"no run {ref!r}: `jobsctl jobs history JOB` lists a job's runs", run=ref)
+    def __init__(self, ref: str, message: str = "") -> None:
+        super().__init__(message or f"no run {ref!r}: `jobsctl jobs history JOB` lists a job's runs", run=ref)
 
 
 class InvalidSpec(JobsdError):

@@ -91,3 +91,21 @@ def test_standard_health_and_reflection(served):
     answer = next(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
     names = {s.name for s in answer.list_services_response.service}
     assert {"jobsd.v1.Jobs", "jobsd.v1.Daemon", "grpc.health.v1.Health"} <= names
+
+
+def test_an_rpc_this_version_does_not_implement_answers_unimplemented(served):
+    with pytest.raises(grpc.RpcError) as err:
+        served.daemon.CollectGarbage(pb.CollectGarbageRequest(dry_run=True))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "CollectGarbage" in err.value.details()
+
+
+def test_a_leftover_run_folder_is_moved_aside_not_appended_to(served):
+    import os
+    stale = os.path.join(served.home, "runs", "ok", "1")
+    os.makedirs(stale)
+    with open(os.path.join(stale, "attempt-1.log"), "wb") as f:
+        f.write(b"old output from a store restored from backup\n")
+    final = served.wait_finished(served.run("ok").ref)
+    assert os.path.getsize(os.path.join(final.artifacts, "attempt-1.log")) == 0
+    aside = [n for n in os.listdir(os.path.dirname(stale)) if n.startswith("1.orphan-")]
+    assert len(aside) == 1

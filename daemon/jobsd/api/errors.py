@@ -28,6 +28,10 @@ def to_status(error: JobsdError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=[detail]))
 
 
+async def _unimplemented(context, method: str) -> None:  # noqa: ANN001
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented by this jobsd version")
+
+
 def _internal(method: str) -> JobsdError:
     log.exception("internal error in %s", method)
     error = JobsdError(f"internal error in jobsd while handling {method}; the daemon log has the details")
@@ -42,6 +46,8 @@ def _wrap_unary(behavior, method: str):  # noqa: ANN001, ANN202
             return await behavior(request, context)
         except JobsdError as error:
             await context.abort_with_status(to_status(error))
+        except NotImplementedError:  # a generated servicer stub: say so, it is not a fault
+            await _unimplemented(context, method)
         except Exception:  # noqa: BLE001 - answered as `internal`, logged with traceback
             await context.abort_with_status(to_status(_internal(method)))
     return wrapper
@@ -59,6 +65,8 @@ def _wrap_stream(behavior, method: str):  # noqa: ANN001, ANN202
                 await result
         except JobsdError as error:
             await context.abort_with_status(to_status(error))
+        except NotImplementedError:
+            await _unimplemented(context, method)
         except Exception:  # noqa: BLE001
             await context.abort_with_status(to_status(_internal(method)))
     return wrapper
