@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from jobsd import clock
 from jobsd.artifacts import Artifacts
 from jobsd.executor import Attempt, Launch, resolve_program, start_attempt
 from jobsd.output import STDERR, Hub, OutputWriter
-from jobsd.store import RunRow, Store
+from jobsd.store import AttemptRow, RunRow, Store
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, Retry, after_attempt
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
 from jobsd_lib.kernel.states import RunState, WaitReason, advance
@@ -96,7 +97,8 @@ class Runner:
             if fields:
                 self.store.update_run(run.id, **fields)
             ev = self.store.add_event(now, event, run.job_id, run.n, attrs)
-        updated = self.store.get_run(run.job_id, run.n)
+        changes = {k: (RunState(v) if k == "state" else v) for k, v in fields.items()}
+        updated = dataclasses.replace(run, **changes)  # the row as committed, without a re-read
         self.after_event(updated, ev)
         return updated
 
@@ -226,7 +228,10 @@ class Runner:
                                   started_at=run.started_at or now, next_attempt_at=None, pgid=pid)
             self.store.start_attempt(run.id, number, now, pid)
             ev = self.store.add_event(now, "run.started", run.job_id, run.n, {"attempt": number, "pid": pid})
-        updated = self.store.get_run(run.job_id, run.n)
+        started = AttemptRow(number, now, None, None, None, pid, 0, 0, "", False)
+        updated = dataclasses.replace(run, state=RunState.RUNNING, wait_reason=None, attempts=number,
+                                      started_at=run.started_at or now, next_attempt_at=None, pgid=pid,
+                                      attempt_list=(*run.attempt_list, started))
         self.after_event(updated, ev)
         return updated
 
@@ -241,7 +246,11 @@ class Runner:
             ev = self.store.add_event(now, "run.attempt_finished", run.job_id, run.n, {
                 "attempt": number, "exit_code": result.exit_code, "signal": result.signal,
                 "timed_out": result.timed_out or None, "error": error or None})
-        updated = self.store.get_run(run.job_id, run.n)
+        last = dataclasses.replace(run.attempt_list[-1], finished_at=now, exit_code=result.exit_code,
+                                   signal=result.signal, output_bytes=writer.stored, dropped_bytes=writer.dropped,
+                                   error=error, timed_out=result.timed_out)
+        updated = dataclasses.replace(run, exit_code=result.exit_code, signal=result.signal, pgid=None,
+                                      attempt_list=(*run.attempt_list[:-1], last))
         self.after_event(updated, ev)
         return updated
 
