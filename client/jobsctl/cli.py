@@ -129,7 +129,11 @@ def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for
         from jobsctl.follow import follow_run
 
         final = follow_run(conn, job, run["n"], print_output=follow, from_start=True)
-        _emit(final, as_json, lambda: f"{final['run']}: {final['state']} ({render.result_text(final)})")
+        summary = f"{final['run']}: {final['state']} ({render.result_text(final)})"
+        if follow and not as_json:  # stdout carries only the job's own stdout
+            print(summary, file=sys.stderr)
+        else:
+            _emit(final, as_json, lambda: summary)
         raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
     _guard(as_json, action)
 
@@ -170,6 +174,63 @@ def _runs_table(runs: list[dict], cursor: str) -> str:
              str(r["attempts"]), render.result_text(r)] for r in runs]
     text = render.table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
     return text + (f"\nmore: --cursor {cursor}" if cursor else "")
+
+
+def _rfc3339(stamp) -> str:  # noqa: ANN001
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, timezone.utc).isoformat()
+
+
+@jobs_app.command("next")
+def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", min=1, max=1000, help="how many (1-1000)"),
+              as_json: bool = JsonOpt) -> None:
+    """The job's next scheduled fire times (UTC). A manual-only job has none."""
+    def action() -> None:
+        conn = _connect()
+        answer = conn.call(conn.jobs.NextRunTimes, _pb().NextRunTimesRequest(job=job, count=count))
+        times = [_rfc3339(t) for t in answer.times]
+        data = {"job": job, "times": times}
+        _emit(data, as_json, lambda: "\n".join(times) if times else f"{job}: no schedule (manual only)")
+    _guard(as_json, action)
+
+
+def _operator(job: str, method: str, verb: str, as_json: bool) -> None:
+    def action() -> None:
+        conn = _connect()
+        data = render.job_json(conn.call(getattr(conn.jobs, method), _pb().JobRequest(job=job)))
+
+        def human() -> str:
+            text = f"{data['id']}: {verb}; state {data['state']}"
+            if verb == "enabled" and data["state"] == "disabled":
+                text += " (still disabled: the spec says enabled = false; edit it and `jobsctl daemon reload`)"
+            return text
+        _emit(data, as_json, human)
+    _guard(as_json, action)
+
+
+@jobs_app.command("pause")
+def jobs_pause(job: str, as_json: bool = JsonOpt) -> None:
+    """Stop scheduled runs (missed windows are recorded skipped); manual runs still allowed."""
+    _operator(job, "PauseJob", "paused", as_json)
+
+
+@jobs_app.command("resume")
+def jobs_resume(job: str, as_json: bool = JsonOpt) -> None:
+    """Undo pause: scheduled runs again."""
+    _operator(job, "ResumeJob", "resumed", as_json)
+
+
+@jobs_app.command("disable")
+def jobs_disable(job: str, as_json: bool = JsonOpt) -> None:
+    """No runs at all (RunJob answers job_disabled) until enabled; kept across restarts."""
+    _operator(job, "DisableJob", "disabled", as_json)
+
+
+@jobs_app.command("enable")
+def jobs_enable(job: str, as_json: bool = JsonOpt) -> None:
+    """Undo disable. A spec with enabled = false stays disabled."""
+    _operator(job, "EnableJob", "enabled", as_json)
 
 
 @jobs_app.command("validate")
@@ -246,6 +307,25 @@ def daemon_status(as_json: bool = JsonOpt) -> None:
         conn = _connect()
         data = render.health_json(conn.call(conn.daemon.GetHealth, _pb().GetHealthRequest()))
         _emit(data, as_json, lambda: _health_text(data))
+    _guard(as_json, action)
+
+
+@daemon_app.command("reload")
+def daemon_reload(as_json: bool = JsonOpt) -> None:
+    """Re-read the jobs directory and apply the difference (like SIGHUP)."""
+    def action() -> None:
+        conn = _connect()
+        answer = conn.call(conn.daemon.Reload, _pb().ReloadRequest())
+        data = {"added": list(answer.added), "changed": list(answer.changed), "removed": list(answer.removed),
+                "errors": [{"job": e.job, "file": e.file, "field": e.field or None, "message": e.message}
+                           for e in answer.errors]}
+
+        def human() -> str:
+            lines = [f"reloaded: added {', '.join(data['added']) or 'none'}; changed {', '.join(data['changed']) or 'none'}; "
+                     f"removed {', '.join(data['removed']) or 'none'}"]
+            lines += [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in data["errors"]]
+            return "\n".join(lines)
+        _emit(data, as_json, human)
     _guard(as_json, action)
 
 

@@ -17,6 +17,7 @@ from jobsd.health import health
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
+from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
 from jobsd.service import Paths, Service
 from jobsd.store import StoreCorrupt, open_store
@@ -78,9 +79,17 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
     artifacts = Artifacts(paths.runs_dir)
     runner = Runner(store, artifacts, hub, events_changed, opts.max_concurrent_runs, dict(os.environ))
     service = Service(paths, store, runner, artifacts, hub, events_changed)
+    scheduler: CronScheduler | None = None
     try:
         service.load_specs()
         service.reconcile_interrupted()
+        # The store lock is held: only now may the scheduler open its job store. Start it paused,
+        # touch only changed jobs, then resume (PITFALLS 2).
+        scheduler = CronScheduler(paths.db_dir, asyncio.get_running_loop(), service.on_fire)
+        scheduler.start_paused()
+        service.scheduler = scheduler
+        service.sync_schedule()
+        scheduler.resume()
         prepare_socket_path(paths.socket)
         server, health_servicer = build_server(service, paths.socket,
                                                lambda: health(service, opts.max_concurrent_runs), opts.socket_group)
@@ -92,25 +101,30 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         await _until_stopped(notifier, lambda: _reload(service, notifier))
         notifier.stopping("stopping: ending active runs")
         await set_serving(health_servicer, False)
+        scheduler.pause()  # no new firings while runs are stopped; shut down after them (PITFALLS 8)
+        scheduler.accepting = False
         await runner.shutdown(grace=max([s.kill_grace for s in service.catalog.specs.values()], default=10) + 5)
+        scheduler.shutdown()
         hub.close_all()
         events_changed.close()
         await server.stop(grace=2)
         log.info("jobsd stopped")
         return 0
     finally:
+        if scheduler is not None:
+            scheduler.shutdown()
         store.close()
 
 
 def _reload(service: Service, notifier: Notifier) -> None:
     """SIGHUP: re-read the jobs directory (systemctl reload). Invalid files are reported, never fatal."""
     notifier.reloading(int(time.monotonic() * 1e6))
-    before = set(service.catalog.specs)
-    catalog = service.load_specs()
-    after = set(catalog.specs)
-    log.info("reloaded specs: %d jobs (%d invalid); added %s, removed %s", len(after), len(catalog.invalid),
-             sorted(after - before) or "none", sorted(before - after) or "none")
-    notifier.ready(f"serving {len(after)} jobs")
+    try:
+        _added, _changed, _removed, catalog = service.reload(actor="SIGHUP")
+    except Exception:  # noqa: BLE001 - a failed reload must not kill the daemon
+        log.exception("reload failed")
+        catalog = service.catalog
+    notifier.ready(f"serving {len(catalog.specs)} jobs")
 
 
 async def _until_stopped(notifier: Notifier, on_reload) -> None:  # noqa: ANN001

@@ -16,8 +16,9 @@ from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
 from jobsd.store import RunRow, Store
-from jobsd_lib.errors import JobBusy, JobDisabled, JobNotFound, InvalidArgument, InvalidSpec, RunNotFound, error_for_code
+from jobsd_lib.errors import JobsdError, JobBusy, JobDisabled, JobNotFound, InvalidArgument, InvalidSpec, RunNotFound, error_for_code
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
+from jobsd_lib.kernel.fire import CatchUp, Miss, decide_firing
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 from jobsd_lib.spec import JobSpec, SpecProblem
@@ -26,6 +27,7 @@ __all__ = ["Service", "JobView", "Paths"]
 
 log = logging.getLogger("jobsd.service")
 MAX_LIST_LIMIT = 1000
+DEFAULT_NEXT_COUNT, MAX_NEXT_COUNT = 5, 1000
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Service:
     catalog: Catalog = field(default_factory=Catalog)
     started_at: datetime = field(default_factory=clock.now)
     scheduler: object | None = None  # the cron adapter, when there is one (next_run_time, state)
+    _fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
 
     # ------------------------------------------------------------------ jobs
     def load_specs(self) -> Catalog:
@@ -70,23 +73,86 @@ class Service:
                 log.warning("invalid spec %s", problem)
         return self.catalog
 
-    def _view(self, job_id: str, operator: dict[str, str]) -> JobView:
+    def sync_schedule(self):  # noqa: ANN201
+        """Make the cron scheduler match the loaded specs (invalid specs keep their stored schedule)."""
+        if self.scheduler is None:
+            return None
+        return self.scheduler.sync(self.catalog.specs.values(), keep=self.catalog.invalid)
+
+    def reload(self, actor: str = "") -> tuple[list[str], list[str], list[str], Catalog]:
+        """Re-read the jobs directory and re-sync the scheduler. Returns (added, changed, removed, catalog):
+        job ids whose file appeared, changed (content or validity) or disappeared."""
+        def digests(catalog: Catalog) -> dict[str, str]:
+            return {**{j: "invalid:" + repr(p) for j, p in catalog.invalid.items()},
+                    **{j: s.digest for j, s in catalog.specs.items()}}
+
+        before = digests(self.catalog)
+        catalog = self.load_specs()
+        after = digests(catalog)
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        changed = sorted(j for j in set(after) & set(before) if after[j] != before[j])
+        self.sync_schedule()
+        now = clock.to_epoch(clock.now())
+        with self.store.write():
+            self.store.add_event(now, "daemon.reloaded", "", None,
+                                 {"actor": actor or None, "added": ",".join(added) or None,
+                                  "changed": ",".join(changed) or None, "removed": ",".join(removed) or None,
+                                  "invalid": len(catalog.invalid)})
+        self.events_changed.bump()
+        log.info("reloaded specs: %d jobs (%d invalid); added %s, changed %s, removed %s", len(catalog.specs),
+                 len(catalog.invalid), added or "none", changed or "none", removed or "none")
+        return added, changed, removed, catalog
+
+    def _view(self, job_id: str, operator: dict[str, str], next_runs: dict[str, datetime] | None = None) -> JobView:
         spec = self.catalog.specs.get(job_id)
         problems = tuple(self.catalog.invalid.get(job_id, ()))
         state = job_state(spec is not None, spec.enabled if spec else True, operator.get(job_id))
-        next_run = self.scheduler.next_run_at(job_id) if self.scheduler and spec and state is JobState.ACTIVE else None
+        next_run = None
+        if self.scheduler and spec and spec.schedule and state is JobState.ACTIVE:
+            next_run = next_runs.get(job_id) if next_runs is not None else self.scheduler.next_run_at(job_id)
         return JobView(job_id, state, spec, problems, self.store.latest_run(job_id),
                        self.store.consecutive_failures(job_id), next_run)
 
     def list_jobs(self) -> list[JobView]:
         operator = self.store.operator_states()
-        return [self._view(job_id, operator) for job_id in self.catalog.ids()]
+        next_runs = self.scheduler.all_next_run_times() if self.scheduler else {}  # one query, not one a job
+        return [self._view(job_id, operator, next_runs) for job_id in self.catalog.ids()]
 
     def get_job(self, job_id: str) -> JobView:
         require_job_id(job_id)
         if job_id not in self.catalog.specs and job_id not in self.catalog.invalid:
             raise JobNotFound(job_id)
         return self._view(job_id, self.store.operator_states())
+
+    # ------------------------------------------------------------------ operator state
+    def pause_job(self, job_id: str, actor: str = "") -> JobView:
+        """No scheduled runs (cron windows are recorded `skipped`, reason paused); manual runs still allowed."""
+        return self._set_operator_state(job_id, JobState.PAUSED, "job.paused", actor)
+
+    def resume_job(self, job_id: str, actor: str = "") -> JobView:
+        """Back to active (also clears an operator disable)."""
+        return self._set_operator_state(job_id, JobState.ACTIVE, "job.resumed", actor)
+
+    def disable_job(self, job_id: str, actor: str = "") -> JobView:
+        """No runs at all: RunJob answers job_disabled, cron windows are recorded `skipped`."""
+        return self._set_operator_state(job_id, JobState.DISABLED, "job.disabled", actor)
+
+    def enable_job(self, job_id: str, actor: str = "") -> JobView:
+        """Clear the operator's disable (or pause). A spec with `enabled = false` stays disabled: the
+        returned view's state says so; edit the file and reload to enable it."""
+        return self._set_operator_state(job_id, JobState.ACTIVE, "job.enabled", actor)
+
+    def _set_operator_state(self, job_id: str, state: JobState, event_type: str, actor: str) -> JobView:
+        self.get_job(job_id)  # validates the id; job_not_found
+        now = clock.to_epoch(clock.now())
+        with self.store.write():
+            self.store.set_operator_state(job_id, state.value, now, actor)
+            self.store.add_event(now, event_type, job_id, None, {"actor": actor or None, "state": state.value})
+        self.events_changed.bump()
+        view = self.get_job(job_id)
+        log.info("%s %s by %s (now %s)", event_type, job_id, actor or "unknown", view.state.value)
+        return view
 
     # ------------------------------------------------------------------ runs
     def run_job(self, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
@@ -115,6 +181,74 @@ class Service:
         self.artifacts.write_receipt(run, spec.file if spec else "")
         if state is RunState.QUEUED:
             self.runner.start(run, spec, run_dir)
+        return run
+
+    # ------------------------------------------------------------------ cron
+    def next_run_times(self, job_id: str, count: int = 0) -> list[datetime]:
+        """The next `count` (0: DEFAULT_NEXT_COUNT; at most MAX_NEXT_COUNT, else invalid_argument) fire
+        times of the job's schedule after now, as aware UTC datetimes.
+
+        A job without a schedule (manual only) answers an empty list, not an error. The times are
+        the schedule's, whatever the job's state: a paused or disabled job shows when it would fire
+        (its `state` says it will not). An invalid spec answers job_invalid_spec.
+        """
+        view = self.get_job(job_id)
+        if count < 0 or count > MAX_NEXT_COUNT:
+            raise InvalidArgument(f"count must be between 1 and {MAX_NEXT_COUNT} (0 means {DEFAULT_NEXT_COUNT})")
+        if view.spec is None:
+            raise error_for_code("job_invalid_spec", f"job {job_id!r} has an invalid spec: `jobsctl jobs show "
+                                 f"{job_id}` says why", {"job": job_id})
+        if view.spec.schedule is None:
+            return []
+        from jobsd.triggers import build_trigger, next_fire_times
+
+        schedule = view.spec.schedule
+        return next_fire_times(build_trigger(schedule.expr, schedule.timezone), clock.now(),
+                               count or DEFAULT_NEXT_COUNT)
+
+    def on_fire(self, job_id: str, run_times: list[datetime]) -> None:
+        """APScheduler found windows of `job_id` due: run or record each as the kernel decides.
+
+        Runs go through run_job (trigger cron, scheduled_at = the window), which records
+        skipped runs itself (overlap, paused, disabled); late or coalesced windows become
+        `missed` records. With catch_up, the job's first firing after start-up runs its latest
+        window missed while jobsd was down (trigger catch_up) when no window is on time.
+        """
+        spec = self.catalog.specs.get(job_id)
+        if spec is None or spec.schedule is None:
+            log.warning("cron firing of %s ignored: no valid scheduled spec", job_id)
+            return
+        first = job_id not in self._fired
+        self._fired.add(job_id)
+        decision = decide_firing(run_times, clock.now(), spec.schedule.misfire_grace, spec.schedule.coalesce,
+                                 catch_up=spec.schedule.catch_up and first)
+        if decision.missed_unrecorded:
+            log.warning("job %s: %d older missed windows not recorded one by one", job_id, decision.missed_unrecorded)
+        for action in decision.actions:
+            try:
+                if isinstance(action, Miss):
+                    self.record_missed(job_id, action.window, action.reason)
+                elif isinstance(action, CatchUp):
+                    self.run_job(job_id, Trigger.CATCH_UP, scheduled_at=action.window, actor="scheduler")
+                else:
+                    self.run_job(job_id, Trigger.CRON, scheduled_at=action.window, actor="scheduler")
+            except JobsdError as exc:
+                log.warning("cron window %s of %s: %s", action.window.isoformat(), job_id, exc)
+
+    def record_missed(self, job_id: str, window: datetime, reason: str) -> RunRow:
+        """A cron window that was not run: a `missed` run, terminal at birth, with its event."""
+        spec = self.catalog.specs.get(job_id)
+        now = clock.to_epoch(clock.now())
+        with self.store.write():
+            run = self.store.create_missed_run(job_id, now, clock.to_epoch(window), reason,
+                                               spec.digest if spec else "")
+            ev = self.store.add_event(now, "run.missed", job_id, run.n,
+                                      {"trigger": Trigger.CRON.value, "actor": "scheduler", "reason": reason,
+                                       "scheduled_at": window.isoformat()})
+        self.artifacts.create(run)
+        self.runner.after_event(run, ev)
+        self.artifacts.write_receipt(run, spec.file if spec else "")
+        log.warning("run %s missed: %s", run.ref, reason)
         return run
 
     def get_run(self, ref: str) -> RunRow:

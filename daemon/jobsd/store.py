@@ -210,6 +210,12 @@ class Store:
             q=now, f=now if finished else None, d=spec_digest).scalar_one()
         return self.get_run(job_id, n)  # type: ignore[return-value]
 
+    def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
+                          spec_digest: str = "") -> RunRow:
+        """A `missed` cron window (terminal at birth, trigger cron) in the caller's transaction."""
+        return self.create_run(job_id=job_id, state=RunState.MISSED, trigger="cron", now=now, reason=reason,
+                               scheduled_at=scheduled_at, spec_digest=spec_digest, finished=True)
+
     def update_run(self, run_id: int, **fields: object) -> None:
         """Set columns of one run in the caller's transaction (state given as RunState)."""
         if "state" in fields and isinstance(fields["state"], RunState):

@@ -57,6 +57,22 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def RunJob(self, request, context):  # noqa: ANN001, N802
         return self._run(self.s.run_job(request.job, Trigger.MANUAL, actor=actor_of(context)))
 
+    async def PauseJob(self, request, context):  # noqa: ANN001, N802
+        return self._job(self.s.pause_job(request.job, actor=actor_of(context)))
+
+    async def ResumeJob(self, request, context):  # noqa: ANN001, N802
+        return self._job(self.s.resume_job(request.job, actor=actor_of(context)))
+
+    async def DisableJob(self, request, context):  # noqa: ANN001, N802
+        return self._job(self.s.disable_job(request.job, actor=actor_of(context)))
+
+    async def EnableJob(self, request, context):  # noqa: ANN001, N802
+        return self._job(self.s.enable_job(request.job, actor=actor_of(context)))
+
+    async def NextRunTimes(self, request, context):  # noqa: ANN001, N802
+        times = self.s.next_run_times(request.job, request.count)
+        return pb.NextRunTimesResponse(job=request.job, times=[ts(t) for t in times])
+
     async def GetRun(self, request, context):  # noqa: ANN001, N802
         return self._run(self.s.get_run(request.run))
 
@@ -97,6 +113,10 @@ class DaemonServicer(pb_grpc.DaemonServicer):
 
     async def GetHealth(self, request, context):  # noqa: ANN001, N802
         return self.health()
+
+    async def Reload(self, request, context):  # noqa: ANN001, N802
+        added, changed, removed, catalog = self.s.reload(actor=actor_of(context))
+        return pb.ReloadResponse(added=added, changed=changed, removed=removed, errors=spec_errors_pb(catalog))
 
 
 def spec_errors_pb(catalog) -> list[pb.SpecError]:  # noqa: ANN001

@@ -1,0 +1,188 @@
+"""Cron scheduling with a real daemon: firings, overlap, pause/resume, disable, reload, missed windows,
+next run times (DESIGN 3-6). Every wait is a condition with a deadline."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import grpc
+import pytest
+
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from tests.conftest import error_code, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+EVERY_SECOND = '[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n'
+
+
+def runs(daemon, job: str) -> list[pb.Run]:  # noqa: ANN001
+    return list(daemon.jobs.ListRuns(pb.ListRunsRequest(job=job, limit=1000), timeout=10).runs)
+
+
+def cron_runs(daemon, job: str, *states: int) -> list[pb.Run]:  # noqa: ANN001
+    return [r for r in runs(daemon, job) if r.trigger == pb.TRIGGER_CRON and (not states or r.state in states)]
+
+
+def stamp(run: pb.Run) -> float:
+    return run.scheduled_at.seconds + run.scheduled_at.nanos / 1e9
+
+
+def test_every_second_schedule_fires_cron_runs_on_whole_seconds(daemon):
+    daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.start()
+    done = wait_for(lambda: len(r := cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED)) >= 2 and r, 10,
+                    "two succeeded cron runs")
+    for run in done:
+        assert run.HasField("scheduled_at") and run.scheduled_at.nanos == 0
+    assert len({stamp(r) for r in done}) == len(done)  # one run a window
+    health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
+    assert health.scheduler_state == "running" and health.HasField("last_tick")
+    job = daemon.jobs.GetJob(pb.GetJobRequest(job="tick"), timeout=10)
+    assert job.HasField("next_run_at") and job.next_run_at.nanos == 0
+
+
+def test_every_second_schedule_of_a_three_second_job_records_overlap_skips(daemon):
+    daemon.write_job("slow", 'command = ["sleep", "3"]\n' + EVERY_SECOND)
+    daemon.start()
+    skipped = wait_for(lambda: cron_runs(daemon, "slow", pb.RUN_STATE_SKIPPED), 10, "a skipped cron run")
+    assert skipped[0].reason == "overlap" and skipped[0].HasField("scheduled_at")
+    active = [r for r in cron_runs(daemon, "slow") if r.state in (pb.RUN_STATE_QUEUED, pb.RUN_STATE_RUNNING)]
+    assert len(active) <= 1
+
+
+def test_pause_stops_cron_runs_manual_still_works_resume_restarts(daemon):
+    daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.start()
+    wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run")
+    paused = daemon.jobs.PauseJob(pb.JobRequest(job="tick"), timeout=10)
+    assert paused.state == pb.JOB_STATE_PAUSED and not paused.HasField("next_run_at")
+    paused_at = time.time()
+    skip = wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED) if r.reason == "paused"],
+                    10, "a cron window skipped because paused")
+    assert skip
+    started = [r for r in cron_runs(daemon, "tick") if r.state != pb.RUN_STATE_SKIPPED and stamp(r) > paused_at + 0.5]
+    assert started == []
+    manual = daemon.run("tick")
+    assert daemon.wait_finished(manual.ref).state == pb.RUN_STATE_SUCCEEDED
+    resumed = daemon.jobs.ResumeJob(pb.JobRequest(job="tick"), timeout=10)
+    assert resumed.state == pb.JOB_STATE_ACTIVE
+    resumed_at = time.time()
+    wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED) if stamp(r) >= resumed_at - 1],
+             10, "a cron run after resume")
+
+
+def test_disable_survives_a_restart_and_blocks_cron_and_manual_runs(daemon):
+    daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.start()
+    assert daemon.jobs.DisableJob(pb.JobRequest(job="tick"), timeout=10).state == pb.JOB_STATE_DISABLED
+    assert daemon.stop() == 0
+    daemon.start()
+    job = daemon.jobs.GetJob(pb.GetJobRequest(job="tick"), timeout=10)
+    assert job.state == pb.JOB_STATE_DISABLED and not job.HasField("next_run_at")
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.run("tick")
+    assert error_code(err.value) == "job_disabled"
+    wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED) if r.reason == "disabled"],
+             10, "a cron window skipped because disabled")
+    assert daemon.jobs.EnableJob(pb.JobRequest(job="tick"), timeout=10).state == pb.JOB_STATE_ACTIVE
+
+
+def _stored_schedule_ids(daemon) -> set[str]:  # noqa: ANN001
+    with sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3")) as db:
+        return {row[0] for row in db.execute("SELECT id FROM apscheduler_jobs")}
+
+
+def test_reload_rpc_adds_and_removes_a_scheduled_job(daemon):
+    daemon.write_job("manual", 'command = ["true"]\n')
+    daemon.start()
+    path = daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    answer = daemon.daemon.Reload(pb.ReloadRequest(), timeout=10)
+    assert list(answer.added) == ["tick"] and not answer.removed and not answer.errors
+    wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run of the added job")
+    assert "tick" in _stored_schedule_ids(daemon)
+    os.remove(path)
+    daemon.write_job("broken", 'command = ["x"]\ncolour = 1\n')
+    answer = daemon.daemon.Reload(pb.ReloadRequest(), timeout=10)
+    assert list(answer.removed) == ["tick"] and list(answer.added) == ["broken"]
+    assert [e.field for e in answer.errors] == ["colour"]
+    assert "tick" not in _stored_schedule_ids(daemon)
+    ctl = daemon.ctl("daemon", "reload", "--json")
+    assert ctl.returncode == 0 and b'"added": []' in ctl.stdout
+    human = daemon.ctl("daemon", "reload")
+    assert human.returncode == 0 and b"reloaded: added none" in human.stdout and b"colour" in human.stdout
+
+
+def test_sighup_reloads_the_schedule(daemon):
+    daemon.start()
+    daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run after SIGHUP")
+
+
+def test_windows_missed_while_down_are_recorded_missed_after_restart(daemon):
+    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n'
+                     'misfire_grace = "0.5s"\ncoalesce = false\n')
+    daemon.start()
+    wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run")
+    assert daemon.stop() == 0
+    down = time.time()
+    wait_for(lambda: time.time() > down + 3, 5, "three seconds of downtime")  # windows must pass while down
+    daemon.start()
+    missed = wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_MISSED), 10, "missed records")
+    assert all(r.reason.startswith("missed: ") and r.scheduled_at.nanos == 0 for r in missed)
+    assert any(down <= stamp(r) for r in missed)
+
+
+def test_catch_up_runs_a_window_missed_while_down_once(daemon):
+    window = datetime.fromtimestamp(int(time.time()) + 6, timezone.utc)  # one window, ~6 s ahead
+    cron = f"{window.second} {window.minute} {window.hour} {window.day} {window.month} *"
+    daemon.write_job("once", f'command = ["true"]\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n'
+                     'misfire_grace = "0.5s"\ncatch_up = true\n')
+    daemon.start()
+    job = daemon.jobs.GetJob(pb.GetJobRequest(job="once"), timeout=10)
+    assert job.next_run_at.seconds == int(window.timestamp())
+    assert daemon.stop() == 0
+    assert time.time() < window.timestamp(), "the daemon took too long to stop; the window was not missed"
+    wait_for(lambda: time.time() > window.timestamp() + 1.5, 10, "the window to pass while jobsd is down")
+    daemon.start()
+    caught = wait_for(lambda: runs(daemon, "once"), 10, "the catch-up run")
+    assert len(caught) == 1 and caught[0].trigger == pb.TRIGGER_CATCH_UP
+    assert stamp(caught[0]) == window.timestamp()
+    assert daemon.wait_finished(caught[0].ref).state == pb.RUN_STATE_SUCCEEDED
+
+
+def test_next_run_times_weekdays_at_nine_in_berlin(daemon):
+    daemon.write_job("report", 'command = ["true"]\n[schedule]\ncron = "0 9 * * 1-5"\ntimezone = "Europe/Berlin"\n')
+    daemon.write_job("manual", 'command = ["true"]\n')
+    daemon.start()
+    answer = daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="report", count=10), timeout=10)
+    times = [datetime.fromtimestamp(t.seconds, timezone.utc) for t in answer.times]
+    assert len(times) == 10 and times == sorted(times)
+    local = [t.astimezone(ZoneInfo("Europe/Berlin")) for t in times]
+    assert all(t.weekday() < 5 and (t.hour, t.minute, t.second) == (9, 0, 0) for t in local)
+    default = daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="report"), timeout=10)
+    assert len(default.times) == 5
+    assert list(daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="manual"), timeout=10).times) == []
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="report", count=1001), timeout=10)
+    assert error_code(err.value) == "invalid_argument"
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="nope"), timeout=10)
+    assert error_code(err.value) == "job_not_found"
+    import json
+
+    ctl = daemon.ctl("jobs", "next", "report", "--count", "3", "--json")
+    assert ctl.returncode == 0, ctl.stderr
+    data = json.loads(ctl.stdout)
+    assert data["job"] == "report" and len(data["times"]) == 3
+    assert all(t.endswith("+00:00") for t in data["times"])
+    assert datetime.fromisoformat(data["times"][0]) == times[0]
+    human = daemon.ctl("jobs", "next", "manual")
+    assert human.returncode == 0 and b"no schedule" in human.stdout
+    too_many = daemon.ctl("jobs", "next", "report", "--count", "5000")
+    assert too_many.returncode == 2  # usage error, caught by the client
