@@ -16,7 +16,7 @@ from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
 from jobsd.store import RunRow, Store
-from jobsd_lib.errors import JobsdError, JobBusy, JobDisabled, JobNotFound, InvalidArgument, InvalidSpec, RunNotFound, error_for_code
+from jobsd_lib.errors import JobsdError, JobNotFound, InvalidArgument, RunNotFound, error_for_code
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
 from jobsd_lib.kernel.fire import CatchUp, Miss, decide_firing
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
