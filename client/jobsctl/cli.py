@@ -25,6 +25,7 @@ app.add_typer(daemon_app, name="daemon")
 JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
 _state: dict[str, Optional[str]] = {"socket": None}
 RUN_EXIT = {"succeeded": EXIT_OK, "skipped": EXIT_NOT_STARTED, "missed": EXIT_NOT_STARTED}
+LONG_TIMEOUT = 3600.0  # seconds: cancel waits out kill_grace, gc removes files; the daemon bounds both
 
 
 @app.callback()
@@ -155,14 +156,27 @@ def jobs_tail(job: str, run: int = typer.Option(0, "--run", help="run number (de
     _guard(False, action)
 
 
+RUN_STATES = ("queued", "running", "retrying", "succeeded", "failed", "timed_out", "cancelled", "interrupted",
+              "skipped", "missed")
+
+
 @jobs_app.command("history")
 def jobs_history(job: str, limit: int = typer.Option(20, "--limit", min=1, max=1000),
                  cursor: str = typer.Option("", "--cursor", help="next_cursor of a previous page"),
+                 state: list[str] = typer.Option([], "--state", help="only runs in this state (repeatable): "
+                                                 + ", ".join(RUN_STATES)),
                  as_json: bool = JsonOpt) -> None:
     """A job's runs, newest first."""
+    for name in state:
+        if name not in RUN_STATES:
+            raise typer.BadParameter(f"{name!r} is not a run state; one of: {', '.join(RUN_STATES)}",
+                                     param_hint="--state")
+
     def action() -> None:
         conn = _connect()
-        answer = conn.call(conn.jobs.ListRuns, _pb().ListRunsRequest(job=job, limit=limit, cursor=cursor))
+        states = [_pb().RunState.Value(f"RUN_STATE_{name.upper()}") for name in state]
+        answer = conn.call(conn.jobs.ListRuns, _pb().ListRunsRequest(job=job, limit=limit, cursor=cursor,
+                                                                     states=states))
         runs = [render.run_json(r) for r in answer.runs]
         data = {"runs": runs, "next_cursor": answer.next_cursor or None}
         _emit(data, as_json, lambda: _runs_table(runs, answer.next_cursor))
@@ -273,6 +287,60 @@ def _run_text(r: dict) -> str:
         lines.append(f"attempt {a['number']}:       exit {a['exit_code']} signal {a['signal']} pid {a['pid']} "
                      f"output {a['output_bytes']}B dropped {a['dropped_bytes']}B{' ' + a['error'] if a['error'] else ''}")
     return "\n".join(lines)
+
+
+@runs_app.command("cancel")
+def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
+    """Cancel a queued, running or retrying run (JOB/N): SIGTERM to its process group, SIGKILL after
+    kill_grace; no retry follows. Waits for the run to end."""
+    def action() -> None:
+        conn = _connect()
+        data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
+
+        def human() -> str:
+            if data["state"] == "cancelled":
+                return f"cancelled {data['run']}"
+            return f"cancel of {data['run']} requested; it is still {data['state']} (see `jobsctl runs show {data['run']}`)"
+        _emit(data, as_json, human)
+    _guard(as_json, action)
+
+
+@app.command("gc")
+def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0,
+                                               help="keep each job's N newest finished runs"),
+       older_than: Optional[str] = typer.Option(None, "--older-than",
+                                                help="keep runs that finished less than this long ago (90m, 12h, 30d)"),
+       job: str = typer.Option("", "--job", help="only this job's runs"),
+       dry_run: bool = typer.Option(False, "--dry-run", help="show what would be removed; change nothing"),
+       as_json: bool = JsonOpt) -> None:
+    """Remove finished runs (records and artifact folders) that no rule keeps. Active runs are never touched."""
+    from jobsd_lib.units import parse_duration
+
+    seconds = None
+    if older_than is not None:
+        try:
+            seconds = parse_duration(older_than)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+
+    def action() -> None:
+        conn = _connect()
+        request = _pb().CollectGarbageRequest(job=job, dry_run=dry_run, keep_last=keep_last,
+                                              older_than_seconds=seconds)
+        answer = conn.call(conn.daemon.CollectGarbage, request, timeout=LONG_TIMEOUT)
+        data = {"removed": list(answer.removed), "removed_count": answer.removed_count,
+                "bytes_freed": answer.bytes_freed, "dry_run": answer.dry_run}
+
+        def human() -> str:
+            verb = "would remove" if data["dry_run"] else "removed"
+            lines = [f"{verb} {ref}" for ref in data["removed"]]
+            if data["removed_count"] > len(data["removed"]):
+                lines.append(f"... and {data['removed_count'] - len(data['removed'])} more")
+            freed = "would free" if data["dry_run"] else "freed"
+            lines.append(f"{verb} {data['removed_count']} runs; {freed} {render.size(data['bytes_freed'])}")
+            return "\n".join(lines)
+        _emit(data, as_json, human)
+    _guard(as_json, action)
 
 
 @app.command("events")

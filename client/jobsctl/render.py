@@ -96,6 +96,16 @@ def result_text(run: dict | None) -> str:
     return (state or "-").replace("_", " ")
 
 
+def size(count: int) -> str:
+    """Bytes for people: 512 B, 3.4 KiB, 12.0 MiB."""
+    if count < 1024:
+        return f"{count} B"
+    value, units = count / 1024, ["KiB", "MiB", "GiB", "TiB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
 def when(iso: str | None) -> str:
     """A compact local-free UTC time for tables: 2026-11-23 09:27:57Z."""
     return "-" if not iso else iso[:19].replace("T", " ") + "Z"

@@ -67,14 +67,26 @@ class Artifacts:
             os.fsync(f.fileno())
         os.replace(tmp, os.path.join(folder, name))
 
-    def size(self, job_id: str, n: int) -> int:
+    def sweep(self, runs: list[tuple[str, int]], remove: bool) -> int:
+        """Bytes in the folders of `runs` ((job id, n) pairs; missing folders count 0); with remove,
+        delete the folders too. Blocking file-system work: call it off the event loop."""
         total = 0
-        for root, _dirs, files in os.walk(self.run_dir(job_id, n)):
-            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+        for job_id, n in runs:
+            folder = self.run_dir(job_id, n)
+            for root, _dirs, files in os.walk(folder):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(root, name)).st_size
+                    except OSError:
+                        pass
+            if remove:
+                try:
+                    shutil.rmtree(folder)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.error("gc: cannot remove %s: %s", folder, exc)
         return total
-
-    def remove(self, job_id: str, n: int) -> None:
-        shutil.rmtree(self.run_dir(job_id, n), ignore_errors=True)
 
 
 def receipt(run: RunRow, spec_file: str, extra: dict[str, object] | None = None) -> dict[str, object]:

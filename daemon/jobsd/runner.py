@@ -67,6 +67,7 @@ class ActiveRun:
     spec: JobSpec
     run_dir: str
     stop_reason: str = ""          # "", "cancelled" or "interrupted"
+    stopped_by: str = ""           # who cancelled it (the audit label of the caller)
     attempt: Attempt | None = None
     task: asyncio.Task | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -120,9 +121,11 @@ class Runner:
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
         return act
 
-    def stop(self, act: ActiveRun, reason: str) -> None:
+    def stop(self, act: ActiveRun, reason: str, actor: str = "") -> None:
+        """End the run early: a queued or retrying run stops waiting, a running attempt's group is stopped
+        (SIGTERM, SIGKILL after kill_grace). The first reason wins. Returns at once; `act.task` ends later."""
         if not act.stop_reason:
-            act.stop_reason = reason
+            act.stop_reason, act.stopped_by = reason, actor
         act.stop_requested.set()
         if act.attempt is not None:
             act.attempt.stop(reason)
@@ -259,7 +262,8 @@ class Runner:
         if run.state not in (RunState.QUEUED, RunState.RUNNING, RunState.RETRYING):
             return
         if not reason:
-            reason = {"cancelled": "cancelled by an operator", "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
+            reason = {"cancelled": f"cancelled by {act.stopped_by or 'an operator'}",
+                      "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
             if result is not None and result.start_error:
                 reason = result.start_error
         act.row = self.transition(run, state, "run.finished",

@@ -5,6 +5,7 @@ into gRPC statuses.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from dataclasses import dataclass, field
@@ -16,18 +17,22 @@ from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
 from jobsd.store import RunRow, Store
-from jobsd_lib.errors import JobsdError, JobNotFound, InvalidArgument, RunNotFound, error_for_code
+from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, JobsdError, RunNotActive, RunNotFound,
+                              error_for_code)
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
 from jobsd_lib.kernel.fire import CatchUp, Miss, decide_firing
+from jobsd_lib.kernel.retention import retention_policy
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 from jobsd_lib.spec import JobSpec, SpecProblem
 
-__all__ = ["Service", "JobView", "Paths"]
+__all__ = ["Service", "JobView", "Paths", "GcResult"]
 
 log = logging.getLogger("jobsd.service")
 MAX_LIST_LIMIT = 1000
 DEFAULT_NEXT_COUNT, MAX_NEXT_COUNT = 5, 1000
+CANCEL_SLACK = 5.0        # seconds CancelRun waits beyond the job's kill_grace for the run to end
+GC_LISTED, GC_BATCH = 10_000, 2_000  # refs named in a gc answer; runs deleted per transaction
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,14 @@ class JobView:
     next_run_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class GcResult:
+    removed: list[str]    # run refs, at most GC_LISTED of them
+    removed_count: int
+    bytes_freed: int
+    dry_run: bool
+
+
 @dataclass
 class Service:
     paths: Paths
@@ -64,6 +77,7 @@ class Service:
     started_at: datetime = field(default_factory=clock.now)
     scheduler: object | None = None  # the cron adapter, when there is one (next_run_time, state)
     _fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
+    _gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
 
     # ------------------------------------------------------------------ jobs
     def load_specs(self) -> Catalog:
@@ -257,6 +271,63 @@ class Service:
         if run is None:
             raise RunNotFound(ref)
         return run
+
+    async def cancel_run(self, ref: str, actor: str = "") -> RunRow:
+        """Cancel a queued, running or retrying run and wait (up to kill_grace + CANCEL_SLACK) for its end.
+
+        A queued or retrying run stops waiting at once; a running attempt's process group gets
+        SIGTERM, then SIGKILL after kill_grace. The run ends `cancelled` (no retry follows) with
+        reason "cancelled by <actor>". A finished run answers run_not_active.
+        """
+        run = self.get_run(ref)
+        if not run.active:
+            raise RunNotActive(f"run {run.ref} already ended ({run.state.value}); only queued, running or retrying "
+                               "runs can be cancelled", run=run.ref, state=run.state.value)
+        act = self.runner.active.get(run.ref)
+        if act is None:  # recorded active but not carried out: only a bug gets here
+            raise InternalError(f"run {run.ref} is recorded {run.state.value} but jobsd is not carrying it out; "
+                                "restart jobsd to reconcile it")
+        log.info("run %s: cancel requested by %s while %s", run.ref, actor or "unknown", run.state.value)
+        self.runner.stop(act, "cancelled", actor)
+        if act.task is not None:
+            await asyncio.wait({act.task}, timeout=act.spec.kill_grace + CANCEL_SLACK)
+        return self.get_run(run.ref)
+
+    async def collect_garbage(self, keep_last: int | None, older_than: float | None, job_id: str = "",
+                              dry_run: bool = False, actor: str = "") -> GcResult:
+        """Remove finished runs' records and artifact folders by retention rules (kernel.retention).
+
+        Active runs are never candidates. Records go first, in transactions of GC_BATCH runs with
+        the loop free in between; folders are then removed off the loop. Events stay (the audit
+        log); run numbers are never reused. With dry_run nothing changes.
+        """
+        if job_id:
+            require_job_id(job_id)
+        policy = retention_policy(keep_last, older_than, clock.to_epoch(clock.now()))
+        if job_id and job_id not in self.catalog.specs and job_id not in self.catalog.invalid \
+                and self.store.latest_run(job_id) is None:
+            raise JobNotFound(job_id)
+        async with self._gc_lock:
+            doomed = self.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
+            refs = [f"{j}/{n}" for _id, j, n in doomed]
+            keys = [(j, n) for _id, j, n in doomed]
+            if dry_run:
+                freed = await asyncio.to_thread(self.artifacts.sweep, keys, False)
+                return GcResult(refs[:GC_LISTED], len(refs), freed, True)
+            ids = [run_id for run_id, _j, _n in doomed]
+            for start in range(0, len(ids), GC_BATCH):
+                with self.store.write():
+                    self.store.delete_runs(ids[start:start + GC_BATCH])
+                await asyncio.sleep(0)  # let RPCs and runs through between batches
+            freed = await asyncio.to_thread(self.artifacts.sweep, keys, True)
+            now = clock.to_epoch(clock.now())
+            with self.store.write():
+                self.store.add_event(now, "daemon.gc", job_id, None, {
+                    "actor": actor or None, "removed": len(refs), "bytes_freed": freed,
+                    "keep_last": keep_last, "older_than": older_than})
+            self.events_changed.bump()
+            log.info("gc by %s removed %d runs, %d bytes", actor or "unknown", len(refs), freed)
+            return GcResult(refs[:GC_LISTED], len(refs), freed, False)
 
     def list_runs(self, job_id: str, limit: int, cursor: str, states: list[str]) -> tuple[list[RunRow], str]:
         if job_id:

@@ -9,6 +9,7 @@ survives a power cut too, at about 0.4 ms a commit). Times are UTC epoch seconds
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -254,15 +255,19 @@ class Store:
         if job_id:
             clauses.append("job_id = :j")
             params["j"] = job_id
+        by_number = bool(job_id) and not states  # walk the (job_id, n) index: deep pages stay fast
         if before_id is not None:
-            clauses.append("id < :b")
             params["b"] = before_id
+            # n grows with id within a job; a cursor run removed by gc falls back to a scan for its place
+            clauses.append("n < coalesce((SELECT n FROM runs WHERE id = :b AND job_id = :j), "
+                           "(SELECT coalesce(max(n), 0) + 1 FROM runs WHERE job_id = :j AND id < :b))"
+                           if by_number else "id < :b")
         if states:
             names = [f":s{i}" for i in range(len(states))]
             clauses.append(f"state IN ({', '.join(names)})")
             params.update({f"s{i}": s for i, s in enumerate(states)})
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = "ORDER BY job_id DESC, n DESC" if job_id and not states else "ORDER BY id DESC"
+        order = "ORDER BY job_id DESC, n DESC" if by_number else "ORDER BY id DESC"
         rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs {where} {order} LIMIT :l", **params)
         return [self._with_attempts(r) for r in rows]
 
@@ -284,9 +289,27 @@ class Store:
         values[3] = RunState(values[3])
         return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9])) for a in attempts))
 
-    def delete_runs(self, run_ids: Sequence[int]) -> None:
-        for run_id in run_ids:
-            self._q("DELETE FROM runs WHERE id = :r AND state NOT IN " + _ACTIVE_SQL, r=run_id)
+    def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
+        """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):
+        ranked newest first within each job, rank > keep_last and finished before `cutoff`."""
+        where = f"state NOT IN {_ACTIVE_SQL}" + (" AND job_id = :j" if job_id else "")
+        age = " AND finished < :c" if math.isfinite(cutoff) else ""
+        rows = self._q(
+            "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
+            f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
+            f"WHERE rank > :k{age} ORDER BY job_id, n", j=job_id, k=keep_last, c=cutoff)
+        return [tuple(r) for r in rows]
+
+    def delete_runs(self, run_ids: Sequence[int]) -> int:
+        """Delete finished runs (and their attempts) in the caller's transaction; active ones are never
+        touched. Returns how many rows went. Events stay: they are the audit log."""
+        deleted = 0
+        for start in range(0, len(run_ids), 500):
+            batch = run_ids[start:start + 500]
+            marks = ", ".join(f":r{i}" for i in range(len(batch)))
+            deleted += self._q(f"DELETE FROM runs WHERE id IN ({marks}) AND state NOT IN {_ACTIVE_SQL}",
+                               **{f"r{i}": run_id for i, run_id in enumerate(batch)}).rowcount
+        return deleted
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:

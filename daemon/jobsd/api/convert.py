@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from jobsd.store import EventRow, RunRow
+from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.spec import SpecProblem
 
@@ -31,7 +32,11 @@ def enum_value(enum_type, prefix: str, name: str | None) -> int:  # noqa: ANN001
 
 
 def state_from_pb(value: int) -> str:
-    return pb.RunState.Name(value).removeprefix("RUN_STATE_").lower()
+    """The store's name of a RunState enum value; a number this proto does not define is invalid_argument."""
+    try:
+        return pb.RunState.Name(value).removeprefix("RUN_STATE_").lower()
+    except ValueError:
+        raise InvalidArgument(f"run state {value} is not one this daemon knows (see RunState in jobsd.proto)") from None
 
 
 def _set_times(message, **values) -> None:  # noqa: ANN001

@@ -76,6 +76,9 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def GetRun(self, request, context):  # noqa: ANN001, N802
         return self._run(self.s.get_run(request.run))
 
+    async def CancelRun(self, request, context):  # noqa: ANN001, N802
+        return self._run(await self.s.cancel_run(request.run, actor=actor_of(context)))
+
     async def ListRuns(self, request, context):  # noqa: ANN001, N802
         states = [state_from_pb(s) for s in request.states]
         runs, cursor = self.s.list_runs(request.job, request.limit, request.cursor, states)
@@ -117,6 +120,14 @@ class DaemonServicer(pb_grpc.DaemonServicer):
     async def Reload(self, request, context):  # noqa: ANN001, N802
         added, changed, removed, catalog = self.s.reload(actor=actor_of(context))
         return pb.ReloadResponse(added=added, changed=changed, removed=removed, errors=spec_errors_pb(catalog))
+
+    async def CollectGarbage(self, request, context):  # noqa: ANN001, N802
+        result = await self.s.collect_garbage(
+            request.keep_last if request.HasField("keep_last") else None,
+            request.older_than_seconds if request.HasField("older_than_seconds") else None,
+            request.job, request.dry_run, actor=actor_of(context))
+        return pb.CollectGarbageResponse(removed=result.removed, removed_count=result.removed_count,
+                                         bytes_freed=result.bytes_freed, dry_run=result.dry_run)
 
 
 def spec_errors_pb(catalog) -> list[pb.SpecError]:  # noqa: ANN001

@@ -449,11 +449,13 @@ class CollectGarbageRequest(_message.Message):
     def __init__(self, keep_last: _Optional[int] = ..., older_than_seconds: _Optional[float] = ..., job: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class CollectGarbageResponse(_message.Message):
-    __slots__ = ("removed", "bytes_freed", "dry_run")
+    __slots__ = ("removed", "bytes_freed", "dry_run", "removed_count")
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_COUNT_FIELD_NUMBER: _ClassVar[int]
     removed: _containers.RepeatedScalarFieldContainer[str]
     bytes_freed: int
     dry_run: bool
-    def __init__(self, removed: _Optional[_Iterable[str]] = ..., bytes_freed: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    removed_count: int
+    def __init__(self, removed: _Optional[_Iterable[str]] = ..., bytes_freed: _Optional[int] = ..., dry_run: _Optional[bool] = ..., removed_count: _Optional[int] = ...) -> None: ...
