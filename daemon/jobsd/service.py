@@ -174,7 +174,8 @@ class Service:
         """Admit and durably record a run (committed before this returns), then start it."""
         view = self.get_job(job_id)
         active = self.store.active_run(job_id)
-        decision = admit_run(job_id, trigger, view.state, active.ref if active else None)
+        decision = admit_run(job_id, trigger, view.state, active.ref if active else None,
+                             disabled_by_spec=view.spec is not None and not view.spec.enabled)
         if isinstance(decision, Refuse):
             raise error_for_code(decision.code, decision.message, {"job": job_id})
         spec = view.spec
@@ -355,6 +356,11 @@ class Service:
             reason = f"jobsd stopped while the run was {run.state.value}"
             now = clock.to_epoch(clock.now())
             with self.store.write():
+                for attempt in run.attempt_list:
+                    if attempt.finished_at is None:  # cut short: close it with what its log file holds
+                        self.store.finish_attempt(run.id, attempt.number, finished_at=now, error=reason,
+                                                  output_bytes=_file_size(os.path.join(
+                                                      self.run_dir(run), f"attempt-{attempt.number}.log")))
                 self.store.update_run(run.id, state=RunState.INTERRUPTED, finished_at=now, wait_reason=None,
                                       next_attempt_at=None, reason=reason, pgid=None)
                 ev = self.store.add_event(now, "run.finished", run.job_id, run.n,
@@ -371,6 +377,13 @@ class Service:
             log.warning("run %s marked interrupted: %s", run.ref, reason)
             fixed.append(updated)
         return fixed
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _kill_leftover(run: RunRow) -> None:

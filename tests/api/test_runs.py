@@ -113,15 +113,20 @@ def test_sigterm_interrupts_active_runs_and_exits_zero(daemon):
 
 
 def test_acknowledged_run_survives_sigkill_and_becomes_interrupted(daemon):
-    daemon.write_job("long", 'command = ["sleep", "60"]\n')
+    daemon.write_job("long", 'command = ["sh", "-c", "echo before the crash; exec sleep 60"]\n')
     daemon.start()
     ref = daemon.run("long").ref
     wait_for(lambda: daemon.get_run(ref).attempt_list, what="attempt recorded")
     pid = daemon.get_run(ref).attempt_list[0].pid
+    log = os.path.join(daemon.get_run(ref).artifacts, "attempt-1.log")
+    wait_for(lambda: os.path.exists(log) and os.path.getsize(log) > 0, what="output on disk")
     daemon.stop(signal.SIGKILL)
     daemon.start()
     run = daemon.get_run(ref)
     assert run.state == pb.RUN_STATE_INTERRUPTED and "jobsd stopped while the run was running" in run.reason
+    attempt = run.attempt_list[0]  # the cut-short attempt is closed with what its log holds
+    assert attempt.HasField("finished_at") and attempt.output_bytes == len(b"before the crash\n")
+    assert "jobsd stopped" in attempt.error
     wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
              what="the orphaned job process to be killed")
     receipt = json.load(open(os.path.join(run.artifacts, "run_receipt.json")))

@@ -54,6 +54,8 @@ def test_enable_keeps_a_spec_disabled_job_disabled(daemon):
     human = daemon.ctl("jobs", "enable", "off")
     assert human.returncode == 0 and b"still disabled" in human.stdout
     assert out(daemon.ctl("jobs", "show", "off", "--json"))["state"] == "disabled"
+    refused = daemon.ctl("jobs", "run", "off")
+    assert refused.returncode == 4 and b"set enabled = true in the file" in refused.stderr
 
 
 def test_disabled_survives_a_restart(daemon):

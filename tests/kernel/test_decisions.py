@@ -31,6 +31,13 @@ def test_manual_refusals_name_the_way_out(state, active, code):
     assert isinstance(decision, Refuse) and decision.code == code and "jobsctl" in decision.message
 
 
+def test_a_job_disabled_by_its_spec_is_not_told_to_run_jobs_enable():
+    decision = admit_run("j", Trigger.MANUAL, JobState.DISABLED, None, disabled_by_spec=True)
+    assert isinstance(decision, Refuse) and decision.code == "job_disabled"
+    assert "enabled = true" in decision.message and "jobs enable" not in decision.message
+    assert admit_run("j", Trigger.CRON, JobState.DISABLED, None, disabled_by_spec=True) == Skip("disabled")
+
+
 @pytest.mark.parametrize("valid, enabled, operator, expected", [
     (False, True, "disabled", JobState.INVALID), (True, False, None, JobState.DISABLED),
     (True, True, "disabled", JobState.DISABLED), (True, True, "paused", JobState.PAUSED),

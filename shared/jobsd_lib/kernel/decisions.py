@@ -44,8 +44,10 @@ class Skip:
     reason: str
 
 
-def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: str | None) -> Admit | Refuse | Skip:
-    """May `trigger` start a run of `job_id` now? `active_run` is the ref of its active run, if any.
+def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: str | None,
+              disabled_by_spec: bool = False) -> Admit | Refuse | Skip:
+    """May `trigger` start a run of `job_id` now? `active_run` is the ref of its active run, if any;
+    `disabled_by_spec` says a disabled job has `enabled = false` in its file (the way out differs).
 
     Manual requests get an answer (refusals name the way out); scheduled triggers never
     vanish: what cannot run is recorded as skipped (DESIGN 3).
@@ -54,6 +56,9 @@ def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: st
     if job_state is JobState.INVALID:
         return Refuse("job_invalid_spec", f"job {job_id!r} has an invalid spec: `jobsctl jobs show {job_id}` says why")
     if job_state is JobState.DISABLED:
+        if manual and disabled_by_spec:
+            return Refuse("job_disabled", f"job {job_id!r} is disabled by its spec (enabled = false): set "
+                          "enabled = true in the file, then `jobsctl daemon reload`")
         if manual:
             return Refuse("job_disabled", f"job {job_id!r} is disabled: `jobsctl jobs enable {job_id}` first")
         return Skip("disabled")
