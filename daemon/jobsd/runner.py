@@ -113,6 +113,10 @@ class Runner:
         if channel:
             channel.bump()
 
+    def active_ref(self, job_id: str) -> str | None:
+        """The ref of the job's active run (queued, running or retrying), if it has one."""
+        return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
+
     # ------------------------------------------------------------------ lifecycle
     def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
         act = ActiveRun(run, spec, run_dir)
@@ -258,8 +262,8 @@ class Runner:
         return updated
 
     def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
-        run = self.store.get_run(act.row.job_id, act.row.n) or act.row
-        if run.state not in (RunState.QUEUED, RunState.RUNNING, RunState.RETRYING):
+        run = act.row  # kept current by every transition of this task, the only writer of an active run
+        if not run.active:
             return
         if not reason:
             reason = {"cancelled": f"cancelled by {act.stopped_by or 'an operator'}",

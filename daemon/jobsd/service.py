@@ -118,10 +118,19 @@ class Service:
                  len(catalog.invalid), added or "none", changed or "none", removed or "none")
         return added, changed, removed, catalog
 
+    def _state(self, job_id: str, operator_state: str | None) -> JobState:
+        spec = self.catalog.specs.get(job_id)
+        return job_state(spec is not None, spec.enabled if spec else True, operator_state)
+
+    def _require_known(self, job_id: str) -> None:
+        require_job_id(job_id)
+        if job_id not in self.catalog.specs and job_id not in self.catalog.invalid:
+            raise JobNotFound(job_id)
+
     def _view(self, job_id: str, operator: dict[str, str], next_runs: dict[str, datetime] | None = None) -> JobView:
         spec = self.catalog.specs.get(job_id)
         problems = tuple(self.catalog.invalid.get(job_id, ()))
-        state = job_state(spec is not None, spec.enabled if spec else True, operator.get(job_id))
+        state = self._state(job_id, operator.get(job_id))
         next_run = None
         if self.scheduler and spec and spec.schedule and state is JobState.ACTIVE:
             next_run = next_runs.get(job_id) if next_runs is not None else self.scheduler.next_run_at(job_id)
@@ -134,9 +143,7 @@ class Service:
         return [self._view(job_id, operator, next_runs) for job_id in self.catalog.ids()]
 
     def get_job(self, job_id: str) -> JobView:
-        require_job_id(job_id)
-        if job_id not in self.catalog.specs and job_id not in self.catalog.invalid:
-            raise JobNotFound(job_id)
+        self._require_known(job_id)
         return self._view(job_id, self.store.operator_states())
 
     # ------------------------------------------------------------------ operator state
@@ -172,13 +179,12 @@ class Service:
     def run_job(self, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
                 actor: str = "") -> RunRow:
         """Admit and durably record a run (committed before this returns), then start it."""
-        view = self.get_job(job_id)
-        active = self.store.active_run(job_id)
-        decision = admit_run(job_id, trigger, view.state, active.ref if active else None,
-                             disabled_by_spec=view.spec is not None and not view.spec.enabled)
+        self._require_known(job_id)  # admission needs the state, not the job's history: no full view
+        spec = self.catalog.specs.get(job_id)
+        decision = admit_run(job_id, trigger, self._state(job_id, self.store.operator_state(job_id)),
+                             self.runner.active_ref(job_id), disabled_by_spec=spec is not None and not spec.enabled)
         if isinstance(decision, Refuse):
             raise error_for_code(decision.code, decision.message, {"job": job_id})
-        spec = view.spec
         now = clock.to_epoch(clock.now())
         state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
         reason = decision.reason if isinstance(decision, Skip) else ""

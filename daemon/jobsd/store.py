@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError
 
@@ -152,7 +152,7 @@ class Store:
             self._in_write = False
 
     def _q(self, sql: str, **params: object):
-        return self.conn.execute(text(sql), params)
+        return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
 
     def close(self) -> None:
         self.conn.close()
@@ -209,7 +209,8 @@ class Store:
             "finished_at, spec_digest) VALUES (:j, :n, :s, :t, :w, :r, :m, :sa, :q, :f, :d) RETURNING id",
             j=job_id, n=n, s=state.value, t=trigger, w=wait_reason, r=reason, m=max_attempts, sa=scheduled_at,
             q=now, f=now if finished else None, d=spec_digest).scalar_one()
-        return self.get_run(job_id, n)  # type: ignore[return-value]
+        return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
+                      now, None, now if finished else None, None, spec_digest, None)
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
                           spec_digest: str = "") -> RunRow:
@@ -314,6 +315,9 @@ class Store:
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
         return {j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}
+
+    def operator_state(self, job_id: str) -> str | None:
+        return self._q("SELECT operator_state FROM job_state WHERE job_id = :j", j=job_id).scalar()
 
     def set_operator_state(self, job_id: str, state: str, now: float, actor: str) -> None:
         self._q("INSERT INTO job_state (job_id, operator_state, changed_at, changed_by) VALUES (:j, :s, :t, :a) "
