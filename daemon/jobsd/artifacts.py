@@ -52,19 +52,24 @@ class Artifacts:
         finally:
             os.close(fd)
 
-    def write_receipt(self, run: RunRow, spec_file: str, extra: dict[str, object] | None = None) -> None:
-        self._replace(run, "run_receipt.json", json.dumps(receipt(run, spec_file, extra), indent=2, sort_keys=True) + "\n")
+    def write_receipt(self, run: RunRow, spec_file: str, durable: bool = True) -> None:
+        """durable: fsync before the rename. A run's final receipt is; the one written when an active run
+        is created is not (the store holds the record durably, and the final receipt replaces it)."""
+        self._replace(run, "run_receipt.json", json.dumps(receipt(run, spec_file), indent=2, sort_keys=True) + "\n",
+                      durable)
 
     def write_summary(self, run: RunRow, spec_file: str) -> None:
-        self._replace(run, "summary.md", summary(run, spec_file))
+        """summary.md is for people and derived from the receipt: renamed into place, never fsynced."""
+        self._replace(run, "summary.md", summary(run, spec_file), durable=False)
 
-    def _replace(self, run: RunRow, name: str, text: str) -> None:
+    def _replace(self, run: RunRow, name: str, text: str, durable: bool) -> None:
         folder = self.run_dir(run.job_id, run.n)
         tmp = os.path.join(folder, f".{name}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, os.path.join(folder, name))
 
     def sweep(self, runs: list[tuple[str, int]], remove: bool) -> int:
@@ -89,7 +94,7 @@ class Artifacts:
         return total
 
 
-def receipt(run: RunRow, spec_file: str, extra: dict[str, object] | None = None) -> dict[str, object]:
+def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
     return {
         "receipt_version": 1, "run": run.ref, "job": run.job_id, "n": run.n, "state": run.state.value,
         "trigger": run.trigger, "wait_reason": run.wait_reason, "reason": run.reason, "spec_file": spec_file,
@@ -103,7 +108,6 @@ def receipt(run: RunRow, spec_file: str, extra: dict[str, object] | None = None)
             "dropped_bytes": a.dropped_bytes, "error": a.error, "timed_out": a.timed_out,
             "output": f"attempt-{a.number}.log", "output_index": f"attempt-{a.number}.idx",
         } for a in run.attempt_list],
-        **(extra or {}),
     }
 
 

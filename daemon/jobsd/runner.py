@@ -88,13 +88,14 @@ class Runner:
 
     # ------------------------------------------------------------------ recording
     def transition(self, run: RunRow, state: RunState | None, event: str, attrs: dict[str, object] | None = None,
-                   **fields: object) -> RunRow:
-        """Apply a state change (checked against the kernel's table) and its event in one transaction."""
+                   durable: bool = False, **fields: object) -> RunRow:
+        """Apply a state change (checked against the kernel's table) and its event in one transaction.
+        Only a run's end is `durable` (fsynced); the steps before it are made durable by it."""
         if state is not None and state is not run.state:
             advance(run.state, state)
             fields["state"] = state
         now = clock.to_epoch(clock.now())
-        with self.store.write():
+        with self.store.write(durable):
             if fields:
                 self.store.update_run(run.id, **fields)
             ev = self.store.add_event(now, event, run.job_id, run.n, attrs)
@@ -143,16 +144,16 @@ class Runner:
                 decision = after_attempt(result, act.row.attempts, act.spec.retry.attempts, clock.now(),
                                          act.spec.retry.backoff, act.spec.retry.factor, act.spec.retry.max)
                 if isinstance(decision, Finish):
-                    self._finish(act, decision.state, result)
+                    await self._finish(act, decision.state, result)
                     return
                 self.slots.release()
                 holding = False
                 if await self._backoff(act, decision):
                     holding = await self._wait_for_slot(act)
-            self._finish(act, RunState.CANCELLED if act.stop_reason == "cancelled" else RunState.INTERRUPTED, None)
+            await self._finish(act, RunState.CANCELLED if act.stop_reason == "cancelled" else RunState.INTERRUPTED, None)
         except Exception:  # a bug must not leave the run active forever
             log.exception("run %s: internal error", act.ref)
-            self._finish(act, RunState.FAILED, None, reason="internal error in jobsd (see the daemon log)")
+            await self._finish(act, RunState.FAILED, None, reason="internal error in jobsd (see the daemon log)")
         finally:
             if holding:
                 self.slots.release()
@@ -230,7 +231,7 @@ class Runner:
         run = act.row
         pid = attempt.pid if attempt else None
         advance(run.state, RunState.RUNNING)
-        with self.store.write():
+        with self.store.write(durable=False):
             self.store.update_run(run.id, state=RunState.RUNNING, wait_reason=None, attempts=number,
                                   started_at=run.started_at or now, next_attempt_at=None, pgid=pid)
             self.store.start_attempt(run.id, number, now, pid)
@@ -245,7 +246,7 @@ class Runner:
     def _record_end(self, act: ActiveRun, number: int, result: AttemptResult, writer: OutputWriter) -> RunRow:
         run, now = act.row, clock.to_epoch(clock.now())
         error = result.start_error or writer.write_error
-        with self.store.write():
+        with self.store.write(durable=False):
             self.store.finish_attempt(run.id, number, finished_at=now, exit_code=result.exit_code, signal=result.signal,
                                       output_bytes=writer.stored, dropped_bytes=writer.dropped, error=error,
                                       timed_out=int(result.timed_out))
@@ -261,7 +262,7 @@ class Runner:
         self.after_event(updated, ev)
         return updated
 
-    def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
+    async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
         run = act.row  # kept current by every transition of this task, the only writer of an active run
         if not run.active:
             return
@@ -270,17 +271,23 @@ class Runner:
                       "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
             if result is not None and result.start_error:
                 reason = result.start_error
-        act.row = self.transition(run, state, "run.finished",
-                                  {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
-                                   "reason": reason or None},
-                                  finished_at=clock.to_epoch(clock.now()), wait_reason=None, next_attempt_at=None,
-                                  reason=reason)
+        fields = {"finished_at": clock.to_epoch(clock.now()), "wait_reason": None, "next_attempt_at": None,
+                  "reason": reason}
+        # The final receipt first (fsynced off the loop), then the commit: whoever sees the run
+        # finished finds its receipt final. A crash in between leaves the run active in the store,
+        # and the start-up reconciliation rewrites the receipt.
         try:
-            self.artifacts.write_receipt(act.row, act.spec.file)
-            self.artifacts.write_summary(act.row, act.spec.file)
+            await asyncio.to_thread(self._write_final, dataclasses.replace(run, state=state, **fields), act.spec.file)
         except OSError as exc:
             log.error("run %s: cannot write its receipt: %s", act.ref, exc)
+        act.row = self.transition(run, state, "run.finished",
+                                  {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
+                                   "reason": reason or None}, durable=True, **fields)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
+
+    def _write_final(self, run: RunRow, spec_file: str) -> None:
+        self.artifacts.write_receipt(run, spec_file)
+        self.artifacts.write_summary(run, spec_file)
 
     async def shutdown(self, grace: float) -> None:
         """Stop every active run (recorded `interrupted`) and wait for their tasks."""

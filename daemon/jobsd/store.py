@@ -3,8 +3,12 @@
 How it works: one connection, used only from the daemon's event-loop thread. Every write is
 one `BEGIN IMMEDIATE` transaction (PITFALLS 27: Python's default deferred BEGIN lost updates
 and hit "database is locked"), so a run, its number and its first event commit together.
-Per connection: WAL, busy_timeout, foreign keys, synchronous=FULL (an acknowledged run
-survives a power cut too, at about 0.4 ms a commit). Times are UTC epoch seconds.
+Per connection: WAL, busy_timeout, foreign keys, synchronous=FULL: an acknowledged write
+(a new run, a finished run, an operator's change) survives a power cut too. The steps in
+between (an attempt started or ended, a run waiting) commit with `write(durable=False)`,
+i.e. synchronous=NORMAL: safe against a crash of jobsd, and made durable by the next FULL
+commit, which syncs the whole WAL before it; a power cut can lose them, and the start-up
+reconciliation then finds the run active and marks it interrupted. Times are UTC epoch seconds.
 """
 from __future__ import annotations
 
@@ -132,13 +136,20 @@ class Store:
     def __init__(self, engine: Engine, conn: Connection, path: str) -> None:
         self.engine, self.conn, self.path = engine, conn, path
         self._in_write = False
+        self._durable = True  # synchronous=FULL, set when the connection opened
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any error."""
+    def write(self, durable: bool = True) -> Iterator[Connection]:
+        """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any error.
+
+        durable=False commits without an fsync (synchronous=NORMAL; see the module's docstring).
+        """
         if self._in_write:
             raise InternalError("nested store write")
+        if durable != self._durable:
+            self.conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         self.conn.exec_driver_sql("BEGIN IMMEDIATE")
         self._in_write = True
         try:
