@@ -123,8 +123,10 @@ class Service:
         return job_state(spec is not None, spec.enabled if spec else True, operator_state)
 
     def _require_known(self, job_id: str) -> None:
+        if job_id in self.catalog.invalid:  # listed, so showable, even when its file name is no valid id
+            return
         require_job_id(job_id)
-        if job_id not in self.catalog.specs and job_id not in self.catalog.invalid:
+        if job_id not in self.catalog.specs:
             raise JobNotFound(job_id)
 
     def _view(self, job_id: str, operator: dict[str, str], next_runs: dict[str, datetime] | None = None) -> JobView:
@@ -199,7 +201,7 @@ class Service:
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
         run_dir = self.artifacts.create(run)
         self.runner.after_event(run, ev)
-        self.artifacts.write_receipt(run, spec.file if spec else "")
+        self.artifacts.write_receipt(run, spec.file if spec else "", durable=state is not RunState.QUEUED)
         if state is RunState.QUEUED:
             self.runner.start(run, spec, run_dir)
         return run

@@ -113,3 +113,15 @@ def test_a_leftover_run_folder_is_moved_aside_not_appended_to(served):
     assert os.path.getsize(os.path.join(final.artifacts, "attempt-1.log")) == 0
     aside = [n for n in os.listdir(os.path.dirname(stale)) if n.startswith("1.orphan-")]
     assert len(aside) == 1
+
+
+def test_a_file_whose_name_is_no_valid_id_is_listed_showable_and_not_runnable(daemon):
+    daemon.write_job("Bad-Name", 'command = ["true"]\n')
+    daemon.start()
+    listed = daemon.jobs.ListJobs(pb.ListJobsRequest(), timeout=10)
+    assert [j.id for j in listed.jobs] == ["Bad-Name"]
+    shown = daemon.jobs.GetJob(pb.GetJobRequest(job="Bad-Name"), timeout=10)
+    assert shown.state == pb.JOB_STATE_INVALID and "not a valid job id" in shown.error.message
+    with pytest.raises(grpc.RpcError) as err:
+        daemon.run("Bad-Name")
+    assert error_code(err.value) == "job_invalid_spec"
