@@ -20,7 +20,7 @@ from jobsd.store import RunRow, Store
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, JobsdError, RunNotActive, RunNotFound,
                               error_for_code)
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
-from jobsd_lib.kernel.fire import CatchUp, Miss, decide_firing
+from jobsd_lib.kernel.fire import MAX_MISSED, CatchUp, Miss, decide_firing
 from jobsd_lib.kernel.retention import retention_policy
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
@@ -238,8 +238,13 @@ class Service:
         window missed while jobsd was down (trigger catch_up) when no window is on time.
         """
         spec = self.catalog.specs.get(job_id)
+        if spec is None and job_id in self.catalog.invalid:
+            # the file broke after the job was scheduled: its windows are recorded, never dropped
+            for window in sorted(run_times)[-MAX_MISSED:]:
+                self.run_job(job_id, Trigger.CRON, scheduled_at=window, actor="scheduler")  # skipped, invalid_spec
+            return
         if spec is None or spec.schedule is None:
-            log.warning("cron firing of %s ignored: no valid scheduled spec", job_id)
+            log.warning("cron firing of %s ignored: no scheduled spec (removed before the scheduler synced)", job_id)
             return
         first = job_id not in self._fired
         self._fired.add(job_id)
@@ -348,6 +353,9 @@ class Service:
             if state not in {s.value for s in RunState}:
                 raise InvalidArgument(f"{state!r} is not a run state")
         rows = self.store.list_runs(job_id, limit + 1, decode_cursor(cursor), states)
+        if job_id and not rows and job_id not in self.catalog.specs and job_id not in self.catalog.invalid \
+                and self.store.latest_run(job_id) is None:
+            raise JobNotFound(job_id)  # no such job now, and none with a history either
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1].id) if more else ""

@@ -186,3 +186,15 @@ def test_next_run_times_weekdays_at_nine_in_berlin(daemon):
     assert human.returncode == 0 and b"no schedule" in human.stdout
     too_many = daemon.ctl("jobs", "next", "report", "--count", "5000")
     assert too_many.returncode == 2  # usage error, caught by the client
+
+
+def test_windows_of_a_job_whose_file_broke_are_recorded_skipped_not_dropped(daemon):
+    path = daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.start()
+    wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run")
+    with open(path, "a") as f:
+        f.write("colour = 1\n")  # now invalid: the stored schedule is kept, its windows must show up
+    daemon.daemon.Reload(pb.ReloadRequest(), timeout=10)
+    skipped = wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED)
+                                if r.reason == "invalid_spec"], 10, "a skipped window of the broken job")
+    assert skipped[0].HasField("scheduled_at")

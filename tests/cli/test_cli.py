@@ -64,6 +64,8 @@ def test_run_returns_once_accepted(served):
     (("jobs", "show", "broken"), 0, None),
     (("runs", "show", "hello/99"), 4, "run_not_found"),
     (("runs", "show", "garbage"), 4, "invalid_argument"),
+    (("jobs", "history", "nope"), 4, "job_not_found"),
+    (("runs", "cancel", "hello/99"), 4, "run_not_found"),
 ])
 def test_refusals_print_the_code_and_exit_4(served, args, code, error):
     result = served.ctl(*args, "--json")

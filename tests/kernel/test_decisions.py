@@ -17,6 +17,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
     (Trigger.CRON, JobState.DISABLED, None, Skip("disabled")),
     (Trigger.CRON, JobState.ACTIVE, "j/1", Skip("overlap")),
     (Trigger.CRON, JobState.ACTIVE, None, Admit()),
+    (Trigger.CRON, JobState.INVALID, None, Skip("invalid_spec")),   # recorded, never dropped
 ])
 def test_admission(trigger, state, active, expected):
     assert admit_run("j", trigger, state, active) == expected

@@ -28,7 +28,8 @@ def ago(seconds: float) -> datetime:
     ([ago(300), ago(120)], 60, False, [], [ago(300), ago(120)]),
     ([ago(1), ago(1)], 60, False, [ago(1)], []),                                 # duplicates merged
     ([], 60, True, [], []),
-    ([ago(0.5)], 0, True, [], [ago(0.5)]),                                       # grace 0: only exact
+    ([ago(0.5)], 0, True, [ago(0.5)], []),                 # grace 0: dispatch lateness (<= 1 s) is on time
+    ([ago(1.5)], 0, True, [], [ago(1.5)]),                 # ... but not more
 ])
 def test_decide_firing(windows, grace, coalesce, runs, missed):
     decision = decide_firing(windows, NOW, grace, coalesce)

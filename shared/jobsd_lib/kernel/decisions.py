@@ -54,7 +54,9 @@ def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: st
     """
     manual = trigger is Trigger.MANUAL
     if job_state is JobState.INVALID:
-        return Refuse("job_invalid_spec", f"job {job_id!r} has an invalid spec: `jobsctl jobs show {job_id}` says why")
+        if manual:
+            return Refuse("job_invalid_spec", f"job {job_id!r} has an invalid spec: `jobsctl jobs show {job_id}` says why")
+        return Skip("invalid_spec")
     if job_state is JobState.DISABLED:
         if manual and disabled_by_spec:
             return Refuse("job_disabled", f"job {job_id!r} is disabled by its spec (enabled = false): set "

@@ -5,7 +5,9 @@ on the APScheduler side, so it never drops or merges windows itself). `decide_fi
 for each window, whether it runs (trigger `cron`, scheduled_at = the window) or becomes a
 `missed` audit record:
 
-- a window older than `misfire_grace` seconds at `now` is missed ("late");
+- a window older than `misfire_grace` seconds at `now` is missed ("late"); a firing always
+  arrives a little after its window, so lateness up to DISPATCH_TOLERANCE (1 s) counts as on
+  time whatever misfire_grace says (misfire_grace = 0 would otherwise miss every window);
 - with `coalesce`, of the windows still within grace only the latest runs, the others are
   recorded missed ("coalesced");
 - without `coalesce`, every window within grace is handed to admission (a busy job then records
@@ -26,9 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "MAX_MISSED"]
+__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "MAX_MISSED", "DISPATCH_TOLERANCE"]
 
 MAX_MISSED = 100
+DISPATCH_TOLERANCE = 1.0  # seconds of lateness that always count as on time
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ def decide_firing(run_times: Sequence[datetime], now: datetime, misfire_grace: f
         if t.tzinfo is None or t.utcoffset() is None:
             raise ValueError(f"times must be timezone-aware, got {t!r}")
     windows = sorted(set(run_times))
-    late = [w for w in windows if (now - w).total_seconds() > misfire_grace]
-    eligible = [w for w in windows if (now - w).total_seconds() <= misfire_grace]
+    grace = max(misfire_grace, DISPATCH_TOLERANCE)
+    late = [w for w in windows if (now - w).total_seconds() > grace]
+    eligible = [w for w in windows if (now - w).total_seconds() <= grace]
     actions: list[Run | CatchUp | Miss] = []
     caught = late[-1] if catch_up and late and not eligible else None
     if caught is not None:

@@ -36,8 +36,9 @@ def retention_policy(keep_last: int | None, older_than: float | None, now: float
     Raises InvalidArgument (nothing removed) for no rule, a negative count or a bad age.
     """
     if keep_last is None and older_than is None:
-        raise InvalidArgument("say what to keep: --keep-last N (newest runs per job) and/or --older-than D "
-                              "(remove only runs that finished more than D ago, like 30d); add --dry-run to preview")
+        raise InvalidArgument("say what to keep: keep_last (jobsctl gc --keep-last N: each job's newest runs) "
+                              "and/or older_than (--older-than D: remove only runs that finished more than D ago, "
+                              "like 30d); dry_run (--dry-run) previews")
     if keep_last is not None and not 0 <= keep_last <= MAX_KEEP_LAST:
         raise InvalidArgument(f"keep_last must be between 0 and {MAX_KEEP_LAST}, got {keep_last}")
     if older_than is not None and (not math.isfinite(older_than) or older_than < 0):
