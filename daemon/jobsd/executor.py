@@ -6,28 +6,42 @@ Channel is bumped. The child gets its own session (`start_new_session=True`: nev
 `preexec_fn`, which crashed children beside a gRPC server, PITFALLS 14), stdin from
 /dev/null, an explicit environment, and resource limits through a `prlimit` exec wrapper.
 
-Stopping: SIGTERM to the whole group, SIGKILL after kill_grace. After the main process exits
-we also stop what is left of its group, and stop waiting for EOF after a short drain: a
-grandchild that escaped with setsid may hold the pipe open forever (PITFALLS 20).
+Stopping: nothing of an attempt outlives it, whether it timed out, was stopped or exited on its
+own (systemd's KillMode=control-group, without a cgroup). A process that calls setsid leaves
+the group, so the attempt's environment also carries JOBSD_INVOCATION_ID, a random id per
+attempt that descendants inherit (a ProcessTree): `kill_group` sends SIGTERM to the group and
+to every process whose /proc/<pid>/environ holds that id, waits up to kill_grace, then SIGKILLs
+whatever is left and sweeps again until none is found. Reading every environ costs ~3 us a
+process (and ~10 us inside the busy daemon), so a sweep reads only pids handed out since the
+attempt started (see ProcessTree). A process that clears its environment and leaves the group
+still escapes; its hold on the output pipe is cut by the short drain after the end (PITFALLS 20).
 """
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import secrets
 import shutil
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from jobsd import clock
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd.output import STDERR, STDOUT, OutputWriter
 
-__all__ = ["Launch", "Attempt", "start_attempt", "kill_group"]
+__all__ = ["Launch", "Attempt", "ProcessTree", "start_attempt", "kill_group"]
 
 log = logging.getLogger("jobsd.executor")
 _DRAIN_AFTER_EXIT = 1.0  # seconds to wait for EOF once the main process is gone
+_KILL_SWEEP = 1.0  # seconds of SIGKILL sweeps before giving up on a process that does not die
+_POLL = 0.02  # no event tells us that the last member of a group (or an escaped process) died
+_RESERVED_PIDS = 300  # Linux restarts at this pid when it wraps around pid_max
+_PID_MARGIN = 1000  # forks the counters may miss (between the spawn and our first reading)
+_PROBE_DIRECTLY = 256  # a window of at most this many pids is probed pid by pid, without listing /proc
+MARKER_VARIABLE = "JOBSD_INVOCATION_ID"
 
 
 @dataclass(frozen=True)
@@ -95,18 +109,26 @@ class _Protocol(asyncio.SubprocessProtocol):
 class Attempt:
     """A started attempt. `wait()` returns its AttemptResult; `stop(reason)` ends it early."""
 
-    def __init__(self, launch: Launch, transport: asyncio.SubprocessTransport, protocol: _Protocol) -> None:
+    def __init__(self, launch: Launch, transport: asyncio.SubprocessTransport, protocol: _Protocol,
+                 tree: ProcessTree | None = None) -> None:
         self.launch, self.transport, self.protocol = launch, transport, protocol
         self.pid = transport.get_pid()
         self.pgid = self.pid  # new session: the leader's pid is the group id
+        self.tree = tree  # every process of the attempt, in the group or not
         self._stop_reason = ""
         self._stopper: asyncio.Task | None = None
 
     def stop(self, reason: str) -> None:
-        """Ask the group to end (SIGTERM, SIGKILL after kill_grace). reason: cancelled|interrupted|timed_out."""
+        """Ask the attempt to end: SIGTERM to its group and escaped descendants, SIGKILL after kill_grace.
+
+        reason: cancelled|interrupted|timed_out. The first call wins; `wait()` returns once all is gone."""
         if not self._stop_reason:
             self._stop_reason = reason
-            self._stopper = asyncio.ensure_future(kill_group(self.pgid, self.launch.kill_grace, self.protocol.exited))
+            self._stopper = asyncio.ensure_future(self._kill(self.protocol.exited))
+
+    async def _kill(self, exited: asyncio.Future | None) -> None:
+        label = f"run {self.launch.env.get('JOBSD_RUN', '?')} attempt {self.launch.env.get('JOBSD_ATTEMPT', '?')}"
+        await kill_group(self.pgid, self.launch.kill_grace, exited, tree=self.tree, label=label)
 
     async def wait(self) -> AttemptResult:
         try:
@@ -125,26 +147,202 @@ class Attempt:
         )
 
     async def _reap_group(self) -> None:
-        """The main process is gone: stop its leftovers, drain the pipes briefly, close."""
-        if self._stopper is None and _group_alive(self.pgid):
-            self._stopper = asyncio.ensure_future(kill_group(self.pgid, self.launch.kill_grace, None))
-        if self._stopper is not None:
-            await self._stopper
+        """The main process is gone: stop its leftovers (group and escaped), drain the pipes briefly, close."""
+        if self._stopper is None:
+            self._stopper = asyncio.ensure_future(self._kill(None))
+        await self._stopper
         try:
             await asyncio.wait_for(asyncio.shield(self.protocol.pipes_closed), _DRAIN_AFTER_EXIT)
         except asyncio.TimeoutError:
-            log.warning("pid %s: output pipe still open after exit (a process escaped the group); closing it", self.pid)
+            log.warning("pid %s: output pipe still open after the end (held by a process that left the group and "
+                        "cleared its environment); closing it", self.pid)
         self.transport.close()
 
 
 async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callable[[], None]) -> Attempt:
     """Spawn the attempt. Raises OSError when the program cannot be started."""
     loop = asyncio.get_running_loop()
+    invocation = secrets.token_hex(16)
     transport, protocol = await loop.subprocess_exec(
         lambda: _Protocol(writer, on_output), *wrap_limits(launch),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=launch.cwd, env=launch.env, start_new_session=True, close_fds=True)
-    return Attempt(launch, transport, protocol)
+        cwd=launch.cwd, env={**launch.env, MARKER_VARIABLE: invocation}, start_new_session=True, close_fds=True)
+    tree = ProcessTree(f"{MARKER_VARIABLE}={invocation}".encode(), transport.get_pid(), _forks())
+    return Attempt(launch, transport, protocol, tree)
+
+
+@dataclass(frozen=True)
+class ProcessTree:
+    """The processes of one attempt: every process whose environment holds `marker`.
+
+    `marker` (b"JOBSD_INVOCATION_ID=<random hex>") is inherited by every descendant that keeps its
+    environment, in the group or not, whatever its uid now (a job may drop privileges). Pids are
+    not read one by one: Linux hands pids out cyclically up to pid_max, so a process started
+    after `first_pid` has a pid in [first_pid, last pid handed out] (wrapping at pid_max) unless
+    about pid_max tasks were created meanwhile, which the kernel's fork counter tells (`forks`,
+    /proc/stat "processes", read right after the spawn; -1: unknown). Then every process is read.
+    """
+    marker: bytes
+    first_pid: int
+    forks: int
+
+    def members(self) -> list[int]:
+        """Pids of live processes that carry the marker, except this process. Zombies (their environ
+        is empty), processes we may not read and ones that vanish meanwhile are not members."""
+        window = self._window()
+        if window is not None and sum(map(len, window)) <= _PROBE_DIRECTLY:
+            candidates: Iterable[int] = itertools.chain(*window)
+        else:
+            try:
+                listed = [int(n) for n in os.listdir("/proc") if n.isdigit()]
+            except OSError:  # no /proc: the group is all we can reach
+                return []
+            window = self._window()  # read after the listing: every pid listed was handed out before it
+            candidates = listed if window is None else [p for p in listed if any(p in r for r in window)]
+        me = os.getpid()
+        return [pid for pid in candidates if pid != me and self.holds(pid)]
+
+    def holds(self, pid: int) -> bool:
+        """Whether `pid` is a live process carrying the marker (a reused pid is not)."""
+        return _environ_has(pid, self.marker)
+
+    def _window(self) -> list[range] | None:
+        """The pids handed out since first_pid, or None when they may have come round again (read all)."""
+        try:
+            with open("/proc/loadavg", "rb") as f:  # "0.00 0.01 0.05 2/178 9194": tasks, last pid
+                _, tasks, last = f.read().rsplit(None, 2)
+            last_pid, count = int(last), int(tasks.split(b"/")[1])
+            with open("/proc/sys/kernel/pid_max", "rb") as f:
+                pid_max = int(f.read())
+        except (OSError, ValueError, IndexError):
+            return None
+        forks, first = _forks(), self.first_pid
+        if self.forks < 0 or forks < 0 or forks - self.forks + count + _PID_MARGIN >= pid_max - _RESERVED_PIDS:
+            return None
+        if last_pid >= first:
+            return [range(first, last_pid + 1)]
+        return [range(first, pid_max), range(1, last_pid + 1)]  # wrapped once
+
+
+def _forks() -> int:
+    """Tasks created since boot (/proc/stat "processes"); -1 when unreadable."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            for line in f:
+                if line.startswith(b"processes "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return -1
+
+
+def _environ_has(pid: int, marker: bytes) -> bool:
+    try:
+        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        data = os.read(fd, 65536)
+        while len(data) % 65536 == 0 and data:  # a short read is the end of the environment
+            more = os.read(fd, 65536)
+            if not more:
+                break
+            data += more
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return marker in data
+
+
+async def kill_group(pgid: int, grace: float, exited: asyncio.Future | None, *, tree: ProcessTree | None = None,
+                     label: str = "") -> None:
+    """SIGTERM the group and every process of `tree`; SIGKILL what is left after `grace` seconds.
+
+    tree None: the group only. `exited` (the main process's exit) only wakes the wait early.
+    Returns once neither the group nor any process of the tree is left, or after _KILL_SWEEP
+    seconds of SIGKILL sweeps (logged).
+    """
+    deadline = clock.monotonic() + grace
+    _signal_group(pgid, signal.SIGTERM)
+    _signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+    termed: dict[int, str] = {}
+    while True:
+        for pid in tree.members() if tree else ():
+            if pid not in termed:
+                termed[pid] = _describe(pid, pgid)
+                _signal(pid, signal.SIGTERM)
+                _signal(pid, signal.SIGCONT)
+        if not _group_alive(pgid) and not _any_held(tree, termed):
+            _log_stopped(label, termed, {}, forced=False)
+            return
+        if clock.monotonic() >= deadline:
+            break
+        await _until_gone(pgid, tree, termed, exited, deadline)
+    killed = await _kill_sweep(pgid, tree, label)
+    _log_stopped(label, termed, killed, forced=True)
+
+
+async def _until_gone(pgid: int, tree: ProcessTree | None, pids: dict[int, str], exited: asyncio.Future | None,
+                      deadline: float) -> None:
+    """Wait until the group and `pids` are gone or the deadline passes."""
+    while clock.monotonic() < deadline and (_group_alive(pgid) or _any_held(tree, pids)):
+        step = min(_POLL, max(deadline - clock.monotonic(), 0))
+        if exited is not None and not exited.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), step)
+            except asyncio.TimeoutError:
+                pass
+        else:
+            await asyncio.sleep(step)
+
+
+async def _kill_sweep(pgid: int, tree: ProcessTree | None, label: str) -> dict[int, str]:
+    """SIGKILL the group and every process of the tree until none is found (new ones may appear meanwhile)."""
+    killed: dict[int, str] = {}
+    give_up = clock.monotonic() + _KILL_SWEEP
+    while True:
+        _signal_group(pgid, signal.SIGKILL)
+        left = tree.members() if tree else []
+        for pid in left:
+            if pid not in killed:
+                killed[pid] = _describe(pid, pgid)
+            _signal(pid, signal.SIGKILL)
+        if not left:
+            return killed  # a group of zombies is as dead as it gets: SIGKILL sent, no second look
+        if clock.monotonic() >= give_up:
+            log.error("%s: %d process(es) still alive after SIGKILL: %s", label or f"group {pgid}", len(left),
+                      ", ".join(killed.get(p, str(p)) for p in left))
+            return killed
+        await asyncio.sleep(0.005)  # a SIGKILLed process is usually gone within a few ms
+
+
+def _any_held(tree: ProcessTree | None, pids: dict[int, str]) -> bool:
+    return tree is not None and any(tree.holds(pid) for pid in pids)
+
+
+_ESCAPED = " (left the group)"
+
+
+def _describe(pid: int, pgid: int) -> str:
+    """'1234 sleep', plus _ESCAPED when it is outside the group, for logs. Never the environment."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            comm = f.read().strip()
+        outside = os.getpgid(pid) != pgid
+    except OSError:
+        return str(pid)
+    return f"{pid} {comm}{_ESCAPED if outside else ''}"
+
+
+def _log_stopped(label: str, termed: dict[int, str], killed: dict[int, str], forced: bool) -> None:
+    """One line naming what was signalled: a warning when something left the group or needed SIGKILL."""
+    if not termed and not forced:
+        return
+    named = {**termed, **killed}
+    level = logging.WARNING if forced or any(d.endswith(_ESCAPED) for d in named.values()) else logging.INFO
+    log.log(level, "%s: sent SIGTERM to %s%s", label or "attempt", ", ".join(termed.values()) or "its group",
+            f"; SIGKILL after kill_grace to {', '.join(killed.values()) or 'its group'}" if forced else "")
 
 
 def _group_alive(pgid: int) -> bool:
@@ -155,25 +353,15 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
-async def kill_group(pgid: int, grace: float, exited: asyncio.Future | None) -> None:
-    """SIGTERM the group; SIGKILL it if anything is left after `grace` seconds."""
-    _signal_group(pgid, signal.SIGTERM)
-    _signal_group(pgid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
-    deadline = clock.monotonic() + grace
-    while clock.monotonic() < deadline and _group_alive(pgid):
-        if exited is not None and not exited.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(exited), min(0.05, max(deadline - clock.monotonic(), 0)))
-            except asyncio.TimeoutError:
-                pass
-        else:
-            await asyncio.sleep(0.02)  # polling the group: no event tells us its last member died
-    if _group_alive(pgid):
-        _signal_group(pgid, signal.SIGKILL)
-
-
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
