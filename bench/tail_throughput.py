@@ -12,13 +12,16 @@ Measured, each --repeat times, one after the other on one daemon (MB = 10^6 byte
   jobsd, no follower    RunJob -> attempt finished_at (the daemon's own stamps), nobody tailing
   jobsd, gRPC follower  client clock before RunJob -> Tail(follow=True, from start) `end` message,
                         in-process Python grpc, counting chunk bytes (must equal BYTES)
+  replay                the gRPC follower's run once more, finished: Tail(follow=True, from start)
+                        -> `end` (the sending path alone; the output is still in the page cache)
   jobsctl tail -f       client clock before RunJob -> exit of
                         `jobsctl --socket SOCK jobs tail JOB -f > /dev/null` started right after
                         RunJob; also reported without jobsctl's own start-up (median wall time of
                         `jobsctl jobs tail` on a finished run with 1 byte of output)
 Before every timed pass (untimed) the bench calls os.sync() and drops the page cache of the
 earlier passes' stored output (posix_fadvise DONTNEED), so no pass pays for an earlier one.
-For each jobsd pass the daemon's CPU time (utime+stime from /proc/PID/stat) is shown too.
+For each jobsd pass the daemon's CPU time (utime+stime from /proc/PID/stat) is shown too, and
+how many index records the output was stored in (one per pipe read: the fewer, the cheaper).
 
 Usage: .venv/bin/python bench/tail_throughput.py [--bytes 300000000] [--repeat 5]
 """
@@ -126,6 +129,17 @@ class Jobsd:
         # RunJob sent -> the daemon's finished_at of the attempt (the last byte was read by then)
         return (ts_ns(att.finished_at) - t0) / 1e9, cpu, run
 
+    def replay(self, n: int) -> tuple[float, float, int, int]:
+        """Tail(follow=True, from the start) of finished run n: the sending path alone, nothing stored meanwhile."""
+        cpu0 = cpu_seconds(self.daemon.pid)
+        t0 = time.perf_counter()
+        got = chunks = 0
+        for m in self.jobs.Tail(self.pb.TailRequest(job=JOB, run=n, follow=True), timeout=120):
+            if m.WhichOneof("kind") == "chunk":
+                got += len(m.chunk.data)
+                chunks += 1
+        return time.perf_counter() - t0, cpu_seconds(self.daemon.pid) - cpu0, got, chunks
+
     def grpc_follower(self) -> tuple[float, float, int, int, object]:
         cpu0 = cpu_seconds(self.daemon.pid)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -174,6 +188,16 @@ def mbps(nbytes: int, seconds: float) -> float:
     return nbytes / seconds / 1e6
 
 
+def stored_records(home: str, n: int) -> str:
+    """How the daemon stored run n's output: its index records (one per pipe read, 64 KiB at most).
+    Small reads mean more records, and more work for the daemon and for a follower."""
+    try:
+        records = os.path.getsize(os.path.join(home, "runs", JOB, str(n), "attempt-1.idx")) // 24
+    except OSError:
+        return "records unknown"
+    return f"{records:,} records stored"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bytes", type=int, default=300_000_000)
@@ -216,7 +240,8 @@ def main() -> int:
             dt, cpu, run = j.no_follower()
             att = run.attempt_list[-1]
             rows.setdefault("jobsd, no follower (RunJob -> finished_at)", []).append(
-                (dt, f"daemon CPU {cpu:.2f} s; stored {att.output_bytes:,}, dropped {att.dropped_bytes:,}"))
+                (dt, f"daemon CPU {cpu:.2f} s; stored {att.output_bytes:,} ({stored_records(home, run.n)}), "
+                     f"dropped {att.dropped_bytes:,}"))
 
             settle(home)
             dt, cpu, client_cpu, job_done, got, chunks, end = j.grpc_follower()
@@ -224,9 +249,15 @@ def main() -> int:
             rows.setdefault("jobsd, 1 Python gRPC Tail follower", []).append(
                 (dt, f"daemon CPU {cpu:.2f} s, client CPU {client_cpu:.2f} s; job itself finished at "
                      f"{job_done:.3f} s; received {got:,} bytes in {chunks:,} chunks"
-                     f" ({got / max(chunks, 1) / 1024:.1f} KiB avg), {state}"))
+                     f" ({got / max(chunks, 1) / 1024:.1f} KiB avg; {stored_records(home, end.n) if end else '?'}), "
+                     f"{cpu / max(chunks, 1) * 1e6:.0f} us daemon CPU per chunk sent (storing included), {state}"))
             if got != n:
                 notes.append(f"gRPC follower received {got:,} bytes, expected {n:,}")
+            if end is not None:  # the same run again, finished (its output still in the page cache)
+                dt, cpu, got, chunks = j.replay(end.n)
+                rows.setdefault("jobsd, 1 gRPC Tail of the finished run (replay)", []).append(
+                    (dt, f"daemon CPU {cpu:.2f} s = {cpu / max(chunks, 1) * 1e6:.0f} us per chunk; "
+                         f"{got:,} bytes in {chunks:,} chunks"))
 
             settle(home)
             dt, cpu, rc, run = j.cli_follower()

@@ -12,14 +12,16 @@ Followers never receive pushed data: the file is the one source of truth, and a 
 reads index records from its own position, then waits on the run's Channel for "more was
 written". Writing and notifying happen on the event-loop thread, so the hand-over from stored
 to live output has no gap and no duplicate by construction; a slow follower only falls
-behind in the file and costs the job and other followers nothing; memory per follower is one
-chunk.
+behind in the file and costs the job and other followers nothing. Records of one stream read
+within the same millisecond reach a follower as one chunk (up to 64 KiB), read with one
+pread just before it is sent, so a follower holds one chunk at a time (`OutputReader.chunks`).
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["Chunk", "OutputWriter", "OutputReader", "Channel", "Hub", "STDOUT", "STDERR", "MAX_CHUNK"]
@@ -28,6 +30,7 @@ STDOUT, STDERR = 1, 2
 MAX_CHUNK = 64 * 1024
 _RECORD = struct.Struct("<QqIB3x")  # offset, ts_ns, length, stream
 _SCAN_BLOCK = 64 * 1024
+_MS = 1_000_000  # ns: records read in the same millisecond may reach a follower as one chunk
 
 
 @dataclass(frozen=True)
@@ -86,44 +89,62 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 class OutputReader:
-    """Reads one attempt's stored chunks. Safe while the writer appends."""
+    """Reads one attempt's stored chunks. Safe while the writer appends.
+
+    The two files are opened on first use and kept open (reads are then one pread each, with no
+    open or stat by path); `close()` releases them, and the next read opens them again. A file
+    that does not exist yet reads as empty.
+    """
 
     def __init__(self, run_dir: str, attempt: int) -> None:
         self.run_dir, self.attempt = run_dir, attempt
         self._idx_path, self._log_path = idx_path(run_dir, attempt), log_path(run_dir, attempt)
+        self._idx_fd: int | None = None
+        self._log_fd: int | None = None
 
     def count(self) -> int:
-        try:
-            return os.path.getsize(self._idx_path) // _RECORD.size
-        except FileNotFoundError:
-            return 0
+        fd = self._idx()
+        return os.fstat(fd).st_size // _RECORD.size if fd is not None else 0
+
+    def size(self) -> int:
+        """Bytes in the .log (an index record may not name the last of them yet)."""
+        if self._log_fd is None:
+            self._log_fd = _open_existing(self._log_path)
+        return os.fstat(self._log_fd).st_size if self._log_fd is not None else 0
 
     def records(self, start: int, stop: int) -> list[tuple[int, int, int, int]]:
-        """(offset, ts_ns, length, stream) for records start..stop-1."""
-        if stop <= start:
+        """(offset, ts_ns, length, stream) for records start..stop-1 (fewer if they are not written yet)."""
+        fd = self._idx()
+        if stop <= start or fd is None:
             return []
-        with open(self._idx_path, "rb") as f:
-            f.seek(start * _RECORD.size)
-            raw = f.read((stop - start) * _RECORD.size)
-        usable = len(raw) - len(raw) % _RECORD.size
-        return [_RECORD.unpack_from(raw, pos) for pos in range(0, usable, _RECORD.size)]
+        raw = os.pread(fd, (stop - start) * _RECORD.size, start * _RECORD.size)
+        return list(_RECORD.iter_unpack(raw[:len(raw) - len(raw) % _RECORD.size]))
 
-    def chunks(self, start: int, stop: int, skip_before: int = 0) -> list[Chunk]:
-        """Chunks for records start..stop-1; bytes before offset `skip_before` are cut off."""
-        records = self.records(start, stop)
-        if not records:
-            return []
-        first, last = records[0][0], records[-1][0] + records[-1][2]
-        with open(self._log_path, "rb") as f:
-            f.seek(first)
-            blob = f.read(last - first)
-        out = []
+    def chunks(self, records: list[tuple[int, int, int, int]], skip_before: int = 0) -> Iterator[Chunk]:
+        """Chunks for consecutive `records` (from `records()`); bytes before offset `skip_before` are cut off.
+
+        Consecutive records of one stream read in the same millisecond (UTC) make one chunk of at
+        most MAX_CHUNK bytes, stamped with the first one's read time: a burst that was read in many
+        small pieces costs a follower few messages, while output that trickles keeps every
+        record's own read time. Each chunk's bytes are read with one pread when the iteration
+        reaches it, so a follower holds one chunk at a time, whatever the records' sizes.
+        """
+        group: list[int] = []  # start, end, ts_ns, stream of the chunk being gathered
         for offset, ts_ns, length, stream in records:
-            cut = max(skip_before - offset, 0)
-            if cut < length:
-                data = blob[offset - first + cut: offset - first + length]
-                out.append(Chunk(offset + cut, ts_ns, stream, data, self.attempt))
-        return out
+            start, end = max(offset, skip_before), offset + length
+            if start >= end:
+                continue
+            if group and stream == group[3] and ts_ns // _MS == group[2] // _MS and end - group[0] <= MAX_CHUNK:
+                group[1] = end
+                continue
+            if group:
+                yield self._chunk(*group)
+            group = [start, end, ts_ns, stream]
+        if group:
+            yield self._chunk(*group)
+
+    def _chunk(self, start: int, end: int, ts_ns: int, stream: int) -> Chunk:
+        return Chunk(start, ts_ns, stream, os.pread(self._log(), end - start, start), self.attempt)
 
     def record_at(self, offset: int) -> int:
         """Index of the record holding byte `offset` (count() when past the end)."""
@@ -150,6 +171,31 @@ class OutputReader:
             return size
         with open(self._log_path, "rb") as f:
             return _scan_back(f, size, lines)
+
+    def close(self) -> None:
+        """Release the open files (safe to call again; reads reopen them)."""
+        for fd in (self._idx_fd, self._log_fd):
+            if fd is not None:
+                os.close(fd)
+        self._idx_fd = self._log_fd = None
+
+    def _idx(self) -> int | None:
+        if self._idx_fd is None:
+            self._idx_fd = _open_existing(self._idx_path)
+        return self._idx_fd
+
+    def _log(self) -> int:
+        # Only called once the index names bytes, which are written before their index record.
+        if self._log_fd is None:
+            self._log_fd = os.open(self._log_path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._log_fd
+
+
+def _open_existing(path: str) -> int | None:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
 
 
 def _scan_back(f, size: int, lines: int) -> int:  # noqa: ANN001
@@ -193,16 +239,22 @@ class Channel:
         self.closed = True
         self.bump()
 
-    async def wait(self, seen_version: int, timeout: float) -> None:
-        """Return once version != seen_version (at once if it already is), or after `timeout`."""
+    async def wait(self, seen_version: int, timeout: float) -> bool:
+        """Return once version != seen_version (at once if it already is), or after `timeout`.
+
+        True when something changed, False when the timeout passed first.
+        """
         if self.version != seen_version or self.closed:
-            return
+            return True
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
-            pass
+            if waiter in self._waiters:  # an idle follower re-waits every `timeout`: leave nothing behind
+                self._waiters.remove(waiter)
+            return False
+        return True
 
 
 class Hub:

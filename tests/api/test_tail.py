@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import struct
 import subprocess
+import sys
 import threading
 
 import grpc
@@ -135,3 +137,150 @@ def test_watch_events_in_order_once_and_resumable(daemon):
     follow.cancel()
     assert [e.type for e in new] == ["run.queued", "run.started", "run.attempt_finished", "run.finished"]
     assert [e.seq for e in new] == sorted(e.seq for e in new) and new[0].seq > events[3].seq
+
+
+def stored_index(home: str, job: str, n: int, attempt: int) -> list[tuple[int, int, int, int]]:
+    """The attempt's index records as stored (docs/architecture.md): (offset, read ns, length, stream)."""
+    with open(os.path.join(home, "runs", job, str(n), f"attempt-{attempt}.idx"), "rb") as f:
+        return [(o, t, n_, s) for o, t, n_, s in struct.iter_unpack("<QqIB3x", f.read())]
+
+
+def assert_chunks_keep_records(chunks: list, records: list) -> None:  # noqa: ANN001
+    """Each chunk is one stored record, or consecutive records of one stream read in the same millisecond
+    (stamped with the first one's read time), 64 KiB at most; together they cover every record in order."""
+    i = 0
+    for c in chunks:
+        assert c.offset == records[i][0] and len(c.data) <= 64 * 1024
+        ts_ns, end = c.read_at.seconds * 10**9 + c.read_at.nanos, c.offset + len(c.data)
+        assert (ts_ns, c.stream) == records[i][1:4:2]
+        while i < len(records) and records[i][0] < end:
+            offset, rec_ns, length, stream = records[i]
+            assert stream == c.stream and rec_ns // 10**6 == ts_ns // 10**6 and offset + length <= end
+            i += 1
+    assert i == len(records)
+
+
+def test_chunks_keep_stored_streams_and_read_times_live_and_replayed(daemon, home):
+    """DESIGN 3: a replay shows what the live tail showed: same bytes, order and stream tags, and each
+    byte's read time to the millisecond; lines that trickle keep their own read time to the nanosecond."""
+    gate = os.path.join(home, "gate")
+    # A burst (lines on both streams, then 3 MB), then three lines, each printed 10 ms after the gate the
+    # test opens once it has seen the one before: surely three records, read more than 1 ms apart.
+    daemon.write_job("mixed", f'command = ["sh", "-c", "while [ ! -e {gate}-0 ]; do sleep 0.02; done; '
+                     'i=0; while [ $i -lt 300 ]; do echo out $i; echo err $i >&2; i=$((i+1)); done; '
+                     f'head -c 3000000 /dev/zero; for i in 1 2 3; do while [ ! -e {gate}-$i ]; do sleep 0.02; done; '
+                     'sleep 0.01; echo slow $i; done"]\n')
+    daemon.start()
+    ref = daemon.run("mixed").ref
+    live = daemon.jobs.Tail(pb.TailRequest(job="mixed", follow=True), timeout=60)
+    assert next(live).start.run.ref == ref
+    wait_for(lambda: daemon.daemon.GetHealth(pb.GetHealthRequest()).followers == 1, what="follower attached")
+    open(f"{gate}-0", "w").close()
+    burst = len(b"".join(b"out %d\n" % i for i in range(300))) + 3_000_000
+    live_chunks, seen = [], 0
+    for message in live:
+        if message.HasField("chunk"):
+            live_chunks.append(message.chunk)
+            seen += len(message.chunk.data) if message.chunk.stream == pb.STREAM_STDOUT else 0
+            for k, upto in enumerate([burst, burst + 7, burst + 14], start=1):
+                if seen == upto:
+                    open(f"{gate}-{k}", "w").close()
+    _, _, messages = collect(daemon, pb.TailRequest(job="mixed"))
+    replayed = [m.chunk for m in messages if m.HasField("chunk")]
+    stored = stored_index(home, "mixed", 1, 1)
+    assert_chunks_keep_records(live_chunks, stored)
+    assert_chunks_keep_records(replayed, stored)
+    assert b"".join(c.data for c in replayed) == b"".join(c.data for c in live_chunks)
+    out = b"".join(c.data for c in replayed if c.stream == pb.STREAM_STDOUT)
+    err = b"".join(c.data for c in replayed if c.stream == pb.STREAM_STDERR)
+    assert out == b"".join(b"out %d\n" % i for i in range(300)) + b"\0" * 3_000_000 + b"slow 1\nslow 2\nslow 3\n"
+    assert err == b"".join(b"err %d\n" % i for i in range(300))
+    slow = [c for c in replayed if c.data.startswith(b"slow")]  # one chunk each, with its own read time
+    assert [c.data for c in slow] == [b"slow 1\n", b"slow 2\n", b"slow 3\n"]
+    assert [(c.offset, c.read_at.seconds * 10**9 + c.read_at.nanos) for c in slow] == [r[:2] for r in stored[-3:]]
+
+
+def test_live_follower_moves_on_to_the_next_attempt(daemon, home):
+    gate = os.path.join(home, "gate")
+    daemon.write_job("flaky", f'command = ["sh", "-c", "echo attempt $JOBSD_ATTEMPT; if [ $JOBSD_ATTEMPT = 1 ]; '
+                     f'then while [ ! -e {gate} ]; do sleep 0.02; done; fi; echo done $JOBSD_ATTEMPT; exit 1"]\n'
+                     '[retry]\nattempts = 3\nbackoff = "0.1s"\n')
+    daemon.start()
+    ref = daemon.run("flaky").ref
+    stream = daemon.jobs.Tail(pb.TailRequest(job="flaky", follow=True), timeout=60)
+    assert next(stream).start.run.ref == ref
+    chunks, end = [], None
+    for message in stream:
+        if message.HasField("chunk"):
+            chunks.append(message.chunk)
+            if message.chunk.data == b"attempt 1\n":
+                open(gate, "w").close()
+        elif message.HasField("end"):
+            end = message.end.run
+    assert end is not None and end.state == pb.RUN_STATE_FAILED and end.attempts == 3
+    by_attempt = {k: b"".join(c.data for c in chunks if c.attempt == k) for k in (1, 2, 3)}
+    assert by_attempt == {k: b"attempt %d\ndone %d\n" % (k, k) for k in (1, 2, 3)}
+    assert [c.attempt for c in chunks] == sorted(c.attempt for c in chunks)
+
+
+def start_with_write_timeout(daemon, seconds: float) -> None:  # noqa: ANN001
+    """Start the real daemon with a shorter WRITE_TIMEOUT (the constant, set before it serves)."""
+    code = ("import os; os.environ['GRPC_ENABLE_FORK_SUPPORT'] = '0'; import jobsd.api.servicers as s; "
+            f"s.WRITE_TIMEOUT = {seconds!r}; from jobsd.__main__ import main; main()")
+    daemon.args = [sys.executable, "-c", code, "--home", daemon.home]
+    daemon.log = open(os.path.join(daemon.home, "daemon.log"), "ab")
+    daemon.proc = subprocess.Popen(daemon.args, stdout=daemon.log, stderr=subprocess.STDOUT)
+    daemon.channel = grpc.insecure_channel(f"unix:{daemon.socket}")
+    grpc.channel_ready_future(daemon.channel).result(timeout=15)
+
+
+def test_a_follower_that_stops_reading_is_ended_by_the_write_timeout(daemon, home):
+    gate = os.path.join(home, "go")
+    daemon.write_job("flood", f'command = ["sh", "-c", "while [ ! -e {gate} ]; do sleep 0.02; done; '
+                     'head -c 50000000 /dev/zero; exec sleep 60"]\nkill_grace = "1s"\n[limits]\noutput = "100M"\n')
+    start_with_write_timeout(daemon, 1.0)
+    ref = daemon.run("flood").ref
+    stuck = subprocess.Popen([os.path.join(BIN, "jobsctl"), "--socket", daemon.socket, "jobs", "tail", "flood", "-f"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: daemon.daemon.GetHealth(pb.GetHealthRequest()).followers == 1, what="follower attached")
+        stuck.send_signal(signal.SIGSTOP)
+        open(gate, "w").close()
+        log = os.path.join(home, "runs", "flood", "1", "attempt-1.log")
+        wait_for(lambda: os.path.exists(log) and os.path.getsize(log) == 50_000_000, timeout=30, what="output stored")
+        # The run is still going and the client is still stopped: only the write timeout can end the stream.
+        wait_for(lambda: daemon.daemon.GetHealth(pb.GetHealthRequest()).followers == 0, timeout=15,
+                 what="the stopped follower's stream to be ended")
+        assert daemon.get_run(ref).state == pb.RUN_STATE_RUNNING
+        stuck.send_signal(signal.SIGCONT)
+        _, err = stuck.communicate(timeout=20)
+        assert stuck.returncode != 0 and b"did not read for 1s" in err, err
+    finally:
+        stuck.kill()
+        stuck.wait(timeout=10)
+    daemon.jobs.CancelRun(pb.CancelRunRequest(run=ref), timeout=10)
+    daemon.wait_finished(ref)
+
+
+def test_stored_records_join_only_within_one_stream_and_millisecond(tmp_path):
+    """The rule behind every chunk a follower gets (jobsd.output): consecutive records of one stream read in
+    the same millisecond become one chunk of at most 64 KiB, stamped with the first record's read time."""
+    from jobsd.output import STDERR, STDOUT, OutputReader, OutputWriter
+
+    t0 = 1_700_000_000_000_000_000  # on a millisecond boundary
+    writer = OutputWriter(str(tmp_path), 1, cap=10**9)
+    for stream, data, at in [(STDOUT, b"a1", t0), (STDOUT, b"b2", t0 + 100_000), (STDERR, b"c3", t0 + 200_000),
+                             (STDOUT, b"d4", t0 + 300_000), (STDOUT, b"e5", t0 + 999_999), (STDOUT, b"f6", t0 + 10**6),
+                             *[(STDOUT, b"%d" % i * 30_000, t0 + 3 * 10**6 + i) for i in range(3)]]:
+        writer.write(stream, data, at)
+    writer.close()
+    reader = OutputReader(str(tmp_path), 1)
+    try:
+        got = [(c.offset, c.ts_ns, c.stream, len(c.data)) for c in reader.chunks(reader.records(0, 100), skip_before=1)]
+        assert got == [(1, t0, STDOUT, 3), (4, t0 + 200_000, STDERR, 2), (6, t0 + 300_000, STDOUT, 4),
+                       (10, t0 + 10**6, STDOUT, 2), (12, t0 + 3 * 10**6, STDOUT, 60_000),
+                       (60_012, t0 + 3 * 10**6 + 2, STDOUT, 30_000)]
+        assert b"".join(c.data for c in reader.chunks(reader.records(0, 100))) == \
+            b"a1b2c3d4e5f6" + b"0" * 30_000 + b"1" * 30_000 + b"2" * 30_000
+    finally:
+        reader.close()

@@ -31,9 +31,15 @@ def actor_of(context) -> str:  # noqa: ANN001
 
 
 async def _write(context, message) -> None:  # noqa: ANN001
+    """Send one message of a stream; a client that reads nothing for WRITE_TIMEOUT seconds ends it.
+
+    asyncio.timeout, not asyncio.wait_for: no extra task per message. (Tail's output bounds its
+    sends itself, with one timer per stream: streams.WriteGuard.)
+    """
     try:
-        await asyncio.wait_for(context.write(message), WRITE_TIMEOUT)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(WRITE_TIMEOUT):
+            await context.write(message)
+    except TimeoutError:
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED,
                             f"the client did not read for {WRITE_TIMEOUT:g}s; stream ended")
 
@@ -91,17 +97,22 @@ class JobsServicer(pb_grpc.JobsServicer):
                           offset=request.offset if start == "offset" else None)
 
         async def send_start(run: RunRow) -> None:
-            await _write(context, pb.TailMessage(start=pb.TailStart(run=self._run(run))))
+            await context.write(pb.TailMessage(start=pb.TailStart(run=self._run(run))))
 
         async def send_chunk(chunk: Chunk) -> None:
-            await _write(context, pb.TailMessage(chunk=pb.OutputChunk(
-                data=chunk.data, stream=chunk.stream, read_at=ts(chunk.ts_ns / 1e9), offset=chunk.offset,
-                attempt=chunk.attempt)))
+            message = pb.TailMessage()  # filled in place: a nested constructor copies the data once more
+            out = message.chunk
+            out.data, out.stream, out.offset, out.attempt = chunk.data, chunk.stream, chunk.offset, chunk.attempt
+            out.read_at.seconds, out.read_at.nanos = divmod(chunk.ts_ns, 1_000_000_000)  # exact, unlike a float
+            await context.write(message)
 
         async def send_end(run: RunRow) -> None:
-            await _write(context, pb.TailMessage(end=pb.TailEnd(run=self._run(run))))
+            await context.write(pb.TailMessage(end=pb.TailEnd(run=self._run(run))))
 
-        await tail(self.s, req, send_start, send_chunk, send_end)
+        try:  # tail bounds each send by WRITE_TIMEOUT (one timer per stream, streams.WriteGuard)
+            await tail(self.s, req, send_start, send_chunk, send_end, WRITE_TIMEOUT)
+        except TimeoutError as exc:  # streams.WriteTimeout: the client stopped reading
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{exc}; stream ended")
 
     async def WatchEvents(self, request, context):  # noqa: ANN001, N802
         async def send(event) -> None:  # noqa: ANN001
