@@ -1,4 +1,5 @@
-"""The composition root: lock -> store -> specs -> reconcile -> runner -> server; stop in reverse.
+"""The composition root: lock -> store -> specs -> heartbeat -> reconcile -> scheduler -> server;
+stop in reverse.
 
 `run(options)` is the whole life of a daemon and returns its exit code.
 """
@@ -9,11 +10,15 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import DatabaseError
 
 from jobsd import lock as store_lock
 from jobsd.artifacts import Artifacts
-from jobsd.health import health
+from jobsd.health import Heartbeat, health
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
@@ -79,16 +84,23 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
     artifacts = Artifacts(paths.runs_dir)
     runner = Runner(store, artifacts, hub, events_changed, opts.max_concurrent_runs, dict(os.environ))
     service = Service(paths, store, runner, artifacts, hub, events_changed)
+    heartbeat = Heartbeat(store, events_changed)
     scheduler: CronScheduler | None = None
     try:
         service.load_specs()
+        heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         service.reconcile_interrupted()
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
         # touch only changed jobs, then resume (PITFALLS 2).
-        scheduler = CronScheduler(paths.db_dir, asyncio.get_running_loop(), service.on_fire)
-        scheduler.start_paused()
-        service.scheduler = scheduler
-        service.sync_schedule()
+        scheduler = CronScheduler(paths.db_dir, asyncio.get_running_loop(), service.on_fire,
+                                  on_drop=lambda job_id, windows: _record_dropped(service, job_id, windows))
+        heartbeat.scheduler = scheduler
+        try:
+            scheduler.start_paused()
+            service.scheduler = scheduler
+            service.sync_schedule()
+        except DatabaseError as exc:  # APScheduler's own SQLite file: refuse like for our store, never reset it
+            raise StoreCorrupt(f"{scheduler.path}: {exc.orig or exc}") from None
         scheduler.resume()
         prepare_socket_path(paths.socket)
         server, health_servicer = build_server(service, paths.socket,
@@ -98,7 +110,9 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(service.catalog.specs),
                  len(service.catalog.invalid), paths.socket, paths.state_dir)
         notifier.ready(f"serving {len(service.catalog.specs)} jobs on {paths.socket}")
-        await _until_stopped(notifier, lambda: _reload(service, notifier))
+        beating = asyncio.ensure_future(heartbeat.run())
+        await _until_stopped(notifier, lambda: _reload(service, notifier), scheduler.healthy)
+        beating.cancel()
         notifier.stopping("stopping: ending active runs")
         await set_serving(health_servicer, False)
         scheduler.pause()  # no new firings while runs are stopped; shut down after them (PITFALLS 8)
@@ -108,6 +122,7 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         hub.close_all()
         events_changed.close()
         await server.stop(grace=2)
+        heartbeat.stop()  # the last record says "stopped cleanly": the next start reports it
         log.info("jobsd stopped")
         return 0
     finally:
@@ -127,20 +142,29 @@ def _reload(service: Service, notifier: Notifier) -> None:
     notifier.ready(f"serving {len(catalog.specs)} jobs")
 
 
-async def _until_stopped(notifier: Notifier, on_reload) -> None:  # noqa: ANN001
+def _record_dropped(service: Service, job_id: str, windows: list[datetime]) -> None:
+    """Cron windows APScheduler handed over while the daemon stops: `missed`, never silently lost."""
+    for window in windows:
+        service.record_missed(job_id, window, f"missed: due {window.isoformat()}, jobsd was stopping")
+
+
+async def _until_stopped(notifier: Notifier, on_reload, healthy: Callable[[], bool]) -> None:  # noqa: ANN001
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_reload)
-    watchdog = asyncio.ensure_future(_watchdog(notifier)) if notifier.watchdog_interval else None
+    watchdog = asyncio.ensure_future(_watchdog(notifier, healthy)) if notifier.watchdog_interval else None
     await stop.wait()
     log.info("stop requested")
     if watchdog:
         watchdog.cancel()
 
 
-async def _watchdog(notifier: Notifier) -> None:
-    """WATCHDOG=1 at half of WATCHDOG_USEC; a blocked event loop stops the pings, as it should."""
+async def _watchdog(notifier: Notifier, healthy: Callable[[], bool]) -> None:
+    """WATCHDOG=1 at half of WATCHDOG_USEC, only while `healthy()` (the scheduler runs and ticks, or
+    is paused on purpose). A blocked event loop or a dead or stuck scheduler thread stops the pings,
+    and systemd restarts the daemon, as it should. health.Heartbeat logs the change."""
     while True:
-        notifier.watchdog()
+        if healthy():
+            notifier.watchdog()
         await asyncio.sleep(notifier.watchdog_interval)

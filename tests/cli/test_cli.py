@@ -103,7 +103,7 @@ def test_daemon_status_and_events(served):
     served.ctl("jobs", "run", "hello", "--wait")
     lines = served.ctl("events", "--json", "-n", "0").stdout.decode().splitlines()
     types = [json.loads(line)["type"] for line in lines]
-    assert types == ["run.queued", "run.started", "run.attempt_finished", "run.finished"]
+    assert types == ["daemon.started", "run.queued", "run.started", "run.attempt_finished", "run.finished"]
 
 
 def test_unreachable_daemon_exits_3_naming_the_socket(home):

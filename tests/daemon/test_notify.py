@@ -1,19 +1,26 @@
 """jobsd.notify against real AF_UNIX datagram sockets: a path in a short temp dir and an
-abstract-namespace name. Receives use socket timeouts, never sleeps."""
+abstract-namespace name; then a real daemon feeding (or not) a fake systemd's watchdog.
+Receives use socket timeouts, never sleeps."""
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
 import socket
+import sqlite3
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from jobsd.notify import SCRUBBED_VARIABLES, Notifier, scrub_environ
+from jobsd.scheduler import STALE_AFTER
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from tests.conftest import Daemon, wait_for
 
 RECV_TIMEOUT = 5.0  # seconds; a datagram that does not arrive by then fails the test
 
@@ -261,3 +268,108 @@ def test_scrub_environ_accepts_os_environ(monkeypatch: pytest.MonkeyPatch) -> No
     assert isinstance(scrubbed, dict)
     assert "NOTIFY_SOCKET" not in scrubbed and "WATCHDOG_USEC" not in scrubbed
     assert os.environ["NOTIFY_SOCKET"] == "/run/systemd/notify"
+
+
+# ---------------------------------------------------------------------------- a real daemon
+
+
+@pytest.mark.timeout(90)
+def test_daemon_feeds_the_watchdog_only_while_its_scheduler_ticks(
+    monkeypatch: pytest.MonkeyPatch, path_receiver: Receiver, daemon: Daemon
+) -> None:
+    """A real jobsd under a fake systemd: READY=1, then WATCHDOG=1 every half WATCHDOG_USEC while
+    healthy. A job-store write that fails (schedule.sqlite3 locked by another process for longer
+    than SQLite's 5 s busy timeout) ends APScheduler's thread while its state still says
+    `running`; the ticks stop, and STALE_AFTER seconds later so do the pings, so systemd would
+    restart the daemon."""
+    monkeypatch.setenv("NOTIFY_SOCKET", path_receiver.notify_socket)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a ping every 0.5 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n')
+    daemon.start()
+    assert path_receiver.recv().startswith(b"READY=1\n")
+    assert [path_receiver.recv() for _ in range(3)] == [b"WATCHDOG=1"] * 3
+
+    schedule = sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3"), isolation_level=None)
+    schedule.execute("BEGIN IMMEDIATE")  # readers go on; APScheduler's next write times out
+    try:
+        wait_for(lambda: "Exception in thread APScheduler" in daemon.read_log(), 20,
+                 "APScheduler's thread to die of the locked job store")
+    finally:
+        schedule.execute("ROLLBACK")
+        schedule.close()
+    health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
+    assert health.scheduler_state == "running"  # APScheduler's own state does not know
+
+    # The pings go on until the last tick is STALE_AFTER seconds old, then stop for good.
+    path_receiver.sock.settimeout(3.0)
+    deadline = time.monotonic() + STALE_AFTER + 15
+    while True:
+        try:
+            assert path_receiver.recv() == b"WATCHDOG=1"
+        except TimeoutError:
+            break  # 3 s (6 intervals) without a ping
+        assert time.monotonic() < deadline, "the daemon kept feeding the watchdog"
+    wait_for(lambda: "the scheduler is not healthy" in daemon.read_log(), 10, "the log to say why")
+    stale = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
+    assert time.time() - stale.last_tick.seconds >= STALE_AFTER - 1
+
+
+FAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")  # Debian's libfaketime (.ci/run installs it)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(not FAKETIME, reason="needs libfaketime (apt-get install libfaketime)")
+def test_clock_jumps_are_recorded_and_a_jump_back_does_not_starve_the_watchdog(
+    monkeypatch: pytest.MonkeyPatch, path_receiver: Receiver, daemon: Daemon
+) -> None:
+    """The daemon's wall clock (only it: libfaketime, CLOCK_MONOTONIC/BOOTTIME untouched) jumps
+    20 s forward, then 20 s back. Forward: the skipped windows are recorded missed. Back: the
+    cron job waits ~20 s for its next window, no window runs twice, and the heartbeat job is
+    fired at once so WATCHDOG=1 never pauses (without that kick the pings stop after 15 s)."""
+    offset = os.path.join(daemon.home, "faketime")
+    with open(offset, "w") as f:
+        f.write("+0\n")
+    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
+    monkeypatch.setenv("FAKETIME_TIMESTAMP_FILE", offset)
+    monkeypatch.setenv("FAKETIME_NO_CACHE", "1")
+    monkeypatch.setenv("DONT_FAKE_MONOTONIC", "1")
+    monkeypatch.setenv("NOTIFY_SOCKET", path_receiver.notify_socket)
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n'
+                     'misfire_grace = "0.5s"\n')
+    daemon.start()
+
+    def runs() -> list[pb.Run]:
+        return list(daemon.jobs.ListRuns(pb.ListRunsRequest(job="tick", limit=1000), timeout=10).runs)
+
+    def jumps() -> list[pb.Event]:
+        events = daemon.jobs.WatchEvents(pb.WatchEventsRequest(), timeout=10)
+        return [e for e in events if e.type == "daemon.clock_jump"]
+
+    def set_offset(text: str) -> None:
+        with open(offset + ".new", "w") as f:
+            f.write(text)
+        os.replace(offset + ".new", offset)
+
+    assert path_receiver.recv().startswith(b"READY=1\n")
+    wait_for(lambda: len(runs()) >= 2, 10, "cron runs")
+    set_offset("+20\n")
+    forward = wait_for(jumps, 15, "a forward jump event")[0]
+    assert forward.attrs["direction"] == "forward" and abs(float(forward.attrs["delta"]) - 20) < 1
+    wait_for(lambda: len([r for r in runs() if r.state == pb.RUN_STATE_MISSED]) >= 18, 10, "the skipped windows missed")
+    latest = max(r.scheduled_at.seconds for r in runs())
+
+    set_offset("+0\n")
+    behind_since = time.monotonic()
+    path_receiver.sock.settimeout(3.0)  # a ping is due every 0.5 s
+    while not any(r.scheduled_at.seconds > latest + 1 for r in runs()):
+        assert path_receiver.recv() == b"WATCHDOG=1"
+        assert time.monotonic() - behind_since < 60, "cron runs did not resume"
+    assert time.monotonic() - behind_since > 15  # the job really waited for the clock to come round
+    back = jumps()[1]
+    assert back.attrs["direction"] == "back" and abs(float(back.attrs["delta"]) + 20) < 1
+    windows = [r.scheduled_at.seconds for r in runs()]
+    assert len(windows) == len(set(windows)), "a window was handled twice"
+    assert "not healthy" not in daemon.read_log()

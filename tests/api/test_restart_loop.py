@@ -1,0 +1,157 @@
+"""Restarts under every-second schedules: no window twice, windows missed while down recorded per
+policy (DESIGN 3, 5). A real daemon on a real store, stopped with SIGTERM and SIGKILL.
+
+test_schedule.py covers one missed window (catch_up runs it) and missed records of an every-second
+job; here: many restarts, several windows missed in one downtime, and restarts that must not
+catch up again. Every wait is a condition with a deadline.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from tests.conftest import Daemon, wait_for
+
+EVERY_SECOND = '[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\nmisfire_grace = "0.5s"\n'
+SCHEDULED = (pb.TRIGGER_CRON, pb.TRIGGER_CATCH_UP)
+
+
+def all_runs(daemon: Daemon, job: str = "") -> list[pb.Run]:
+    """Every run (of `job`, or of all jobs), following the cursor."""
+    runs, cursor = [], ""
+    while True:
+        page = daemon.jobs.ListRuns(pb.ListRunsRequest(job=job, limit=1000, cursor=cursor), timeout=10)
+        runs += page.runs
+        if not page.next_cursor:
+            return runs
+        cursor = page.next_cursor
+
+
+def window(run: pb.Run) -> int:
+    assert run.scheduled_at.nanos == 0, run
+    return run.scheduled_at.seconds
+
+
+def daemon_events(daemon: Daemon, type_: str) -> list[pb.Event]:
+    return [e for e in daemon.jobs.WatchEvents(pb.WatchEventsRequest(), timeout=10) if e.type == type_]
+
+
+@dataclass(frozen=True)
+class Downtime:
+    down_at: float   # the old daemon had exited
+    up_at: float     # the new one was about to be spawned
+    signal: int
+
+    def windows(self) -> range:
+        """Whole seconds strictly inside: no daemon can have handled them before the restart."""
+        return range(int(self.down_at) + 1, int(self.up_at - 1e-9) + 1)
+
+
+def cycle(daemon: Daemon, jobs: tuple[str, ...], sig: int) -> Downtime:
+    """Wait until each job has a window handled by the current daemon, stop it with `sig`, let at
+    least one window pass, start it again."""
+    started = time.time()
+    wait_for(lambda: {r.job for r in all_runs(daemon) if r.trigger in SCHEDULED and window(r) >= started}
+             >= set(jobs), 20, "a window of each job after the start")
+    code = daemon.stop(sig)
+    assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), daemon.read_log()
+    down_at = time.time()
+    wait_for(lambda: time.time() > int(down_at) + 2.2, 5, "two windows to pass while jobsd is down")
+    up_at = time.time()
+    daemon.start()
+    return Downtime(down_at, up_at, sig)
+
+
+@pytest.mark.timeout(150)
+def test_restarts_in_a_loop_never_handle_a_window_twice(daemon):
+    daemon.write_job("catchup", 'command = ["true"]\n' + EVERY_SECOND + "catch_up = true\n")
+    daemon.write_job("plain", 'command = ["true"]\n' + EVERY_SECOND + "coalesce = false\n")
+    jobs = ("catchup", "plain")
+    daemon.start()
+    signals = [signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL]
+    downtimes = [cycle(daemon, jobs, sig) for sig in signals]
+    last_up = downtimes[-1].up_at
+    wait_for(lambda: {r.job for r in all_runs(daemon) if r.trigger in SCHEDULED and window(r) > last_up}
+             >= set(jobs), 20, "a window of each job after the last restart")
+
+    runs = all_runs(daemon)
+    for job in jobs:
+        scheduled = [r for r in runs if r.job == job and r.HasField("scheduled_at")]
+        twice = {w: n for w, n in Counter(window(r) for r in scheduled).items() if n > 1}
+        assert not twice, f"{job}: windows recorded twice: " + "; ".join(
+            f"{r.ref} {pb.RunState.Name(r.state)} {pb.Trigger.Name(r.trigger)} {r.reason}"
+            for r in scheduled if window(r) in twice)
+        by_window = {window(r): r for r in scheduled}
+        for down in downtimes:
+            assert down.windows(), down
+            for w in down.windows():
+                run = by_window.get(w)
+                assert run is not None, f"{job}: window {w} passed while jobsd was down and left no record"
+                assert (run.state == pb.RUN_STATE_MISSED or run.trigger in SCHEDULED), run
+            caught = [w for w in down.windows() if by_window[w].trigger == pb.TRIGGER_CATCH_UP]
+            assert len(caught) <= 1, f"{job}: more than one catch-up run for one downtime: {caught}"
+        assert all(r.trigger != pb.TRIGGER_CATCH_UP for r in scheduled) or job == "catchup"
+
+    started = daemon_events(daemon, "daemon.started")
+    assert len(started) == len(signals) + 1
+    assert "down_since" not in started[0].attrs
+    for event, down in zip(started[1:], downtimes):
+        assert event.attrs["previous_stop"] == ("clean" if down.signal == signal.SIGTERM else "unclean")
+        since = datetime.fromisoformat(event.attrs["down_since"]).timestamp()
+        assert since <= down.down_at and float(event.attrs["down_seconds"]) >= down.up_at - down.down_at
+        assert event.attrs["rebooted"] == "false"
+
+
+def _three_windows_ahead(lead: float) -> list[datetime]:
+    """Three consecutive whole seconds at least `lead` seconds ahead, in one minute (one cron line)."""
+    first = datetime.fromtimestamp(int(time.time() + lead) + 1, timezone.utc)
+    if first.second > 57:
+        first = first.replace(second=0) + timedelta(minutes=1)
+    return [first + timedelta(seconds=i) for i in range(3)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_several_windows_missed_while_down(daemon, catch_up):
+    """Three windows pass while jobsd is down. catch_up = true: the latest runs once (trigger
+    catch_up), the older two are recorded missed; false: all three are missed. Either way, a
+    second restart with nothing missed adds nothing (the catch-up is not repeated)."""
+    windows = _three_windows_ahead(6)
+    w = windows[0]
+    cron = f"{','.join(str(t.second) for t in windows)} {w.minute} {w.hour} {w.day} {w.month} *"
+    daemon.write_job("thrice", f'command = ["true"]\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n'
+                     f'misfire_grace = "0.5s"\ncatch_up = {str(catch_up).lower()}\n')
+    daemon.start()
+    ahead = daemon.jobs.NextRunTimes(pb.NextRunTimesRequest(job="thrice", count=3), timeout=10).times
+    assert [t.seconds for t in ahead] == [int(t.timestamp()) for t in windows]
+    assert daemon.stop() == 0
+    assert time.time() < windows[0].timestamp(), "the daemon took too long to stop; the windows were not missed"
+    wait_for(lambda: time.time() > windows[-1].timestamp() + 1.5, 20, "the windows to pass while jobsd is down")
+
+    daemon.start()
+    runs = wait_for(lambda: len(r := all_runs(daemon, "thrice")) == 3 and r, 10, "a record of each window")
+    by_window = {window(r): r for r in runs}
+    assert sorted(by_window) == [int(t.timestamp()) for t in windows]
+    older, latest = [by_window[int(t.timestamp())] for t in windows[:2]], by_window[int(windows[-1].timestamp())]
+    assert all(r.state == pb.RUN_STATE_MISSED and r.trigger == pb.TRIGGER_CRON for r in older)
+    if catch_up:
+        assert latest.trigger == pb.TRIGGER_CATCH_UP
+        assert daemon.wait_finished(latest.ref).state == pb.RUN_STATE_SUCCEEDED
+    else:
+        assert latest.state == pb.RUN_STATE_MISSED and latest.trigger == pb.TRIGGER_CRON
+        assert "beyond misfire_grace" in latest.reason
+
+    assert daemon.stop() == 0
+    restarted = time.time()
+    daemon.start()
+    # The scheduler's first pass after a start looks at every stored job before the heartbeat job
+    # ticks; once the tick is later than the restart, a window due at start-up would have arrived.
+    wait_for(lambda: (h := daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)).HasField("last_tick")
+             and h.last_tick.seconds + h.last_tick.nanos / 1e9 > restarted, 15, "a scheduler tick after the restart")
+    assert [r.ref for r in all_runs(daemon, "thrice")] == [r.ref for r in runs]
