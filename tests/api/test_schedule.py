@@ -138,24 +138,6 @@ def test_windows_missed_while_down_are_recorded_missed_after_restart(daemon):
     assert any(down <= stamp(r) for r in missed)
 
 
-def test_catch_up_runs_a_window_missed_while_down_once(daemon):
-    window = datetime.fromtimestamp(int(time.time()) + 6, timezone.utc)  # one window, ~6 s ahead
-    cron = f"{window.second} {window.minute} {window.hour} {window.day} {window.month} *"
-    daemon.write_job("once", f'command = ["true"]\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n'
-                     'misfire_grace = "0.5s"\ncatch_up = true\n')
-    daemon.start()
-    job = daemon.jobs.GetJob(pb.GetJobRequest(job="once"), timeout=10)
-    assert job.next_run_at.seconds == int(window.timestamp())
-    assert daemon.stop() == 0
-    assert time.time() < window.timestamp(), "the daemon took too long to stop; the window was not missed"
-    wait_for(lambda: time.time() > window.timestamp() + 1.5, 10, "the window to pass while jobsd is down")
-    daemon.start()
-    caught = wait_for(lambda: runs(daemon, "once"), 10, "the catch-up run")
-    assert len(caught) == 1 and caught[0].trigger == pb.TRIGGER_CATCH_UP
-    assert stamp(caught[0]) == window.timestamp()
-    assert daemon.wait_finished(caught[0].ref).state == pb.RUN_STATE_SUCCEEDED
-
-
 def test_next_run_times_weekdays_at_nine_in_berlin(daemon):
     daemon.write_job("report", 'command = ["true"]\n[schedule]\ncron = "0 9 * * 1-5"\ntimezone = "Europe/Berlin"\n')
     daemon.write_job("manual", 'command = ["true"]\n')
