@@ -74,23 +74,35 @@ class Artifacts:
 
     def sweep(self, runs: list[tuple[str, int]], remove: bool) -> int:
         """Bytes in the folders of `runs` ((job id, n) pairs; missing folders count 0); with remove,
-        delete the folders too. Blocking file-system work: call it off the event loop."""
+        delete the folders too. One pass per folder (run folders are flat). Blocking file-system
+        work: call it off the event loop."""
         total = 0
         for job_id, n in runs:
             folder = self.run_dir(job_id, n)
-            for root, _dirs, files in os.walk(folder):
-                for name in files:
-                    try:
-                        total += os.lstat(os.path.join(root, name)).st_size
-                    except OSError:
-                        pass
-            if remove:
-                try:
-                    shutil.rmtree(folder)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    log.error("gc: cannot remove %s: %s", folder, exc)
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                log.error("gc: cannot read %s: %s", folder, exc)
+                continue
+            try:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):  # not made by jobsd, but removed with the run
+                        total += sum(os.lstat(os.path.join(root, f)).st_size
+                                     for root, _dirs, files in os.walk(entry.path) for f in files)
+                        if remove:
+                            shutil.rmtree(entry.path)
+                        continue
+                    total += entry.stat(follow_symlinks=False).st_size
+                    if remove:
+                        os.unlink(entry.path)
+                if remove:
+                    os.rmdir(folder)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("gc: cannot remove %s: %s", folder, exc)
         return total
 
 

@@ -329,18 +329,22 @@ class Service:
                 freed = await asyncio.to_thread(self.artifacts.sweep, keys, False)
                 return GcResult(refs[:GC_LISTED], len(refs), freed, True)
             ids = [run_id for run_id, _j, _n in doomed]
+            started = clock.monotonic()
             for start in range(0, len(ids), GC_BATCH):
                 with self.store.write():
                     self.store.delete_runs(ids[start:start + GC_BATCH])
                 await asyncio.sleep(0)  # let RPCs and runs through between batches
+            records = clock.monotonic() - started
             freed = await asyncio.to_thread(self.artifacts.sweep, keys, True)
+            files = clock.monotonic() - started - records
             now = clock.to_epoch(clock.now())
             with self.store.write():
                 self.store.add_event(now, "daemon.gc", job_id, None, {
                     "actor": actor or None, "removed": len(refs), "bytes_freed": freed,
                     "keep_last": keep_last, "older_than": older_than})
             self.events_changed.bump()
-            log.info("gc by %s removed %d runs, %d bytes", actor or "unknown", len(refs), freed)
+            log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", actor or "unknown",
+                     len(refs), freed, records, files)
             return GcResult(refs[:GC_LISTED], len(refs), freed, False)
 
     def list_runs(self, job_id: str, limit: int, cursor: str, states: list[str]) -> tuple[list[RunRow], str]:
