@@ -21,6 +21,7 @@ from jobsd.artifacts import Artifacts
 from jobsd.executor import Attempt, Launch, resolve_program, start_attempt
 from jobsd.output import STDERR, Hub, OutputWriter
 from jobsd.store import AttemptRow, RunRow, Store
+from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, Retry, after_attempt
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
 from jobsd_lib.kernel.states import RunState, WaitReason, advance
@@ -29,6 +30,7 @@ from jobsd_lib.spec import JobSpec
 __all__ = ["Runner", "ActiveRun", "Slots"]
 
 log = logging.getLogger("jobsd.runner")
+FINISH_RETRY = 5.0  # seconds between attempts to record a run's end while the store refuses writes
 
 
 class Slots:
@@ -151,8 +153,12 @@ class Runner:
                 if await self._backoff(act, decision):
                     holding = await self._wait_for_slot(act)
             await self._finish(act, RunState.CANCELLED if act.stop_reason == "cancelled" else RunState.INTERRUPTED, None)
-        except Exception:  # a bug must not leave the run active forever
+        except Exception:  # a bug or a store that cannot be written must not leave the run active forever
             log.exception("run %s: internal error", act.ref)
+            if act.attempt is not None:  # nothing of the attempt may run on unattended
+                act.attempt.stop("interrupted")
+                await act.attempt.wait()
+                act.attempt = None
             await self._finish(act, RunState.FAILED, None, reason="internal error in jobsd (see the daemon log)")
         finally:
             if holding:
@@ -200,7 +206,7 @@ class Runner:
         attempt = None
         if not problem:
             try:
-                attempt = await start_attempt(launch, writer, self.hub.open(run.ref).bump)
+                attempt = act.attempt = await start_attempt(launch, writer, self.hub.open(run.ref).bump)
             except OSError as exc:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         now = clock.to_epoch(clock.now())
@@ -209,7 +215,6 @@ class Runner:
             writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
             result = AttemptResult(start_error=problem)
         else:
-            act.attempt = attempt
             if act.stop_reason:
                 attempt.stop(act.stop_reason)
             result = await attempt.wait()
@@ -280,9 +285,15 @@ class Runner:
             await asyncio.to_thread(self._write_final, dataclasses.replace(run, state=state, **fields), act.spec.file)
         except OSError as exc:
             log.error("run %s: cannot write its receipt: %s", act.ref, exc)
-        act.row = self.transition(run, state, "run.finished",
-                                  {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
-                                   "reason": reason or None}, durable=True, **fields)
+        while True:  # an acknowledged run is never lost: its end is recorded, however long the store refuses
+            try:
+                act.row = self.transition(run, state, "run.finished",
+                                          {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
+                                           "reason": reason or None}, durable=True, **fields)
+                break
+            except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
+                log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
+                await asyncio.sleep(FINISH_RETRY)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
 
     def _write_final(self, run: RunRow, spec_file: str) -> None:

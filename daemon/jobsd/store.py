@@ -13,6 +13,7 @@ reconciliation then finds the run active and marks it interrupted. Times are UTC
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ from jobsd_lib.kernel.states import ACTIVE, RunState
 
 __all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "open_store"]
 
+log = logging.getLogger("jobsd.store")
 _ACTIVE_SQL = "('queued', 'running', 'retrying')"
 _FAILED_STATES = ("failed", "timed_out", "interrupted")
 
@@ -150,15 +152,25 @@ class Store:
         if durable != self._durable:
             self.conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
-        self.conn.exec_driver_sql("BEGIN IMMEDIATE")
         self._in_write = True
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.exec_driver_sql("ROLLBACK")
-            raise
-        else:
-            self.conn.exec_driver_sql("COMMIT")
+            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.exec_driver_sql("ROLLBACK")
+                raise
+            else:
+                self.conn.exec_driver_sql("COMMIT")
+        except DatabaseError as exc:  # full disk, I/O error, corruption found while running
+            log.error("store write failed: %s", exc.orig or exc)
+            try:  # a failed COMMIT leaves the transaction open
+                if self.conn.connection.dbapi_connection.in_transaction:
+                    self.conn.exec_driver_sql("ROLLBACK")
+            except DatabaseError:
+                pass
+            raise InternalError(f"jobsd cannot write its store {self.path}: {exc.orig or exc}; nothing was "
+                                "changed (free disk space if it is full; the daemon log has details)") from exc
         finally:
             self._in_write = False
 
