@@ -27,9 +27,9 @@ spread over the past year. No `events` rows and no run folders are made for thes
 All calls are sequential and interleaved (first page, page ~50, last page, GetRun, ... in
 rotation) so drift hits them all alike. Client-observed times in ms. Asserts no timing.
 
-`--jobs 1` puts all 1,000,000 runs in one job: the worst case for the last page, because the
-cursor (`id < ?`) is not part of the runs_by_job (job_id, n DESC) index seek, so a cursor page
-scans the job's index entries from its newest run down to the cursor.
+`--jobs 1` puts all 1,000,000 runs in one job: the worst case for the last page. A per-job page
+seeks the runs_by_job (job_id, n DESC) index at the cursor's run number (the cursor's id is
+turned into its n first), so a deep page costs what the first page costs.
 
 Usage: .venv/bin/python bench/history.py [--runs 1000000] [--jobs 100] [--calls 500] [--cli-runs 20]
                                          [--deep-pages 50] [--no-attempts]
