@@ -63,7 +63,7 @@ def health(service: Service, max_concurrent: int) -> pb.Health:
     message = pb.Health(
         version=__version__, pid=os.getpid(), lock_file=service.paths.lock_file, socket=service.paths.socket,
         uptime_seconds=(clock.now() - service.started_at).total_seconds(),
-        scheduler_state=scheduler.state if scheduler else "absent",
+        scheduler_state=_scheduler_state(scheduler),
         jobs_active=by_state[JobState.ACTIVE], jobs_paused=by_state[JobState.PAUSED],
         jobs_disabled=by_state[JobState.DISABLED], jobs_invalid=by_state[JobState.INVALID],
         invalid_specs=[problem_pb(j, p) for j, ps in sorted(service.catalog.invalid.items()) for p in ps],
@@ -75,6 +75,15 @@ def health(service: Service, max_concurrent: int) -> pb.Health:
     if last_tick is not None:
         message.last_tick.CopyFrom(ts(last_tick))
     return message
+
+
+def _scheduler_state(scheduler) -> str:  # noqa: ANN001
+    """running | paused | stopped, or `stalled`: APScheduler says running but has not ticked for
+    STALE_AFTER seconds (its thread died or hangs; windows are not being handed over)."""
+    if scheduler is None:
+        return "stopped"
+    state = scheduler.state
+    return "stalled" if state == "running" and not scheduler.healthy() else state
 
 
 def _iso(epoch: float) -> str:

@@ -299,7 +299,7 @@ def test_daemon_feeds_the_watchdog_only_while_its_scheduler_ticks(
         schedule.execute("ROLLBACK")
         schedule.close()
     health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
-    assert health.scheduler_state == "running"  # APScheduler's own state does not know
+    assert health.scheduler_state == "running"  # not stale yet: the last tick is a few seconds old
 
     # The pings go on until the last tick is STALE_AFTER seconds old, then stop for good.
     path_receiver.sock.settimeout(3.0)
@@ -313,6 +313,7 @@ def test_daemon_feeds_the_watchdog_only_while_its_scheduler_ticks(
     wait_for(lambda: "the scheduler is not healthy" in daemon.read_log(), 10, "the log to say why")
     stale = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
     assert time.time() - stale.last_tick.seconds >= STALE_AFTER - 1
+    assert stale.scheduler_state == "stalled"  # what `jobsctl daemon status` shows an operator
 
 
 FAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")  # Debian's libfaketime (.ci/run installs it)
