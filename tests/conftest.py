@@ -36,6 +36,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.01)  # polling interval of the wait loop, not a synchronisation
 
 
+def alive(pid: int) -> bool:
+    """Is `pid` a live process (not gone, not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 @dataclass
 class Daemon:
     home: str

@@ -9,17 +9,9 @@ import grpc
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
-from tests.conftest import BIN, error_code, wait_for
+from tests.conftest import BIN, alive, error_code, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def cancel(daemon, ref: str) -> pb.Run:

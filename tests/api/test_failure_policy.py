@@ -7,17 +7,9 @@ import os
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
-from tests.conftest import wait_for
+from tests.conftest import alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_attempts_are_counted_exactly_and_each_keeps_its_output(daemon):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
-from tests.conftest import Daemon, wait_for
+from tests.conftest import Daemon, alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,14 +48,6 @@ def processes_with(*entries: str) -> list[int]:
         if all(b"\0" + w in env for w in wanted):
             found.append(int(name))
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.fixture
