@@ -34,7 +34,7 @@ from jobsd import clock
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd.output import STDERR, STDOUT, OutputWriter
 
-__all__ = ["Launch", "Attempt", "ProcessTree", "start_attempt", "kill_group"]
+__all__ = ["Launch", "Attempt", "ProcessTree", "attempt_tree", "start_attempt", "kill_group"]
 
 log = logging.getLogger("jobsd.executor")
 _DRAIN_AFTER_EXIT = 1.0  # seconds to wait for EOF once the main process is gone
@@ -119,6 +119,11 @@ class Attempt:
         self.tree = tree  # every process of the attempt, in the group or not
         self._stop_reason = ""
         self._stopper: asyncio.Task | None = None
+
+    @property
+    def invocation_id(self) -> str:
+        """The attempt's JOBSD_INVOCATION_ID (stored, so a restart can find what a dead daemon left)."""
+        return self.tree.marker.partition(b"=")[2].decode() if self.tree else ""
 
     def stop(self, reason: str) -> None:
         """Ask the attempt to end: SIGTERM to its group and escaped descendants, SIGKILL after kill_grace.
@@ -247,6 +252,11 @@ class ProcessTree:
         if last_pid >= first:
             return [range(first, last_pid + 1)]
         return [range(first, pid_max), range(1, last_pid + 1)]  # wrapped once
+
+
+def attempt_tree(invocation_id: str) -> ProcessTree:
+    """The processes of an attempt started by an earlier daemon: every process is read (no pid window)."""
+    return ProcessTree(f"{MARKER_VARIABLE}={invocation_id}".encode(), 1, -1)
 
 
 def _forks() -> int:

@@ -64,5 +64,9 @@ _V1 = [
     "CREATE TABLE daemon_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1]
+# v2: each attempt's JOBSD_INVOCATION_ID, so a restart can find the processes of an attempt that a
+# dead daemon left behind even when they left its process group.
+_V2 = ["ALTER TABLE attempts ADD COLUMN invocation_id TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -235,13 +235,14 @@ class Runner:
     def _record_start(self, act: ActiveRun, number: int, now: float, attempt: Attempt | None) -> RunRow:
         run = act.row
         pid = attempt.pid if attempt else None
+        invocation = attempt.invocation_id if attempt else ""
         advance(run.state, RunState.RUNNING)
         with self.store.write(durable=False):
             self.store.update_run(run.id, state=RunState.RUNNING, wait_reason=None, attempts=number,
                                   started_at=run.started_at or now, next_attempt_at=None, pgid=pid)
-            self.store.start_attempt(run.id, number, now, pid)
+            self.store.start_attempt(run.id, number, now, pid, invocation)
             ev = self.store.add_event(now, "run.started", run.job_id, run.n, {"attempt": number, "pid": pid})
-        started = AttemptRow(number, now, None, None, None, pid, 0, 0, "", False)
+        started = AttemptRow(number, now, None, None, None, pid, 0, 0, "", False, invocation)
         updated = dataclasses.replace(run, state=RunState.RUNNING, wait_reason=None, attempts=number,
                                       started_at=run.started_at or now, next_attempt_at=None, pgid=pid,
                                       attempt_list=(*run.attempt_list, started))

@@ -3,22 +3,39 @@
 How it works
 ------------
 - A BackgroundScheduler (timezone UTC) with a SQLAlchemyJobStore on `<db_dir>/schedule.sqlite3`,
-  its own engine (PITFALLS 9). Created only once the store lock is held (app.py).
+  its own engine (PITFALLS 9), created only once the store lock is held (app.py). Every
+  connection of that engine runs in WAL with synchronous=NORMAL: APScheduler commits each fired
+  job's next run time before it hands the window over, and a commit then costs a write, not an
+  fsync (see "Durability" below).
 - One APScheduler job per scheduled spec: id = job id, func = the stable module-level `fire`
-  (PITFALLS 4), name = a digest of cron, timezone, misfire_grace, coalesce and catch_up.
-  `sync` adds or replaces a job only when it is missing or its digest differs, and removes jobs
-  without a spec: re-adding an unchanged job would recompute its next run time and silently
-  lose the windows missed while jobsd was down (PITFALLS 2).
+  (PITFALLS 4), name = a digest of cron, timezone, misfire_grace, coalesce and catch_up. The
+  digests are also kept in a small table of ours in the same file (`jobsd_schedule_digests`, id ->
+  digest, written in the same transaction as the jobs), so `sync` compares them without unpickling
+  any stored job. `sync` writes only jobs that are missing or whose digest differs, and removes jobs
+  without a spec, all in one transaction under APScheduler's job-store lock: re-adding an unchanged
+  job would recompute its next run time and silently lose the windows missed while jobsd was down
+  (PITFALLS 2). A store written before the digest table existed has its jobs' digests read once
+  from their pickled names, then recorded. ListJobs and GetJob read next run times from the
+  table's `next_run_time` column, never through APScheduler (which unpickles every job under its
+  lock).
 - APScheduler jobs are registered with coalesce=False, max_instances=1, misfire_grace_time=None,
-  so APScheduler never drops or merges a window. Our executor (`AckExecutor`) runs nothing and
-  returns at once (PITFALLS 3). The windows are handed to the asyncio loop by a listener of
-  EVENT_JOB_SUBMITTED, which APScheduler dispatches only after it has stored the job's next run
-  time: whenever a window reaches our store, APScheduler has already moved past it, so a daemon
-  killed at any moment never gets the same window again after a restart (at most once; a kill
-  between the two commits loses that one window). On the loop, the kernel
-  (`jobsd_lib.kernel.fire`) decides what runs and what is recorded `missed`, and the service
-  applies it. Windows handed over while the daemon stops (`accepting` is False) go to `on_drop`
-  (recorded `missed`), never silently away.
+  so APScheduler never drops or merges a window. Our executor (`AckExecutor`) runs nothing: it
+  notes the due windows and returns (PITFALLS 3). A job's windows are handed to the asyncio loop
+  as soon as APScheduler has committed the job's next run time (our job store's `update_job`),
+  before it goes on to the next due job; a listener of EVENT_JOB_SUBMITTED (dispatched after the
+  whole pass) hands over whatever that did not (the heartbeat). Whenever a window reaches our
+  store, APScheduler has already moved past it, so a daemon killed at any moment never gets the
+  same window again after a restart (at most once; a kill between the two commits loses that one
+  window). On the loop, the kernel (`jobsd_lib.kernel.fire`) decides what runs and what is
+  recorded `missed`, and the service applies it. Windows handed over while the daemon stops
+  (`accepting` is False) go to `on_drop` (recorded `missed`), never silently away. The adapter
+  also remembers the latest window it handed over per job and drops any window not after it
+  (logged): a second hand-off inside one daemon's life never reaches the service.
+- Durability: synchronous=NORMAL survives a crash of jobsd, not a power cut: commits since the
+  last checkpoint (they sit in the -wal file, not yet fsynced) can roll back, and their windows
+  would then be handed over again after the reboot. The heartbeat (every HEARTBEAT seconds) runs
+  a passive checkpoint in a worker thread, which fsyncs them: a power cut can repeat at most the
+  windows of the last few seconds. (Dropping those needs the runs table: see the service.)
 - `last_tick` is set by every firing and by a heartbeat job (every HEARTBEAT seconds, in an
   in-memory job store) that goes through the same APScheduler thread and event loop, so it
   proves both are alive. Its `Pulse` trigger never owes more than one firing, however far the
@@ -29,6 +46,8 @@ How it works
   it sees one (health.Heartbeat).
 - Invalid specs keep their stored schedule (fixing the file later does not lose windows); their
   firings are refused by admission and logged.
+- APScheduler's own loggers are set to WARNING (unless jobsd logs at DEBUG): its INFO lines are
+  one a job and a pass; `sync` logs one summary line with counts.
 """
 from __future__ import annotations
 
@@ -36,37 +55,44 @@ import asyncio
 import hashlib
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.base import BaseExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy import Column, Table, Unicode, create_engine, event
+from sqlalchemy.engine import Engine
 
 from jobsd import clock
 from jobsd.triggers import build_trigger
 from jobsd_lib.kernel.drift import next_pulse
 from jobsd_lib.spec import JobSpec
 
-__all__ = ["CronScheduler", "SyncResult", "fire", "schedule_digest", "HEARTBEAT_ID", "HEARTBEAT", "STALE_AFTER"]
+__all__ = ["CronScheduler", "SyncResult", "fire", "schedule_digest", "HEARTBEAT_ID", "HEARTBEAT", "STALE_AFTER",
+           "DIGESTS_TABLE"]
 
 log = logging.getLogger("jobsd.scheduler")
 
 HEARTBEAT_ID = "__jobsd_heartbeat__"
 HEARTBEAT = 5.0  # seconds
 STALE_AFTER = 3 * HEARTBEAT  # seconds without a tick after which the scheduler is not healthy
+DIGESTS_TABLE = "jobsd_schedule_digests"  # ours, in schedule.sqlite3: job id -> schedule digest
 _STORE, _INTERNAL, _EXECUTOR = "default", "internal", "loop"
+_LISTED = 10  # job ids named per kind in the sync log line
 
 
 def fire(job_id: str) -> None:
     """The stable entry point stored with every APScheduler job (its import path must never change).
 
-    Never called: AckExecutor runs nothing; firings reach the event loop through a listener.
+    Never called: AckExecutor runs nothing; firings reach the event loop through the adapter.
     """
     log.warning("fire(%s) called directly; firings go through the event loop", job_id)
 
@@ -80,9 +106,14 @@ def schedule_digest(spec: JobSpec) -> str:
 
 
 class AckExecutor(BaseExecutor):
-    """Accepts every submission and returns at once; runs nothing (the hand-off is a listener)."""
+    """Notes each submission's windows (`noted(job_id, run_times)`) and returns; runs nothing."""
+
+    def __init__(self, noted: Callable[[str, list[datetime]], None]) -> None:
+        super().__init__()
+        self._noted = noted
 
     def _do_submit_job(self, job, run_times):  # noqa: ANN001
+        self._noted(job.id, list(run_times))
         self._run_job_success(job.id, [])
 
 
@@ -104,11 +135,97 @@ class Pulse(BaseTrigger):
         return f"pulse[{self.interval}]"
 
 
+def _engine(path: str) -> Engine:
+    """The job store's own engine; every connection in WAL with synchronous=NORMAL."""
+    engine = create_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    return engine
+
+
+class _JobStore(SQLAlchemyJobStore):
+    """APScheduler's SQLAlchemyJobStore, plus what the adapter reads and writes without unpickling.
+
+    `update_job` (APScheduler stores a fired job's next run time) calls `stored(job_id)` once
+    committed. The rest is called by the adapter; writes only under APScheduler's job-store lock.
+    """
+
+    def __init__(self, path: str, stored: Callable[[str], None]) -> None:
+        super().__init__(engine=_engine(path))
+        self._stored = stored
+        self.digests_t = Table(DIGESTS_TABLE, self.jobs_t.metadata, Column("id", Unicode(191), primary_key=True),
+                               Column("digest", Unicode(64), nullable=False))
+
+    def start(self, scheduler, alias):  # noqa: ANN001, ANN201
+        super().start(scheduler, alias)
+        self.digests_t.create(self.engine, checkfirst=True)
+
+    def update_job(self, job):  # noqa: ANN001, ANN201
+        super().update_job(job)
+        self._stored(job.id)
+
+    def digests(self) -> dict[str, str | None]:
+        """Every stored job's id -> its recorded digest (None: none recorded)."""
+        sql = f"SELECT j.id, d.digest FROM {self.jobs_t.name} j LEFT JOIN {DIGESTS_TABLE} d ON d.id = j.id"
+        with self.engine.connect() as conn:
+            return dict(conn.exec_driver_sql(sql).all())
+
+    def digests_from_names(self, job_ids: list[str]) -> dict[str, str | None]:
+        """Digests of jobs stored before the digest table existed: their pickled names (one job at a
+        time). None for a job that cannot be read (APScheduler would drop it when due)."""
+        out: dict[str, str | None] = {}
+        sql = f"SELECT job_state FROM {self.jobs_t.name} WHERE id = ?"
+        with self.engine.connect() as conn:
+            for job_id in job_ids:
+                blob = conn.exec_driver_sql(sql, (job_id,)).scalar()
+                try:
+                    out[job_id] = pickle.loads(blob)["name"] if blob is not None else None
+                except Exception as exc:  # noqa: BLE001 - a broken job is re-registered, not fatal
+                    log.warning("stored schedule of %s cannot be read (%s): registering it again", job_id, exc)
+                    out[job_id] = None
+        return out
+
+    def write(self, jobs: list[tuple[Job, str]], removed: list[str], digests: dict[str, str]) -> None:
+        """One transaction: store `jobs` (with their digests; a stored job of the same id is
+        replaced), delete `removed`, record `digests` of jobs left as they are, drop orphan digests."""
+        jobs_t = self.jobs_t.name
+        rows = [(job.id, None if job.next_run_time is None else job.next_run_time.timestamp(),
+                 pickle.dumps(job.__getstate__(), self.pickle_protocol)) for job, _digest in jobs]
+        digest_rows = [(job.id, digest) for job, digest in jobs] + list(digests.items())
+        with self.engine.begin() as conn:
+            if removed:
+                conn.exec_driver_sql(f"DELETE FROM {jobs_t} WHERE id = ?", [(job_id,) for job_id in removed])
+            if rows:
+                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {jobs_t} (id, next_run_time, job_state) "
+                                     "VALUES (?, ?, ?)", rows)
+            if digest_rows:
+                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {DIGESTS_TABLE} (id, digest) VALUES (?, ?)", digest_rows)
+            conn.exec_driver_sql(f"DELETE FROM {DIGESTS_TABLE} WHERE id NOT IN (SELECT id FROM {jobs_t})")
+
+    def next_run_times(self, job_id: str | None = None) -> dict[str, datetime]:
+        """Stored next run times (epoch seconds in an indexed column), of one job or of all."""
+        sql = f"SELECT id, next_run_time FROM {self.jobs_t.name} WHERE next_run_time IS NOT NULL"
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql + " AND id = ?", (job_id,)) if job_id is not None \
+                else conn.exec_driver_sql(sql)
+            return {row[0]: datetime.fromtimestamp(row[1], UTC) for row in rows}
+
+    def checkpoint(self) -> None:
+        """A passive WAL checkpoint: fsyncs what synchronous=NORMAL committed without one."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
+
+
 @dataclass
 class SyncResult:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
 
 
 class CronScheduler:
@@ -124,10 +241,16 @@ class CronScheduler:
         self._alive_at = clock.monotonic()  # last sign of life of the APScheduler thread (monotonic)
         self._paused_on_purpose = False
         self.accepting = True
+        self._owed: dict[str, list[datetime]] = {}  # APScheduler thread: submitted, not handed over yet
+        self._last_window: dict[str, datetime] = {}  # loop thread: latest window handed over, per job
+        self._checkpointing: asyncio.Future | None = None
+        if not log.isEnabledFor(logging.DEBUG):
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)  # INFO: a line per job and pass
+        self._store = _JobStore(self.path, self._stored)
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
-            jobstores={_STORE: SQLAlchemyJobStore(url=f"sqlite:///{self.path}"), _INTERNAL: MemoryJobStore()},
-            executors={"default": AckExecutor()},
+            jobstores={_STORE: self._store, _INTERNAL: MemoryJobStore()},
+            executors={"default": AckExecutor(self._owed.__setitem__)},
             job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None})
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
 
@@ -182,55 +305,88 @@ class CronScheduler:
     def sync(self, specs: Iterable[JobSpec], keep: Iterable[str] = ()) -> SyncResult:
         """Make the stored jobs match the scheduled specs; touch only what differs (PITFALLS 2).
 
-        Stored jobs whose id is in `keep` (e.g. currently invalid specs) are left alone.
+        Stored jobs whose id is in `keep` (e.g. currently invalid specs) are left alone. One
+        transaction, under APScheduler's job-store lock (the one its add_job and every processing
+        pass take): no pass sees half a sync or writes back the old version of a job replaced here.
+        Call it after start_paused().
         """
+        started = clock.monotonic()
         result = SyncResult()
-        stored = {job.id: job for job in self._scheduler.get_jobs(jobstore=_STORE)}
         wanted = {spec.id: spec for spec in specs if spec.schedule is not None}
-        for job_id, spec in sorted(wanted.items()):
-            digest = schedule_digest(spec)
-            current = stored.get(job_id)
-            if current is not None and current.name == digest:
-                continue
-            trigger = build_trigger(spec.schedule.expr, spec.schedule.timezone)
-            self._scheduler.add_job(fire, trigger=trigger, id=job_id, name=digest, args=[job_id],
-                                    jobstore=_STORE, replace_existing=True, coalesce=False, max_instances=1,
-                                    misfire_grace_time=None)
-            (result.changed if current is not None else result.added).append(job_id)
         keep = set(keep)
-        for job_id in sorted(set(stored) - set(wanted) - keep):
-            self._scheduler.remove_job(job_id, jobstore=_STORE)
-            result.removed.append(job_id)
-        if result.added or result.changed or result.removed:
-            log.info("schedule synced: added %s, changed %s, removed %s", result.added or "none",
-                     result.changed or "none", result.removed or "none")
+        with self._scheduler._jobstores_lock:  # noqa: SLF001 - see the docstring
+            stored = self._store.digests()
+            learned = self._store.digests_from_names(sorted(j for j, d in stored.items() if d is None and j in wanted))
+            stored.update(learned)
+            now, jobs = clock.now(), []
+            for job_id, spec in sorted(wanted.items()):
+                digest = schedule_digest(spec)
+                if job_id in stored and stored[job_id] == digest:
+                    result.unchanged += 1
+                    continue
+                jobs.append((self._job(job_id, spec, digest, now), digest))
+                (result.changed if job_id in stored else result.added).append(job_id)
+            result.removed = sorted(set(stored) - set(wanted) - keep)
+            if jobs or result.removed or learned:
+                self._store.write(jobs, result.removed, {j: d for j, d in learned.items() if d is not None})
+        for job_id in (*result.added, *result.changed, *result.removed):
+            self._last_window.pop(job_id, None)  # a new schedule starts a new sequence of windows
+        if jobs:
+            self._scheduler.wakeup()  # a running scheduler recomputes when to wake up
+        if jobs or result.removed:
+            log.info("schedule synced in %.2f s: %s, %s, %s; %d unchanged", clock.monotonic() - started,
+                     _count("added", result.added), _count("changed", result.changed),
+                     _count("removed", result.removed), result.unchanged)
         return result
 
+    def _job(self, job_id: str, spec: JobSpec, digest: str, now: datetime) -> Job:
+        """The APScheduler job for `spec`, as add_job would build it (next run time from `now`)."""
+        schedule = spec.schedule
+        assert schedule is not None
+        trigger = build_trigger(schedule.expr, schedule.timezone)
+        return Job(self._scheduler, id=job_id, func=fire, trigger=trigger, executor="default", args=(job_id,),
+                   kwargs={}, name=digest, misfire_grace_time=None, coalesce=False, max_instances=1,
+                   next_run_time=trigger.get_next_fire_time(None, now))
+
     def next_run_at(self, job_id: str) -> datetime | None:
+        """The job's stored next run time (None: no such job, or the scheduler is not running)."""
         if self._scheduler.state != STATE_RUNNING:
             return None
-        job = self._scheduler.get_job(job_id, jobstore=_STORE)
-        return job.next_run_time.astimezone(UTC) if job is not None and job.next_run_time else None
+        return self._store.next_run_times(job_id).get(job_id)
 
     def all_next_run_times(self) -> dict[str, datetime]:
-        """Every stored job's next run time (one job-store query); empty unless running."""
+        """Every stored job's next run time (one indexed query, no job unpickled); empty unless running."""
         if self._scheduler.state != STATE_RUNNING:
             return {}
-        return {job.id: job.next_run_time.astimezone(UTC)
-                for job in self._scheduler.get_jobs(jobstore=_STORE) if job.next_run_time}
+        return self._store.next_run_times()
 
     # ------------------------------------------------------------------ firing
+    def _stored(self, job_id: str) -> None:
+        """APScheduler thread, the job's next run time just committed: hand its windows over now."""
+        run_times = self._owed.pop(job_id, None)
+        if run_times:
+            self._hand_over(job_id, run_times)
+
     def _submitted(self, event: JobSubmissionEvent) -> None:
-        """APScheduler thread, after the job's next run time is stored: hand the windows to the loop."""
+        """APScheduler thread, after a whole pass: hand over what `_stored` did not (the heartbeat)."""
+        run_times = self._owed.pop(event.job_id, None)
+        if run_times:
+            self._hand_over(event.job_id, run_times)
+
+    def _hand_over(self, job_id: str, run_times: list[datetime]) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._fired, event.job_id, list(event.scheduled_run_times))
+            self._loop.call_soon_threadsafe(self._fired, job_id, run_times)
         except RuntimeError as exc:  # the loop is closed: the daemon is stopping
-            log.warning("firing of %s dropped: %s", event.job_id, exc)
+            log.warning("firing of %s dropped: %s", job_id, exc)
 
     def _fired(self, job_id: str, run_times: list[datetime]) -> None:
         """Event-loop thread."""
         self.last_tick, self._alive_at = clock.now(), clock.monotonic()
         if job_id == HEARTBEAT_ID:
+            self._checkpoint()
+            return
+        run_times = self._new_windows(job_id, run_times)
+        if not run_times:
             return
         callback = self._on_fire if self.accepting else self._on_drop
         if callback is None:
@@ -240,3 +396,36 @@ class CronScheduler:
             callback(job_id, run_times)
         except Exception:  # noqa: BLE001 - one job's bookkeeping error must not stop the scheduler
             log.exception("firing of %s failed", job_id)
+
+    def _new_windows(self, job_id: str, run_times: list[datetime]) -> list[datetime]:
+        """The windows (ascending) after the latest one already handed over; the others are dropped."""
+        windows = sorted(run_times)
+        last = self._last_window.get(job_id)
+        if last is not None and windows and windows[0] <= last:
+            stale = sum(1 for t in windows if t <= last)
+            log.warning("%d cron windows of %s dropped (%s .. %s): already handed over", stale, job_id,
+                        windows[0].isoformat(), windows[stale - 1].isoformat())
+            windows = windows[stale:]
+        if windows:
+            self._last_window[job_id] = windows[-1]
+        return windows
+
+    def _checkpoint(self) -> None:
+        """Start a passive checkpoint of the job store in a worker thread (one at a time)."""
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._checkpointing = self._loop.run_in_executor(None, self._store.checkpoint)
+        self._checkpointing.add_done_callback(_log_checkpoint_error)
+
+
+def _log_checkpoint_error(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("job store checkpoint failed: %s", future.exception())
+
+
+def _count(kind: str, job_ids: list[str]) -> str:
+    """'3 added (a, b, c)'; at most _LISTED ids named."""
+    if not job_ids:
+        return f"0 {kind}"
+    named = ", ".join(job_ids[:_LISTED]) + (f", ... {len(job_ids) - _LISTED} more" if len(job_ids) > _LISTED else "")
+    return f"{len(job_ids)} {kind} ({named})"

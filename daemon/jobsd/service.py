@@ -407,21 +407,44 @@ def _file_size(path: str) -> int:
 
 
 def _kill_leftover(run: RunRow) -> None:
-    """SIGKILL the process group of a run a dead daemon left, if it is still that run's.
+    """SIGKILL what a dead daemon left of a run's unfinished attempt: every process carrying the
+    attempt's JOBSD_INVOCATION_ID (its group, and processes that left it). Attempts recorded before
+    invocation ids were stored fall back to the process group, if its leader still carries
+    JOBSD_RUN=<ref> (a pgid can be reused after a reboot)."""
+    import signal
 
-    A pgid can be reused after a reboot, so the group leader must carry JOBSD_RUN=<ref>.
-    """
-    if not run.pgid:
-        return
+    from jobsd.executor import attempt_tree
+
+    for attempt in run.attempt_list:
+        if attempt.finished_at is not None:
+            continue
+        if attempt.invocation_id:
+            tree = attempt_tree(attempt.invocation_id)
+            pids = tree.members()
+            if run.pgid and tree.holds(run.pgid):  # the group too, members that cleared their environment
+                _signal(lambda: os.killpg(run.pgid, signal.SIGKILL))
+        elif run.pgid and _leader_carries(run.pgid, f"JOBSD_RUN={run.ref}".encode()):
+            pids = [run.pgid]
+            _signal(lambda: os.killpg(run.pgid, signal.SIGKILL))
+        else:
+            continue
+        for pid in pids:
+            _signal(lambda pid=pid: os.kill(pid, signal.SIGKILL))
+        if pids:
+            log.warning("run %s: killed %d leftover process(es) of attempt %d: %s", run.ref, len(pids),
+                        attempt.number, " ".join(map(str, sorted(pids))))
+
+
+def _leader_carries(pgid: int, entry: bytes) -> bool:
     try:
-        with open(f"/proc/{run.pgid}/environ", "rb") as f:
-            environ = f.read().split(b"\0")
+        with open(f"/proc/{pgid}/environ", "rb") as f:
+            return entry in f.read().split(b"\0")
     except OSError:
-        return
-    if f"JOBSD_RUN={run.ref}".encode() in environ:
-        import signal
-        try:
-            os.killpg(run.pgid, signal.SIGKILL)
-            log.warning("run %s: killed leftover process group %s", run.ref, run.pgid)
-        except OSError:
-            pass
+        return False
+
+
+def _signal(send) -> None:  # noqa: ANN001
+    try:
+        send()
+    except OSError:  # gone meanwhile, or not ours to signal
+        pass

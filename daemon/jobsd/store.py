@@ -51,6 +51,7 @@ class AttemptRow:
     dropped_bytes: int
     error: str
     timed_out: bool
+    invocation_id: str = ""  # the attempt's JOBSD_INVOCATION_ID
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,10 @@ class Store:
         sets = ", ".join(f"{name} = :{name}" for name in fields)
         self._q(f"UPDATE runs SET {sets} WHERE id = :id", id=run_id, **fields)
 
-    def start_attempt(self, run_id: int, number: int, started_at: float, pid: int | None) -> None:
-        self._q("INSERT INTO attempts (run_id, number, started_at, pid) VALUES (:r, :n, :s, :p)",
-                r=run_id, n=number, s=started_at, p=pid)
+    def start_attempt(self, run_id: int, number: int, started_at: float, pid: int | None,
+                      invocation_id: str = "") -> None:
+        self._q("INSERT INTO attempts (run_id, number, started_at, pid, invocation_id) VALUES (:r, :n, :s, :p, :i)",
+                r=run_id, n=number, s=started_at, p=pid, i=invocation_id)
 
     def finish_attempt(self, run_id: int, number: int, **fields: object) -> None:
         sets = ", ".join(f"{name} = :{name}" for name in fields)
@@ -308,10 +310,11 @@ class Store:
 
     def _with_attempts(self, row) -> RunRow:  # noqa: ANN001
         attempts = self._q("SELECT number, started_at, finished_at, exit_code, signal, pid, output_bytes, "
-                           "dropped_bytes, error, timed_out FROM attempts WHERE run_id = :r ORDER BY number", r=row[0])
+                           "dropped_bytes, error, timed_out, invocation_id FROM attempts WHERE run_id = :r "
+                           "ORDER BY number", r=row[0])
         values = list(row)
         values[3] = RunState(values[3])
-        return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9])) for a in attempts))
+        return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9]), a[10]) for a in attempts))
 
     def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
         """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):

@@ -171,3 +171,19 @@ def test_the_pid_window_finds_what_reading_every_process_finds(token):
     finally:
         main.kill()
         main.wait()
+
+
+def test_a_restart_after_sigkill_stops_what_the_dead_daemon_left_escapee_included(daemon, token):
+    folder = tree_job(daemon, "tree-crash", token, then="wait")
+    daemon.start()
+    ref = daemon.run("tree-crash").ref
+    wait_for(lambda: os.path.exists(os.path.join(folder, "escapee")), what="the escapee to start")
+    pid, _ = escapee(folder)
+    daemon.stop(signal.SIGKILL)  # nobody is left to stop the tree
+    assert alive(pid)
+    daemon.start()
+    final = daemon.get_run(ref)
+    assert final.state == pb.RUN_STATE_INTERRUPTED
+    wait_for(lambda: not alive(pid), 10, "the escapee to be killed by the restarted daemon")
+    wait_for(lambda: processes_with(f"TREE_TOKEN={token}") == [], 10, "every process of the old attempt to be gone")
+    assert "leftover process(es) of attempt 1" in daemon.read_log()
