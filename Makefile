@@ -31,8 +31,9 @@ demo: $(STAMP)
 	echo "jobsd is serving on $$JOBSD_SOCKET (pid $$pid); Ctrl-C stops it."; \
 	wait $$pid
 
+# Three workers: the tests mostly wait on real daemons and real seconds, so 3 on 2 cores halve the time.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3
 
 clean-demo:
 	rm -rf db/demo
