@@ -19,23 +19,24 @@ How it works
   table's `next_run_time` column, never through APScheduler (which unpickles every job under its
   lock).
 - APScheduler jobs are registered with coalesce=False, max_instances=1, misfire_grace_time=None,
-  so APScheduler never drops or merges a window. Our executor (`AckExecutor`) runs nothing: it
-  notes the due windows and returns (PITFALLS 3). A job's windows are handed to the asyncio loop
-  as soon as APScheduler has committed the job's next run time (our job store's `update_job`),
-  before it goes on to the next due job; a listener of EVENT_JOB_SUBMITTED (dispatched after the
-  whole pass) hands over whatever that did not (the heartbeat). Whenever a window reaches our
-  store, APScheduler has already moved past it, so a daemon killed at any moment never gets the
-  same window again after a restart (at most once; a kill between the two commits loses that one
-  window). On the loop, the kernel (`jobsd_lib.kernel.fire`) decides what runs and what is
-  recorded `missed`, and the service applies it. Windows handed over while the daemon stops
-  (`accepting` is False) go to `on_drop` (recorded `missed`), never silently away. The adapter
-  also remembers the latest window it handed over per job and drops any window not after it
-  (logged): a second hand-off inside one daemon's life never reaches the service.
+  so APScheduler never drops or merges a window. Our executor (`AckExecutor`) runs nothing and
+  returns at once (PITFALLS 3). The windows are handed to the asyncio loop by a listener of
+  EVENT_JOB_SUBMITTED, which APScheduler dispatches only after it has stored the job's next run
+  time: whenever a window reaches our store, APScheduler has already moved past it, so a daemon
+  killed at any moment never gets the same window again after a restart (at most once; a kill
+  between the two commits loses that one window). On the loop, firings are applied one per loop
+  iteration, in the order they arrived, so a burst of same-instant firings takes turns with runs
+  and RPCs. The kernel (`jobsd_lib.kernel.fire`) decides what runs and what is recorded `missed`,
+  and the service applies it. Windows applied once the daemon stops accepting (`accepting` is
+  False) go to `on_drop` (recorded `missed`), never silently away. The adapter also remembers the
+  latest window it handed over per job and drops (and logs) any window not after it: inside one
+  daemon's life no window reaches the service twice.
 - Durability: synchronous=NORMAL survives a crash of jobsd, not a power cut: commits since the
   last checkpoint (they sit in the -wal file, not yet fsynced) can roll back, and their windows
   would then be handed over again after the reboot. The heartbeat (every HEARTBEAT seconds) runs
   a passive checkpoint in a worker thread, which fsyncs them: a power cut can repeat at most the
-  windows of the last few seconds. (Dropping those needs the runs table: see the service.)
+  windows of the last few seconds (dropping those too would take a look at the runs table,
+  in the service).
 - `last_tick` is set by every firing and by a heartbeat job (every HEARTBEAT seconds, in an
   in-memory job store) that goes through the same APScheduler thread and event loop, so it
   proves both are alive. Its `Pulse` trigger never owes more than one firing, however far the
@@ -53,10 +54,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import os
 import pickle
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +90,7 @@ STALE_AFTER = 3 * HEARTBEAT  # seconds without a tick after which the scheduler 
 DIGESTS_TABLE = "jobsd_schedule_digests"  # ours, in schedule.sqlite3: job id -> schedule digest
 _STORE, _INTERNAL, _EXECUTOR = "default", "internal", "loop"
 _LISTED = 10  # job ids named per kind in the sync log line
+_BATCH = 500  # jobs built, pickled and inserted at a time by sync
 
 
 def fire(job_id: str) -> None:
@@ -106,14 +110,9 @@ def schedule_digest(spec: JobSpec) -> str:
 
 
 class AckExecutor(BaseExecutor):
-    """Notes each submission's windows (`noted(job_id, run_times)`) and returns; runs nothing."""
-
-    def __init__(self, noted: Callable[[str, list[datetime]], None]) -> None:
-        super().__init__()
-        self._noted = noted
+    """Accepts every submission and returns at once; runs nothing (the hand-off is a listener)."""
 
     def _do_submit_job(self, job, run_times):  # noqa: ANN001
-        self._noted(job.id, list(run_times))
         self._run_job_success(job.id, [])
 
 
@@ -148,25 +147,17 @@ def _engine(path: str) -> Engine:
 
 
 class _JobStore(SQLAlchemyJobStore):
-    """APScheduler's SQLAlchemyJobStore, plus what the adapter reads and writes without unpickling.
+    """APScheduler's SQLAlchemyJobStore, plus what the adapter reads and writes without unpickling
+    jobs. The adapter writes only under APScheduler's job-store lock."""
 
-    `update_job` (APScheduler stores a fired job's next run time) calls `stored(job_id)` once
-    committed. The rest is called by the adapter; writes only under APScheduler's job-store lock.
-    """
-
-    def __init__(self, path: str, stored: Callable[[str], None]) -> None:
+    def __init__(self, path: str) -> None:
         super().__init__(engine=_engine(path))
-        self._stored = stored
         self.digests_t = Table(DIGESTS_TABLE, self.jobs_t.metadata, Column("id", Unicode(191), primary_key=True),
                                Column("digest", Unicode(64), nullable=False))
 
     def start(self, scheduler, alias):  # noqa: ANN001, ANN201
         super().start(scheduler, alias)
         self.digests_t.create(self.engine, checkfirst=True)
-
-    def update_job(self, job):  # noqa: ANN001, ANN201
-        super().update_job(job)
-        self._stored(job.id)
 
     def digests(self) -> dict[str, str | None]:
         """Every stored job's id -> its recorded digest (None: none recorded)."""
@@ -189,21 +180,23 @@ class _JobStore(SQLAlchemyJobStore):
                     out[job_id] = None
         return out
 
-    def write(self, jobs: list[tuple[Job, str]], removed: list[str], digests: dict[str, str]) -> None:
+    def write(self, jobs: Iterable[tuple[Job, str]], removed: list[str], digests: dict[str, str]) -> None:
         """One transaction: store `jobs` (with their digests; a stored job of the same id is
-        replaced), delete `removed`, record `digests` of jobs left as they are, drop orphan digests."""
-        jobs_t = self.jobs_t.name
-        rows = [(job.id, None if job.next_run_time is None else job.next_run_time.timestamp(),
-                 pickle.dumps(job.__getstate__(), self.pickle_protocol)) for job, _digest in jobs]
-        digest_rows = [(job.id, digest) for job, digest in jobs] + list(digests.items())
+        replaced), delete `removed`, record `digests` of jobs left as they are, drop orphan digests.
+        `jobs` is consumed _BATCH at a time, so a first start does not hold 10,000 jobs at once."""
+        jobs_t, jobs = self.jobs_t.name, iter(jobs)
         with self.engine.begin() as conn:
             if removed:
                 conn.exec_driver_sql(f"DELETE FROM {jobs_t} WHERE id = ?", [(job_id,) for job_id in removed])
-            if rows:
-                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {jobs_t} (id, next_run_time, job_state) "
-                                     "VALUES (?, ?, ?)", rows)
-            if digest_rows:
-                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {DIGESTS_TABLE} (id, digest) VALUES (?, ?)", digest_rows)
+            while batch := list(itertools.islice(jobs, _BATCH)):
+                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {jobs_t} (id, next_run_time, job_state) VALUES (?, ?, ?)",
+                                     [(job.id, _epoch(job.next_run_time),
+                                       pickle.dumps(job.__getstate__(), self.pickle_protocol)) for job, _d in batch])
+                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {DIGESTS_TABLE} (id, digest) VALUES (?, ?)",
+                                     [(job.id, digest) for job, digest in batch])
+            if digests:
+                conn.exec_driver_sql(f"INSERT OR REPLACE INTO {DIGESTS_TABLE} (id, digest) VALUES (?, ?)",
+                                     list(digests.items()))
             conn.exec_driver_sql(f"DELETE FROM {DIGESTS_TABLE} WHERE id NOT IN (SELECT id FROM {jobs_t})")
 
     def next_run_times(self, job_id: str | None = None) -> dict[str, datetime]:
@@ -241,16 +234,16 @@ class CronScheduler:
         self._alive_at = clock.monotonic()  # last sign of life of the APScheduler thread (monotonic)
         self._paused_on_purpose = False
         self.accepting = True
-        self._owed: dict[str, list[datetime]] = {}  # APScheduler thread: submitted, not handed over yet
-        self._last_window: dict[str, datetime] = {}  # loop thread: latest window handed over, per job
+        self._last_window: dict[str, datetime] = {}  # loop thread: latest window handed over (UTC), per job
+        self._firings: deque[tuple[str, list[datetime]]] = deque()  # loop thread: arrived, not applied yet
         self._checkpointing: asyncio.Future | None = None
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("apscheduler").setLevel(logging.WARNING)  # INFO: a line per job and pass
-        self._store = _JobStore(self.path, self._stored)
+        self._store = _JobStore(self.path)
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             jobstores={_STORE: self._store, _INTERNAL: MemoryJobStore()},
-            executors={"default": AckExecutor(self._owed.__setitem__)},
+            executors={"default": AckExecutor()},
             job_defaults={"coalesce": False, "max_instances": 1, "misfire_grace_time": None})
         self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
 
@@ -318,35 +311,45 @@ class CronScheduler:
             stored = self._store.digests()
             learned = self._store.digests_from_names(sorted(j for j, d in stored.items() if d is None and j in wanted))
             stored.update(learned)
-            now, jobs = clock.now(), []
+            todo = []
             for job_id, spec in sorted(wanted.items()):
                 digest = schedule_digest(spec)
                 if job_id in stored and stored[job_id] == digest:
                     result.unchanged += 1
                     continue
-                jobs.append((self._job(job_id, spec, digest, now), digest))
+                todo.append((spec, digest))
                 (result.changed if job_id in stored else result.added).append(job_id)
             result.removed = sorted(set(stored) - set(wanted) - keep)
-            if jobs or result.removed or learned:
-                self._store.write(jobs, result.removed, {j: d for j, d in learned.items() if d is not None})
+            if todo or result.removed or learned:
+                self._store.write(self._jobs(todo, clock.now()), result.removed,
+                                  {j: d for j, d in learned.items() if d is not None})
         for job_id in (*result.added, *result.changed, *result.removed):
             self._last_window.pop(job_id, None)  # a new schedule starts a new sequence of windows
-        if jobs:
+        if todo:
             self._scheduler.wakeup()  # a running scheduler recomputes when to wake up
-        if jobs or result.removed:
+        if learned:
+            log.info("recorded the schedule digests of %d jobs stored by an earlier jobsd", len(learned))
+        if todo or result.removed:
             log.info("schedule synced in %.2f s: %s, %s, %s; %d unchanged", clock.monotonic() - started,
                      _count("added", result.added), _count("changed", result.changed),
                      _count("removed", result.removed), result.unchanged)
         return result
 
-    def _job(self, job_id: str, spec: JobSpec, digest: str, now: datetime) -> Job:
-        """The APScheduler job for `spec`, as add_job would build it (next run time from `now`)."""
-        schedule = spec.schedule
-        assert schedule is not None
-        trigger = build_trigger(schedule.expr, schedule.timezone)
-        return Job(self._scheduler, id=job_id, func=fire, trigger=trigger, executor="default", args=(job_id,),
-                   kwargs={}, name=digest, misfire_grace_time=None, coalesce=False, max_instances=1,
-                   next_run_time=trigger.get_next_fire_time(None, now))
+    def _jobs(self, todo: list[tuple[JobSpec, str]], now: datetime) -> Iterator[tuple[Job, str]]:
+        """(APScheduler job, digest) for each (spec, digest), as add_job would build the job: next run
+        time from `now`. One trigger (and first fire time) per distinct cron and timezone."""
+        triggers: dict[tuple[str, str], tuple[BaseTrigger, datetime | None]] = {}
+        for spec, digest in todo:
+            schedule = spec.schedule
+            assert schedule is not None
+            key = (schedule.cron, schedule.timezone)
+            if key not in triggers:
+                trigger = build_trigger(schedule.expr, schedule.timezone)
+                triggers[key] = trigger, trigger.get_next_fire_time(None, now)
+            trigger, next_run_time = triggers[key]
+            yield Job(self._scheduler, id=spec.id, func=fire, trigger=trigger, executor="default", args=(spec.id,),
+                      kwargs={}, name=digest, misfire_grace_time=None, coalesce=False, max_instances=1,
+                      next_run_time=next_run_time), digest
 
     def next_run_at(self, job_id: str) -> datetime | None:
         """The job's stored next run time (None: no such job, or the scheduler is not running)."""
@@ -361,30 +364,36 @@ class CronScheduler:
         return self._store.next_run_times()
 
     # ------------------------------------------------------------------ firing
-    def _stored(self, job_id: str) -> None:
-        """APScheduler thread, the job's next run time just committed: hand its windows over now."""
-        run_times = self._owed.pop(job_id, None)
-        if run_times:
-            self._hand_over(job_id, run_times)
-
     def _submitted(self, event: JobSubmissionEvent) -> None:
-        """APScheduler thread, after a whole pass: hand over what `_stored` did not (the heartbeat)."""
-        run_times = self._owed.pop(event.job_id, None)
-        if run_times:
-            self._hand_over(event.job_id, run_times)
-
-    def _hand_over(self, job_id: str, run_times: list[datetime]) -> None:
+        """APScheduler thread, after the job's next run time is stored: hand the windows to the loop."""
         try:
-            self._loop.call_soon_threadsafe(self._fired, job_id, run_times)
+            self._loop.call_soon_threadsafe(self._arrived, event.job_id, list(event.scheduled_run_times))
         except RuntimeError as exc:  # the loop is closed: the daemon is stopping
-            log.warning("firing of %s dropped: %s", job_id, exc)
+            log.warning("firing of %s dropped: %s", event.job_id, exc)
 
-    def _fired(self, job_id: str, run_times: list[datetime]) -> None:
-        """Event-loop thread."""
+    def _arrived(self, job_id: str, run_times: list[datetime]) -> None:
+        """Event-loop thread: a firing arrived; queue it (one is applied per loop iteration)."""
         self.last_tick, self._alive_at = clock.now(), clock.monotonic()
         if job_id == HEARTBEAT_ID:
             self._checkpoint()
             return
+        self._firings.append((job_id, run_times))
+        if len(self._firings) == 1:
+            self._loop.call_soon(self._next_firing)
+
+    def _next_firing(self) -> None:
+        """Apply the oldest queued firing. The next one waits for a later loop iteration, after
+        what this one started (its run's task): same-instant firings of many jobs take turns with
+        their runs and with RPCs instead of holding the loop until all are booked."""
+        job_id, run_times = self._firings.popleft()
+        try:
+            self._fired(job_id, run_times)
+        finally:
+            if self._firings:
+                self._loop.call_soon(self._next_firing)
+
+    def _fired(self, job_id: str, run_times: list[datetime]) -> None:
+        """Event-loop thread."""
         run_times = self._new_windows(job_id, run_times)
         if not run_times:
             return
@@ -398,16 +407,19 @@ class CronScheduler:
             log.exception("firing of %s failed", job_id)
 
     def _new_windows(self, job_id: str, run_times: list[datetime]) -> list[datetime]:
-        """The windows (ascending) after the latest one already handed over; the others are dropped."""
-        windows = sorted(run_times)
+        """The windows after the latest one already handed over, ascending; the others are dropped.
+
+        Compared as UTC instants: aware datetimes of one zone compare by wall time (PITFALLS 6).
+        """
+        windows = sorted(run_times, key=_utc)
         last = self._last_window.get(job_id)
-        if last is not None and windows and windows[0] <= last:
-            stale = sum(1 for t in windows if t <= last)
+        stale = 0 if last is None else sum(1 for t in windows if _utc(t) <= last)
+        if stale:
             log.warning("%d cron windows of %s dropped (%s .. %s): already handed over", stale, job_id,
                         windows[0].isoformat(), windows[stale - 1].isoformat())
             windows = windows[stale:]
         if windows:
-            self._last_window[job_id] = windows[-1]
+            self._last_window[job_id] = _utc(windows[-1])
         return windows
 
     def _checkpoint(self) -> None:
@@ -421,6 +433,14 @@ class CronScheduler:
 def _log_checkpoint_error(future: asyncio.Future) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("job store checkpoint failed: %s", future.exception())
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
 
 def _count(kind: str, job_ids: list[str]) -> str:

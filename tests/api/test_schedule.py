@@ -180,3 +180,81 @@ def test_windows_of_a_job_whose_file_broke_are_recorded_skipped_not_dropped(daem
     skipped = wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED)
                                 if r.reason == "invalid_spec"], 10, "a skipped window of the broken job")
     assert skipped[0].HasField("scheduled_at")
+
+
+# ---------------------------------------------------------------------------- restarts and the stored schedule
+def _daily_at(instant: int) -> str:
+    """A spec whose one window a day is the UTC second `instant` (6-field cron), late runs allowed."""
+    at = datetime.fromtimestamp(instant, timezone.utc)
+    return (f'command = ["true"]\n[schedule]\ncron = "{at.second} {at.minute} {at.hour} * * *"\ntimezone = "UTC"\n'
+            'misfire_grace = "1h"\n')
+
+
+def _restart_across_a_window(daemon, jobs: list[str], while_down) -> int:  # noqa: ANN001
+    """Schedule `jobs` (Reload) for one window a few seconds ahead, stop jobsd, let the window pass,
+    call `while_down()`, start jobsd again. Returns the window (epoch seconds)."""
+    for job in jobs:
+        daemon.write_job(job, 'command = ["true"]\n[schedule]\ncron = "0 0 0 1 1 *"\ntimezone = "UTC"\n')
+    daemon.start()
+    due = int(time.time()) + 4
+    for job in jobs:
+        daemon.write_job(job, _daily_at(due))
+    assert sorted(daemon.daemon.Reload(pb.ReloadRequest(), timeout=10).changed) == sorted(jobs)
+    assert daemon.stop() == 0
+    assert time.time() < due, "jobsd took too long to stop: the window was not missed while down"
+    wait_for(lambda: time.time() > due + 1, 10, "the window to pass while jobsd is down")
+    while_down()
+    daemon.start()
+    return due
+
+
+def _cron_windows(daemon) -> dict[str, set[int]]:  # noqa: ANN001
+    out: dict[str, set[int]] = {}
+    for run in daemon.jobs.ListRuns(pb.ListRunsRequest(limit=1000), timeout=10).runs:
+        if run.trigger == pb.TRIGGER_CRON:
+            out.setdefault(run.job, set()).add(run.scheduled_at.seconds)
+    return out
+
+
+def test_a_restart_keeps_unchanged_stored_jobs_and_replaces_changed_ones(daemon):
+    """50 scheduled jobs; while jobsd is down their window passes, one spec changes and one is
+    deleted. The 48 unchanged jobs keep their stored schedule, so their missed window runs late;
+    the changed one is registered again (new next run time, the old window gone with it)."""
+    jobs = [f"j{k:02d}" for k in range(50)]
+    later = int(time.time()) + 7200
+
+    def edit() -> None:
+        daemon.write_job("j07", _daily_at(later))
+        os.remove(os.path.join(daemon.jobs_dir, "j49.toml"))
+
+    due = _restart_across_a_window(daemon, jobs, edit)
+    unchanged = set(jobs) - {"j07", "j49"}
+    def ran_due() -> set[str]:
+        return {job for job, seen in _cron_windows(daemon).items() if due in seen}
+
+    wait_for(lambda: ran_due() >= unchanged, 20, "the missed window of every unchanged job")
+    assert _cron_windows(daemon).keys() == unchanged  # j07's old window went with its old schedule; j49 is gone
+    assert _stored_schedule_ids(daemon) == set(jobs) - {"j49"}
+    listed = {j.id: j for j in daemon.jobs.ListJobs(pb.ListJobsRequest(), timeout=10).jobs}
+    assert listed["j07"].next_run_at.seconds == later
+    assert all(listed[j].next_run_at.seconds == due + 86400 for j in unchanged)
+    assert daemon.jobs.GetJob(pb.GetJobRequest(job="j07"), timeout=10).next_run_at.seconds == later
+    assert "1 changed (j07)" in daemon.read_log() and "1 removed (j49)" in daemon.read_log()
+
+
+def test_a_store_from_before_the_digest_table_keeps_its_unchanged_jobs(daemon):
+    """schedule.sqlite3 as an earlier jobsd left it (no jobsd_schedule_digests table): the stored
+    jobs' digests are read from their pickled names once, so unchanged jobs are not registered
+    again and keep their missed window."""
+    jobs = [f"old{k}" for k in range(5)]
+
+    def downgrade() -> None:
+        with sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3")) as db:
+            db.execute("DROP TABLE jobsd_schedule_digests")
+
+    due = _restart_across_a_window(daemon, jobs, downgrade)
+    wait_for(lambda: {job for job, seen in _cron_windows(daemon).items() if due in seen} == set(jobs), 20,
+             "the missed window of every job")
+    with sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3")) as db:
+        assert db.execute("SELECT count(*) FROM jobsd_schedule_digests").fetchone()[0] == 5
+    assert "recorded the schedule digests of 5 jobs" in daemon.read_log()
