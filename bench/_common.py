@@ -148,3 +148,29 @@ class Deadline:
 
     def passed(self) -> bool:
         return self.left() <= 0
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def code_version() -> str:
+    """Where jobsd is imported from (the daemon inherits this environment), its commit, and a digest
+    of the uncommitted changes to tracked files (compare the lines printed at start and end)."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("jobsd")
+    origin = os.path.dirname(os.path.dirname(spec.origin)) if spec and spec.origin else "?"
+    root = os.path.dirname(origin)
+    try:
+        git = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, timeout=30).stdout  # noqa: E731
+        head = git("rev-parse", "--short", "HEAD").decode().strip()
+        diff = git("diff", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        head = ""
+    if not head:
+        return f"jobsd from {origin} (not a git work tree)"
+    changes = f"uncommitted changes {hashlib.sha1(diff).hexdigest()[:10]}" if diff else "no uncommitted changes"
+    return f"jobsd from {origin}, {head}, {changes}"
