@@ -171,7 +171,9 @@ class Runner:
         if act.stop_reason:
             return False
         waiter = self.slots.acquire()
-        if not waiter.done() and act.row.wait_reason != WaitReason.SLOT.value:
+        if waiter.done():  # a free slot: no wait, no extra loop turn
+            return True
+        if act.row.wait_reason != WaitReason.SLOT.value:
             act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
         stop = asyncio.ensure_future(act.stop_requested.wait())
         await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
