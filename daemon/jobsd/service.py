@@ -190,7 +190,10 @@ class Service:
         now = clock.to_epoch(clock.now())
         state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
         reason = decision.reason if isinstance(decision, Skip) else ""
-        with self.store.write():
+        # A manual run is acknowledged to its caller: its record is fsynced first. Nobody waits on a
+        # cron window's record; it commits like APScheduler's job store (WAL, synced at the next
+        # durable commit or checkpoint), so a power cut loses or repeats both together.
+        with self.store.write(durable=trigger is Trigger.MANUAL):
             run = self.store.create_run(
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if state is RunState.QUEUED else None,
