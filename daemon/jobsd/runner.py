@@ -14,6 +14,7 @@ import collections
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobsd import clock
@@ -73,6 +74,10 @@ class ActiveRun:
     attempt: Attempt | None = None
     task: asyncio.Task | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # The new run's own files (its first events.jsonl line, its queued receipt), written by the
+    # run's task right after the first spawn, or before anything else it records: a cron window's
+    # child starts without waiting on them. Its record is in the store already.
+    birth: Callable[[], None] | None = None
 
     @property
     def ref(self) -> str:
@@ -121,8 +126,8 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir, birth=birth)
         self.active[run.ref] = act
         self.hub.open(run.ref)
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
@@ -136,6 +141,15 @@ class Runner:
         act.stop_requested.set()
         if act.attempt is not None:
             act.attempt.stop(reason)
+
+    def _born(self, act: ActiveRun) -> None:
+        """Write the run's deferred first files (once; see ActiveRun.birth)."""
+        birth, act.birth = act.birth, None
+        if birth is not None:
+            try:
+                birth()
+            except OSError as exc:
+                log.error("run %s: cannot write its receipt: %s", act.ref, exc)
 
     async def _execute(self, act: ActiveRun) -> None:
         holding = False
@@ -173,6 +187,7 @@ class Runner:
         waiter = self.slots.acquire()
         if waiter.done():  # a free slot: no wait, no extra loop turn
             return True
+        self._born(act)
         if act.row.wait_reason != WaitReason.SLOT.value:
             act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
         stop = asyncio.ensure_future(act.stop_requested.wait())
@@ -212,6 +227,7 @@ class Runner:
             except OSError as exc:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         now = clock.to_epoch(clock.now())
+        self._born(act)
         act.row = self._record_start(act, number, now, attempt)
         if attempt is None:
             writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
@@ -271,6 +287,7 @@ class Runner:
         return updated
 
     async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
+        self._born(act)
         run = act.row  # kept current by every transition of this task, the only writer of an active run
         if not run.active:
             return

@@ -203,10 +203,15 @@ class Service:
                                       {"trigger": trigger.value, "actor": actor or None, "reason": reason or None,
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
         run_dir = self.artifacts.create(run)
-        self.runner.after_event(run, ev)
-        self.artifacts.write_receipt(run, spec.file if spec else "", durable=state is not RunState.QUEUED)
+
+        def birth() -> None:
+            self.runner.after_event(run, ev)
+            self.artifacts.write_receipt(run, spec.file if spec else "", durable=state is not RunState.QUEUED)
+
         if state is RunState.QUEUED:
-            self.runner.start(run, spec, run_dir)
+            self.runner.start(run, spec, run_dir, birth)  # its task writes them once the child is started
+        else:
+            birth()
         return run
 
     # ------------------------------------------------------------------ cron
