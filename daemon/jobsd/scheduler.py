@@ -33,10 +33,10 @@ How it works
   daemon's life no window reaches the service twice.
 - Durability: synchronous=NORMAL survives a crash of jobsd, not a power cut: commits since the
   last checkpoint (they sit in the -wal file, not yet fsynced) can roll back, and their windows
-  would then be handed over again after the reboot. The heartbeat (every HEARTBEAT seconds) runs
-  a passive checkpoint in a worker thread, which fsyncs them: a power cut can repeat at most the
-  windows of the last few seconds (dropping those too would take a look at the runs table,
-  in the service).
+  are then handed over again after the reboot. The heartbeat (every HEARTBEAT seconds) runs a
+  passive checkpoint in a worker thread, which fsyncs them; and the service checks a job's first
+  firing after a start against the runs table (`kernel.fire.unrecorded`), so a window our store
+  kept is not handled again whatever this store lost.
 - `last_tick` is set by every firing and by a heartbeat job (every HEARTBEAT seconds, in an
   in-memory job store) that goes through the same APScheduler thread and event loop, so it
   proves both are alive. Its `Pulse` trigger never owes more than one firing, however far the

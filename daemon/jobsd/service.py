@@ -20,7 +20,7 @@ from jobsd.store import RunRow, Store
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, JobsdError, RunNotActive, RunNotFound,
                               error_for_code)
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
-from jobsd_lib.kernel.fire import MAX_MISSED, CatchUp, Miss, decide_firing
+from jobsd_lib.kernel.fire import MAX_MISSED, CatchUp, Miss, decide_firing, unrecorded
 from jobsd_lib.kernel.retention import retention_policy
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
@@ -244,7 +244,20 @@ class Service:
         skipped runs itself (overlap, paused, disabled); late or coalesced windows become
         `missed` records. With catch_up, the job's first firing after start-up runs its latest
         window missed while jobsd was down (trigger catch_up) when no window is on time.
+
+        A job's first firing since start-up drops the windows already recorded: APScheduler's job
+        store can come back behind the runs table (a power cut rolls back its unsynced commits).
         """
+        first = job_id not in self._fired
+        if first:
+            self._fired.add(job_id)
+            last = self.store.last_window(job_id)
+            run_times, again = unrecorded(run_times, None if last is None else clock.from_epoch(last))
+            if again:
+                log.warning("job %s: %d cron window(s) up to %s dropped: recorded before the restart", job_id,
+                            len(again), again[-1].isoformat())
+            if not run_times:
+                return
         spec = self.catalog.specs.get(job_id)
         if spec is None and job_id in self.catalog.invalid:
             # the file broke after the job was scheduled: its windows are recorded, never dropped
@@ -254,8 +267,6 @@ class Service:
         if spec is None or spec.schedule is None:
             log.warning("cron firing of %s ignored: no scheduled spec (removed before the scheduler synced)", job_id)
             return
-        first = job_id not in self._fired
-        self._fired.add(job_id)
         decision = decide_firing(run_times, clock.now(), spec.schedule.misfire_grace, spec.schedule.coalesce,
                                  catch_up=spec.schedule.catch_up and first)
         if decision.missed_unrecorded:

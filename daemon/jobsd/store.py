@@ -236,6 +236,12 @@ class Store:
         return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
                       now, None, now if finished else None, None, spec_digest, None)
 
+    def last_window(self, job_id: str) -> float | None:
+        """The latest cron window (scheduled_at) recorded for the job, among its newest 100 records
+        that have one (windows are recorded in ascending order, so that is the latest); None: none."""
+        return self._q("SELECT max(scheduled_at) FROM (SELECT scheduled_at FROM runs WHERE job_id = :j AND "
+                       "scheduled_at IS NOT NULL ORDER BY n DESC LIMIT 100)", j=job_id).scalar()
+
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
                           spec_digest: str = "") -> RunRow:
         """A `missed` cron window (terminal at birth, trigger cron) in the caller's transaction."""

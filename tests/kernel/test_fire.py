@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from jobsd_lib.kernel.fire import CatchUp, Miss, Run, decide_firing
+from jobsd_lib.kernel.fire import CatchUp, Miss, Run, decide_firing, unrecorded
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
@@ -85,3 +85,22 @@ def test_catch_up_with_many_missed_windows_still_caps_records():
     decision = decide_firing(windows, NOW, 60, True, catch_up=True, max_missed=10)
     assert decision.catch_ups == [windows[-1]]
     assert decision.missed == windows[-11:-1] and decision.missed_unrecorded == 489
+
+
+def test_unrecorded_drops_windows_at_or_before_the_latest_recorded_one():
+    t0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    windows = [t0 + timedelta(seconds=s) for s in (2, 0, 1, 3)]
+    assert unrecorded(windows, None) == (sorted(windows), [])
+    assert unrecorded(windows, t0 + timedelta(seconds=1)) == ([t0 + timedelta(seconds=2), t0 + timedelta(seconds=3)],
+                                                              [t0, t0 + timedelta(seconds=1)])
+    assert unrecorded(windows, t0 + timedelta(seconds=3)) == ([], sorted(windows))
+    assert unrecorded(windows, t0 - timedelta(seconds=1)) == (sorted(windows), [])
+
+
+def test_unrecorded_compares_instants_across_zones():
+    berlin = timezone(timedelta(hours=1))
+    recorded = datetime(2026, 11, 23, 13, 0, 1, tzinfo=berlin)  # 12:00:01 UTC
+    windows = [datetime(2026, 11, 23, 12, 0, s, tzinfo=UTC) for s in (0, 1, 2)]
+    assert unrecorded(windows, recorded) == ([windows[2]], windows[:2])
+    with pytest.raises(ValueError):
+        unrecorded([datetime(2026, 11, 23, 12, 0, 0)], None)

@@ -18,6 +18,12 @@ no window is left to run because all were late (missed while jobsd was down), th
 window runs once with trigger `catch_up` instead of being recorded missed; the older late ones
 stay missed.
 
+Already recorded (`unrecorded`): APScheduler's job store and the runs table are two SQLite files.
+When the job store comes back behind the runs table (a power cut rolled back its last commits,
+which are not fsynced; an older schedule.sqlite3 restored), APScheduler hands over again windows
+the daemon has records of. A job's first firing after a start drops the windows at or before its
+latest recorded one.
+
 At most `max_missed` missed windows are recorded one by one (the latest ones); the number left
 out is returned so the daemon can say so (a long outage of an every-second job must not write
 millions of rows).
@@ -28,7 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "MAX_MISSED", "DISPATCH_TOLERANCE"]
+__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "unrecorded", "MAX_MISSED",
+           "DISPATCH_TOLERANCE"]
 
 MAX_MISSED = 100
 DISPATCH_TOLERANCE = 1.0  # seconds of lateness that always count as on time
@@ -100,3 +107,17 @@ def decide_firing(run_times: Sequence[datetime], now: datetime, misfire_grace: f
         drop = {id(a) for a in misses[:dropped]}
         actions = [a for a in actions if id(a) not in drop]
     return FireDecision(tuple(actions), dropped)
+
+
+def unrecorded(run_times: Sequence[datetime], last_recorded: datetime | None) -> tuple[list[datetime], list[datetime]]:
+    """(windows after `last_recorded`, windows at or before it), each ascending. `last_recorded` is
+    the job's latest window with a record (run, skipped or missed); None: no window recorded yet.
+    Compared as instants (aware datetimes of one zone compare by wall time in Python)."""
+    for t in (*run_times, *([last_recorded] if last_recorded is not None else [])):
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"times must be timezone-aware, got {t!r}")
+    windows = sorted(set(run_times), key=lambda t: t.timestamp())
+    if last_recorded is None:
+        return windows, []
+    edge = last_recorded.timestamp()
+    return [t for t in windows if t.timestamp() > edge], [t for t in windows if t.timestamp() <= edge]
