@@ -3,8 +3,10 @@
 Both clients are Python programs from the same venv, talking to a local daemon over a Unix
 socket, so the figures compare like with like: interpreter start, imports, one request, render.
 The two commands are run interleaved (alternating which goes first) after a few unmeasured
-warm-up runs. Two baselines are timed the same way: `python -c pass` (interpreter start-up alone)
-and `python -c "import grpc"`.
+warm-up runs. Three baselines are timed the same way: `python -c pass` (interpreter start-up alone),
+`python -c "import grpc"`, and the floor of the fixed stack: importing typer, grpc and the generated
+protobuf module with the collector off and no interpreter teardown (what jobsctl's entry point does),
+before any channel, request or command code.
 
 Then `python -X importtime` shows where the client's start-up time goes: for
 `import jobsctl.cli` (what the brief asked) and for the real `jobsctl jobs list` command
@@ -25,12 +27,19 @@ import time
 from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, venv_tool, write_jobs
 
 BUDGET_SECONDS = 150
+FLOOR = "import gc, os; gc.disable(); import typer, grpc, jobsd_lib.rpc.jobsd_pb2; os._exit(0)"
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
     cp = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env)
     return (time.perf_counter() - t0) * 1000.0, cp
+
+
+def editable_install(py: str) -> bool:
+    """Is jobsctl imported from the source tree (pip install -e) rather than from site-packages?"""
+    cp = subprocess.run([py, "-c", "import jobsctl; print(jobsctl.__file__)"], capture_output=True, text=True)
+    return "site-packages" not in cp.stdout
 
 
 def supervisor_conf(d: str, programs: int) -> str:
@@ -89,6 +98,9 @@ def main() -> int:
 
     print(f"cli_latency: {args.runs} runs each, {args.jobs} jobs/programs, {os.cpu_count()} cpus")
     print("reproduce:", repro_command("cli_latency.py", sys.argv[1:]))
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and editable_install(py):
+        print("note: PYTHONDONTWRITEBYTECODE is set and jobsctl is an editable install, so jobsctl's and "
+              "jobsd_lib's modules are compiled from source on every run (a wheel install ships them compiled)")
 
     home = short_tmpdir("jbc")
     svdir = short_tmpdir("jbs")
@@ -108,6 +120,7 @@ def main() -> int:
             "supervisorctl status": [supervisorctl, "-c", conf, "status"],
             "baseline: python -c pass": [py, "-c", "pass"],
             "baseline: python -c 'import grpc'": [py, "-c", "import grpc"],
+            "floor: typer+grpc+pb2 imports only": [py, "-c", FLOOR],
         }
         # wait until supervisord serves all programs RUNNING
         while True:

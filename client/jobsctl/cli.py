@@ -1,7 +1,4 @@
 """jobsctl commands: parse -> call the RPC -> render. Business rules live in the daemon."""
-from __future__ import annotations
-
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -35,12 +32,18 @@ def _main(socket: Optional[str] = typer.Option(None, "--socket", help="jobsd's s
 
 
 def _emit(data: dict, as_json: bool, human: Callable[[], str]) -> None:
-    print(json.dumps(data, indent=None if as_json else 2) if as_json else human())
+    print(_dumps(data) if as_json else human())
+
+
+def _dumps(data: dict) -> str:
+    import json  # only --json needs it
+
+    return json.dumps(data)
 
 
 def _fail(error: JobsdError, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"error": {"code": error.code.value, "message": error.message}}))
+        print(_dumps({"error": {"code": error.code.value, "message": error.message}}))
     else:
         print(f"jobsctl: {error.message} [{error.code.value}]", file=sys.stderr)
     raise typer.Exit(exit_code_for(error.code))
@@ -257,7 +260,7 @@ def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec f
                                                     os.path.expanduser("~/.local/state/jobsd"), "jobs")])
     bad = [r for r in results if r["problems"]]
     if as_json:
-        print(json.dumps({"files": results, "valid": not bad}))
+        print(_dumps({"files": results, "valid": not bad}))
     else:
         for r in results:
             if not r["problems"]:
@@ -358,7 +361,7 @@ def events(job: str = typer.Option("", "--job", help="only this job's events"),
             for event in stream:
                 data = render.event_json(event)
                 extra = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("seq", "ts", "type", "job", "run"))
-                print(json.dumps(data) if as_json else
+                print(_dumps(data) if as_json else
                       f"{data['seq']:>6} {render.when(data['ts'])} {data['type']:<22} {data['run'] or data['job'] or '-'} {extra}",
                       flush=True)
         except KeyboardInterrupt:
