@@ -152,13 +152,19 @@ class Heartbeat:
         self._save(clock.reading(), [], stopped=True)
 
     async def run(self) -> None:
-        """Beat every HEARTBEAT seconds until cancelled."""
+        """Beat every HEARTBEAT seconds until cancelled; after each beat, checkpoint the store's WAL
+        in a worker thread (store.py: SQLite's own checkpoint would run on the loop)."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(HEARTBEAT)
             try:
                 self.beat()
             except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad beat
                 log.exception("heartbeat failed")
+            try:
+                await loop.run_in_executor(None, self.store.checkpoint)
+            except Exception as exc:  # noqa: BLE001 - SQLite's automatic checkpoint is the backstop
+                log.warning("store checkpoint failed: %s", exc)
 
     # ------------------------------------------------------------------ internals
     def _save(self, reading: ClockReading, events: list[tuple[str, dict[str, object]]], stopped: bool = False) -> None:

@@ -9,6 +9,12 @@ between (an attempt started or ended, a run waiting) commit with `write(durable=
 i.e. synchronous=NORMAL: safe against a crash of jobsd, and made durable by the next FULL
 commit, which syncs the whole WAL before it; a power cut can lose them, and the start-up
 reconciliation then finds the run active and marks it interrupted. Times are UTC epoch seconds.
+
+Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that fills the WAL past its
+threshold, on the event loop, with two fsyncs (~5-15 ms here: it showed as the p99 of a cron
+window's latency). The daemon's heartbeat runs a passive checkpoint in a worker thread instead
+(`checkpoint()`, on a connection of its own), and the automatic one stays as a backstop at
+WAL_AUTOCHECKPOINT pages for a WAL filled faster than the heartbeat empties it.
 """
 from __future__ import annotations
 
@@ -99,6 +105,8 @@ class EventRow:
         return f"{self.job_id}/{self.run_n}" if self.run_n else ""
 
 
+WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat checkpoints every few seconds
+
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
                 "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid")
 
@@ -110,7 +118,8 @@ def _engine(path: str) -> Engine:
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL"):
+        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL",
+                       f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -177,6 +186,14 @@ class Store:
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """A passive WAL checkpoint on a connection of its own (call it off the event loop): copies
+        what it can into the database file without waiting for, or blocking, the loop's writes.
+        Returns SQLite's (busy, frames in the WAL, frames checkpointed)."""
+        with self.engine.connect() as conn:
+            busy, frames, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return busy, frames, done
 
     def close(self) -> None:
         self.conn.close()

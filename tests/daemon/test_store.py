@@ -32,3 +32,26 @@ def test_a_full_store_refuses_the_write_changes_nothing_and_recovers(home):
         assert run.n == 2 and store.get_run("j", 2) is not None
     finally:
         store.close()
+
+
+def test_checkpoint_empties_the_wal_from_another_thread_while_the_store_is_open(home):
+    """The heartbeat checkpoints off the loop; SQLite's automatic checkpoint is only a backstop."""
+    import threading
+
+    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    try:
+        assert store.conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 10_000
+        with store.write():
+            for i in range(50):
+                store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=float(i))
+        result: list[tuple[int, int, int]] = []
+        worker = threading.Thread(target=lambda: result.append(store.checkpoint()))
+        worker.start()
+        worker.join(10)
+        busy, frames, done = result[0]
+        assert busy == 0 and frames > 0 and done == frames
+        with store.write():  # the loop's connection writes on after it
+            store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=99.0)
+        assert store.get_run("j", 51) is not None
+    finally:
+        store.close()
