@@ -35,6 +35,7 @@ from jobsd.output import Channel
 from jobsd.scheduler import HEARTBEAT, CronScheduler
 from jobsd.service import Service
 from jobsd.store import Store
+from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.decisions import job_state
 from jobsd_lib.kernel.drift import (ClockJump, ClockReading, HeartbeatRecord, Restart, assess_restart,
                                     decode_heartbeat, detect_jump, encode_heartbeat)
@@ -177,7 +178,7 @@ class Heartbeat:
                 for type_, attrs in events:
                     self.store.add_event(reading.wall, type_, "", None, attrs)
                 self.store.set_meta(HEARTBEAT_KEY, record)
-        except (SQLAlchemyError, OSError) as exc:
+        except (InternalError, SQLAlchemyError, OSError) as exc:  # InternalError: store.write's refusal
             if not self._failing:
                 log.error("cannot save the heartbeat%s in the store: %s",
                           f" and {', '.join(t for t, _ in events)}" if events else "", exc)

@@ -55,3 +55,28 @@ def test_checkpoint_empties_the_wal_from_another_thread_while_the_store_is_open(
         assert store.get_run("j", 51) is not None
     finally:
         store.close()
+
+
+def test_a_heartbeat_the_store_refuses_is_logged_once_and_the_daemon_beats_on(home, caplog):
+    """A store that refuses writes (full disk, read-only) must not turn every 5 s heartbeat into a
+    traceback: one error line, then one line when the heartbeat is saved again."""
+    import logging
+
+    from jobsd.health import Heartbeat
+    from jobsd.output import Channel
+
+    caplog.set_level(logging.INFO, logger="jobsd.health")
+    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    try:
+        beat = Heartbeat(store, Channel())
+        beat.start()
+        store.conn.exec_driver_sql("PRAGMA query_only = ON")  # every write now fails, like a full disk
+        beat.beat()
+        beat.beat()
+        assert caplog.text.count("cannot save the heartbeat in the store") == 1
+        assert "Traceback" not in caplog.text
+        store.conn.exec_driver_sql("PRAGMA query_only = OFF")
+        beat.beat()
+        assert "heartbeat saved in the store again" in caplog.text
+    finally:
+        store.close()
