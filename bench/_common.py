@@ -136,6 +136,68 @@ class Daemon:
         self._log.close()
 
 
+def _grpc_health_serving(channel) -> object | None:  # noqa: ANN001
+    """The standard grpc.health.v1 Check, when it answers SERVING (jobsd sets it right after
+    server.start())."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    return answer if answer.status == health_pb2.HealthCheckResponse.SERVING else None
+
+
+class TimedDaemon(Daemon):
+    """A Daemon whose start() times spawn -> socket file (`socket_seconds`) -> ready
+    (`ready_seconds`): `ready(channel)` returns an answer (kept in `ready_answer`), by default the
+    standard health service's SERVING."""
+
+    def start(self, timeout: float = 150.0, ready=None) -> "TimedDaemon":  # type: ignore[override]  # noqa: ANN001
+        import grpc
+
+        self._log = open(self.log_path, "ab")
+        self.stale_socket = os.path.exists(self.sock)  # left by a killed daemon: "socket" time is meaningless
+        self.spawn_wall = time.time()
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.socket_seconds = float("nan")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
+            if os.path.exists(self.sock):
+                if self.socket_seconds != self.socket_seconds:  # nan: first sight
+                    self.socket_seconds = time.perf_counter() - t0
+                try:
+                    with grpc.insecure_channel(f"unix:{self.sock}") as ch:
+                        answer = (ready or _grpc_health_serving)(ch)
+                    if answer is not None:
+                        self.ready_answer = answer
+                        self.ready_seconds = time.perf_counter() - t0
+                        return self
+                except grpc.RpcError:
+                    pass
+            time.sleep(0.005)
+        raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
+
+    def log_ready_seconds(self) -> float:
+        """Spawn -> the daemon's own 'jobsd ready' log line (its asctime has ms resolution)."""
+        import datetime as dt
+        import re
+
+        text = open(self.log_path, errors="replace").read()
+        stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO jobsd: jobsd ready", text, re.M)
+        if not stamps:
+            return float("nan")
+        return dt.datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f").timestamp() - self.spawn_wall
+
+    def stop_timed(self) -> float:
+        t = time.perf_counter()
+        self.stop()
+        return time.perf_counter() - t
+
+    def kb(self, key: str) -> int:
+        return int(self.proc_status(key)[key].split()[0])
+
+
 class Deadline:
     """A wall-clock budget so every script stays well under 3 minutes."""
 

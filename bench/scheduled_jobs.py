@@ -39,14 +39,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 
-from _common import code_version, Daemon, Deadline, load_average, percentile, repro_command, short_tmpdir, venv_tool, write_jobs
+from _common import code_version, Deadline, TimedDaemon, load_average, percentile, repro_command, short_tmpdir, venv_tool, write_jobs
 
 BUDGET_SECONDS = 175
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -76,48 +75,6 @@ def spec_texts(n: int, scheduled: bool, quiet_minutes: int) -> dict[str, str]:
             text += f'\n[schedule]\ncron = "{m % 60} {m // 60} * * *"\ntimezone = "UTC"\n'
         out[f"j{i:05d}"] = text
     return out
-
-
-class TimedDaemon(Daemon):
-    """A Daemon whose start() times spawn -> socket file -> grpc.health.v1 Check SERVING."""
-
-    def start(self, timeout: float = 150.0) -> "TimedDaemon":  # type: ignore[override]
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        self._log = open(self.log_path, "ab")
-        self.spawn_wall = time.time()
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        self.socket_seconds = float("nan")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
-            if os.path.exists(self.sock):
-                if self.socket_seconds != self.socket_seconds:  # nan: first sight
-                    self.socket_seconds = time.perf_counter() - t0
-                try:
-                    with grpc.insecure_channel(f"unix:{self.sock}") as ch:
-                        answer = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
-                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                        self.ready_seconds = time.perf_counter() - t0
-                        return self
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.005)
-        raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
-
-    def log_ready_seconds(self) -> float:
-        """Spawn -> the daemon's own 'jobsd ready' log line (its asctime has ms resolution)."""
-        text = open(self.log_path, errors="replace").read()
-        stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO jobsd: jobsd ready", text, re.M)
-        if not stamps:
-            return float("nan")
-        return dt.datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f").timestamp() - self.spawn_wall
-
-    def kb(self, key: str) -> int:
-        return int(self.proc_status(key)[key].split()[0])
 
 
 def rpc_latencies(sock: str, calls: int) -> dict:

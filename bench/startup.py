@@ -33,65 +33,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
-from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
+from _common import Deadline, TimedDaemon, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
 from history import job_ids, populate
 
 BUDGET_SECONDS = 230
 MARKER = "JBENCH_STARTUP"
 
 
-class TimedDaemon(Daemon):
-    """A Daemon whose start() measures spawn -> socket file -> first GetHealth OK."""
+def _get_health(channel):  # noqa: ANN001, ANN202
+    """Ready = GetHealth answers (its counts are what the restart rows print)."""
+    from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
 
-    def start(self, timeout: float = 120.0) -> "TimedDaemon":  # type: ignore[override]
-        import grpc
-        from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
-
-        self._log = open(self.log_path, "ab")
-        self.stale_socket = os.path.exists(self.sock)  # left by a killed daemon: "socket" time is meaningless
-        self.spawn_wall = time.time()
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        self.socket_seconds = float("nan")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
-            if os.path.exists(self.sock):
-                if self.socket_seconds != self.socket_seconds:  # nan: first sight
-                    self.socket_seconds = time.perf_counter() - t0
-                try:
-                    with grpc.insecure_channel(f"unix:{self.sock}") as ch:
-                        self.health = g.DaemonStub(ch).GetHealth(pb.GetHealthRequest(), timeout=30)
-                    self.ready_seconds = time.perf_counter() - t0
-                    return self
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.005)
-        raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
-
-    def log_ready_seconds(self) -> float:
-        """Spawn -> the daemon's own 'jobsd ready' log line (its asctime has ms resolution)."""
-        import datetime as dt
-
-        text = open(self.log_path, errors="replace").read()
-        stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO jobsd: jobsd ready", text, re.M)
-        if not stamps:
-            return float("nan")
-        when = dt.datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        return when - self.spawn_wall
-
-    def stop_timed(self) -> float:
-        t = time.perf_counter()
-        self.stop()
-        return time.perf_counter() - t
+    return g.DaemonStub(channel).GetHealth(pb.GetHealthRequest(), timeout=30)
 
 
 def warm_rpc_ms(sock: str, calls: int = 5) -> dict[str, list[float]]:
@@ -131,7 +90,7 @@ def part_a(args: argparse.Namespace, deadline: Deadline) -> None:
               f"{time.perf_counter() - t:.1f} s to {home}/jobs")
 
         daemon = TimedDaemon(home)
-        daemon.start()
+        daemon.start(timeout=120, ready=_get_health)
         first = (daemon.socket_seconds, daemon.ready_seconds, daemon.log_ready_seconds())
         first_stop = daemon.stop_timed()
         daemon = None
@@ -146,8 +105,8 @@ def part_a(args: argparse.Namespace, deadline: Deadline) -> None:
         rows = []
         for _ in range(args.starts):
             daemon = TimedDaemon(home)
-            daemon.start()
-            h = daemon.health
+            daemon.start(timeout=120, ready=_get_health)
+            h = daemon.ready_answer
             assert h.jobs_active == args.jobs and h.jobs_invalid == 0, (h.jobs_active, h.jobs_invalid)
             rpc = warm_rpc_ms(daemon.sock)
             rss = daemon.proc_status("VmHWM")["VmHWM"]
@@ -270,7 +229,7 @@ def part_b(args: argparse.Namespace, deadline: Deadline) -> None:
                           for j in jobs})
         first = TimedDaemon(home, max_concurrent=64)
         daemons.append(first)
-        first.start()
+        first.start(timeout=120, ready=_get_health)
         with grpc.insecure_channel(f"unix:{first.sock}") as ch:
             stub = g.JobsStub(ch)
             refs = [stub.RunJob(pb.RunJobRequest(job=j), timeout=30).ref for j in jobs]
@@ -295,7 +254,7 @@ def part_b(args: argparse.Namespace, deadline: Deadline) -> None:
 
         second = TimedDaemon(home, max_concurrent=64)
         daemons.append(second)
-        second.start()
+        second.start(timeout=120, ready=_get_health)
         ready, sock_s, log_ready = second.ready_seconds, second.socket_seconds, second.log_ready_seconds()
         with grpc.insecure_channel(f"unix:{second.sock}") as ch:
             stub = g.JobsStub(ch)
