@@ -80,26 +80,35 @@ class Daemon:
         self.proc: subprocess.Popen | None = None
         self.ready_seconds = float("nan")
 
-    def start(self, timeout: float = 60.0) -> "Daemon":
+    def start(self, timeout: float = 60.0, ready=None) -> "Daemon":  # noqa: ANN001
+        """Spawn jobsd and wait until `ready(channel)` returns an answer (kept in `ready_answer`;
+        default: ListJobs answers). Times spawn -> socket file (`socket_seconds`) -> ready
+        (`ready_seconds`)."""
         import grpc
-        from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
 
-        t0 = time.perf_counter()
         self._log = open(self.log_path, "ab")
+        self.stale_socket = os.path.exists(self.sock)  # left by a killed daemon: "socket" time is meaningless
+        self.spawn_wall = time.time()
+        t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.socket_seconds = float("nan")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
             if os.path.exists(self.sock):
+                if self.socket_seconds != self.socket_seconds:  # nan: first sight
+                    self.socket_seconds = time.perf_counter() - t0
                 try:
                     with grpc.insecure_channel(f"unix:{self.sock}") as ch:
-                        g.JobsStub(ch).ListJobs(pb.ListJobsRequest(), timeout=2)
-                    self.ready_seconds = time.perf_counter() - t0
-                    return self
+                        answer = (ready or _list_jobs)(ch)
+                    if answer is not None:
+                        self.ready_answer = answer
+                        self.ready_seconds = time.perf_counter() - t0
+                        return self
                 except grpc.RpcError:
                     pass
-            time.sleep(0.02)
+            time.sleep(0.005)
         raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
 
     @property
@@ -136,6 +145,12 @@ class Daemon:
         self._log.close()
 
 
+def _list_jobs(channel):  # noqa: ANN001, ANN202
+    from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
+
+    return g.JobsStub(channel).ListJobs(pb.ListJobsRequest(), timeout=2)
+
+
 def _grpc_health_serving(channel) -> object | None:  # noqa: ANN001
     """The standard grpc.health.v1 Check, when it answers SERVING (jobsd sets it right after
     server.start())."""
@@ -146,37 +161,12 @@ def _grpc_health_serving(channel) -> object | None:  # noqa: ANN001
 
 
 class TimedDaemon(Daemon):
-    """A Daemon whose start() times spawn -> socket file (`socket_seconds`) -> ready
-    (`ready_seconds`): `ready(channel)` returns an answer (kept in `ready_answer`), by default the
-    standard health service's SERVING."""
+    """A Daemon ready when the standard health service says SERVING (unless told otherwise), with
+    the daemon's own 'jobsd ready' log time, a timed stop and /proc figures in kB."""
 
     def start(self, timeout: float = 150.0, ready=None) -> "TimedDaemon":  # type: ignore[override]  # noqa: ANN001
-        import grpc
-
-        self._log = open(self.log_path, "ab")
-        self.stale_socket = os.path.exists(self.sock)  # left by a killed daemon: "socket" time is meaningless
-        self.spawn_wall = time.time()
-        t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        self.socket_seconds = float("nan")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jobsd exited with {self.proc.returncode}; log:\n{self.log_tail()}")
-            if os.path.exists(self.sock):
-                if self.socket_seconds != self.socket_seconds:  # nan: first sight
-                    self.socket_seconds = time.perf_counter() - t0
-                try:
-                    with grpc.insecure_channel(f"unix:{self.sock}") as ch:
-                        answer = (ready or _grpc_health_serving)(ch)
-                    if answer is not None:
-                        self.ready_answer = answer
-                        self.ready_seconds = time.perf_counter() - t0
-                        return self
-                except grpc.RpcError:
-                    pass
-            time.sleep(0.005)
-        raise RuntimeError(f"jobsd not ready after {timeout}s; log:\n{self.log_tail()}")
+        super().start(timeout, ready or _grpc_health_serving)
+        return self
 
     def log_ready_seconds(self) -> float:
         """Spawn -> the daemon's own 'jobsd ready' log line (its asctime has ms resolution)."""
