@@ -79,6 +79,7 @@ from sqlalchemy.engine import Engine
 from jobsd import clock
 from jobsd.triggers import build_trigger
 from jobsd_lib.kernel.drift import next_pulse
+from jobsd_lib.kernel.fire import MAX_MISSED
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["CronScheduler", "SyncResult", "fire", "schedule_digest", "HEARTBEAT_ID", "HEARTBEAT", "STALE_AFTER",
@@ -93,6 +94,8 @@ DIGESTS_TABLE = "jobsd_schedule_digests"  # ours, in schedule.sqlite3: job id ->
 _STORE, _INTERNAL, _EXECUTOR = "default", "internal", "loop"
 _LISTED = 10  # job ids named per kind in the sync log line
 _BATCH = 500  # jobs built, pickled and inserted at a time by sync
+FAR_BEHIND = timedelta(hours=1)  # a job this far behind may owe too many windows to list one by one
+BACKLOG = MAX_MISSED + 1         # windows enough for every decision the kernel makes on a late firing
 
 
 def fire(job_id: str) -> None:
@@ -134,6 +137,32 @@ class Pulse(BaseTrigger):
 
     def __str__(self) -> str:
         return f"pulse[{self.interval}]"
+
+
+def _catch_up_start(job: Job, now: datetime) -> datetime | None:
+    """Where to start listing a job's due windows when it is far behind, else None.
+
+    APScheduler lists every window between a job's stored next run time and now before it hands
+    them over: after a month down (or a clock set a month ahead) an every-second job owes 2.6
+    million windows, ~30 s of the scheduler thread and a list of hundreds of MB, and the kernel
+    records only the latest MAX_MISSED anyway (catch-up runs the latest). So when the next run time
+    is more than FAR_BEHIND ago, the listing starts at the first window of the shortest span
+    before now (1 min, 4 min, 16 min, ...) that holds at least BACKLOG windows; None when even the
+    span back to the next run time holds fewer (then nothing is skipped).
+    """
+    first = job.next_run_time
+    if first is None or now - first <= FAR_BEHIND:
+        return None
+    span = timedelta(minutes=1)
+    while now - span > first:
+        start = job.trigger.get_next_fire_time(None, now - span)
+        window, count = start, 0
+        while window is not None and window <= now and count < BACKLOG:
+            window, count = job.trigger.get_next_fire_time(window, now), count + 1
+        if count >= BACKLOG:
+            return start
+        span *= 4
+    return None
 
 
 def _engine(path: str) -> Engine:
@@ -184,6 +213,13 @@ class _JobStore(SQLAlchemyJobStore):
                     failed.append((job_id,))
             if failed:
                 conn.exec_driver_sql(f"DELETE FROM {jobs_t} WHERE id = ?", failed)
+        for job in jobs:
+            start = _catch_up_start(job, now)
+            if start is not None:
+                log.warning("job %s is far behind: its windows from %s until %s are not handed over one by one; "
+                            "the later ones are (missed, or caught up)", job.id, job.next_run_time.isoformat(),
+                            start.isoformat())
+                job._modify(next_run_time=start)  # noqa: SLF001 - APScheduler then lists windows from here
         return jobs
 
     def update_job(self, job):  # noqa: ANN001, ANN201

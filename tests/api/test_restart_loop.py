@@ -196,3 +196,42 @@ def test_a_job_store_behind_the_runs_table_does_not_hand_a_recorded_window_over_
     seen = {window(r) for r in runs}
     assert set(range(int(latest), int(down_at) + 1)) <= seen, "a window passed while down left no record"
     assert "dropped: recorded before the restart" in daemon.read_log()
+
+
+def _set_stored_next_run_time(daemon: Daemon, job: str, when: float) -> None:
+    """Put APScheduler's stored job back (or forward) to `when`: column and pickled state."""
+    with sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3")) as schedule:
+        state = pickle.loads(schedule.execute("SELECT job_state FROM apscheduler_jobs WHERE id = ?", (job,)).fetchone()[0])
+        state["next_run_time"] = datetime.fromtimestamp(when, state["next_run_time"].tzinfo)
+        schedule.execute("UPDATE apscheduler_jobs SET next_run_time = ?, job_state = ? WHERE id = ?",
+                         (when, pickle.dumps(state, pickle.HIGHEST_PROTOCOL), job))
+
+
+@pytest.mark.timeout(60)
+def test_an_every_second_job_two_days_behind_is_not_listed_window_by_window(daemon):
+    """Two days down owe an every-second job 172,800 windows (simulated: the stored next run time
+    and the job's recorded windows moved two days back). APScheduler would list them all before handing any over; jobsd starts the
+    listing near now instead, records the latest windows as missed (100 of them, as for any late
+    firing), and runs on: the next windows run on time, none twice, and the scheduler is healthy."""
+    daemon.write_job("busy", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.start()
+    started = time.time()
+    wait_for(lambda: any(window(r) >= started for r in all_runs(daemon, "busy")), 20, "a window after the start")
+    assert daemon.stop() == 0
+    behind = time.time() - 2 * 86400
+    _set_stored_next_run_time(daemon, "busy", float(int(behind)))
+    with sqlite3.connect(os.path.join(daemon.home, "db", "jobsd.sqlite3")) as store:
+        store.execute("UPDATE runs SET scheduled_at = scheduled_at - 2 * 86400 - 60 WHERE job_id = 'busy'")
+    up_at = time.time()
+    daemon.start()
+    wait_for(lambda: any(window(r) > up_at + 1 and r.state == pb.RUN_STATE_SUCCEEDED for r in all_runs(daemon, "busy")),
+             20, "a window after the restart run on time")
+
+    log = daemon.read_log()
+    assert "job busy is far behind" in log and "not handed over one by one" in log
+    runs = [r for r in all_runs(daemon, "busy") if r.HasField("scheduled_at")]
+    assert not {w for w, n in Counter(window(r) for r in runs).items() if n > 1}
+    missed = sorted(window(r) for r in runs if r.state == pb.RUN_STATE_MISSED)
+    assert len(missed) == 100 and missed[-1] <= up_at + 1 and missed[0] > behind + 86400
+    health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
+    assert health.scheduler_state == "running"
