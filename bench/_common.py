@@ -202,6 +202,24 @@ class Deadline:
         return self.left() <= 0
 
 
+def processes_with_env(*entries: str) -> list[int]:
+    """Pids of live processes whose environment holds every NAME=value entry (zombies have an
+    empty environ; processes we may not read are left out)."""
+    wanted = [b"\0" + e.encode() + b"\0" for e in entries]
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = b"\0" + f.read()
+        except OSError:
+            continue
+        if all(w in env for w in wanted):
+            found.append(int(name))
+    return found
+
+
 def load_average() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])

@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from _common import Deadline, TimedDaemon, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
+from _common import Deadline, TimedDaemon, percentile, processes_with_env, repro_command, short_tmpdir, toml_str_list, write_jobs
 from history import job_ids, populate
 
 BUDGET_SECONDS = 230
@@ -179,22 +179,6 @@ def proc_state(pid: int) -> str:
     return "zombie" if state in ("Z", "X") else "alive"
 
 
-def marked_pids(token: str) -> list[int]:
-    """Live processes whose environment carries MARKER=token (this run's jobs only)."""
-    needle = f"{MARKER}={token}".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    found.append(int(name))
-        except OSError:
-            continue
-    return found
-
-
 def become_subreaper() -> bool:
     """PR_SET_CHILD_SUBREAPER: the killed daemon's orphaned sleeps are re-parented to us, so we can
     reap them (by pid) once killed instead of leaving zombies under a PID 1 that may not reap."""
@@ -279,13 +263,13 @@ def part_b(args: argparse.Namespace, deadline: Deadline) -> None:
               f"zombie (killed, not yet reaped) {sum(v == 'zombie' for v in after.values())}, "
               f"alive {sum(v == 'alive' for v in after.values())}; "
               f"'killed leftover process group' log lines: {killed_logged}")
-        leftovers = marked_pids(token)
+        leftovers = processes_with_env(f"{MARKER}={token}")
         if leftovers:
             print(f"  LEFTOVER live processes with this run's marker: {leftovers}")
     finally:
         for d in reversed(daemons):
             d.stop()
-        for pid in marked_pids(token):
+        for pid in processes_with_env(f"{MARKER}={token}"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

@@ -31,7 +31,7 @@ import sys
 import time
 import uuid
 
-from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, write_jobs
+from _common import Daemon, Deadline, percentile, processes_with_env, repro_command, short_tmpdir, write_jobs
 
 BUDGET_SECONDS = 170
 MAIN = """sleep 300 &
@@ -39,22 +39,6 @@ sh -c 'trap "" TERM; exec sleep 300' &
 ( setsid sleep 300 & )
 wait
 """
-
-
-def marked(entries: list[bytes]) -> list[int]:
-    """Live processes whose environment holds every entry (NAME=value); zombies have an empty environ."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                env = b"\0" + f.read()
-        except OSError:
-            continue
-        if all(e in env for e in entries):
-            found.append(int(name))
-    return found
 
 
 def row(name: str, v: list[float]) -> str:
@@ -101,10 +85,10 @@ def main() -> int:
                 print(f"!! time budget: stopping after {i} runs")
                 break
             run = stub.RunJob(pb.RunJobRequest(job="tk"), timeout=30)
-            entries = [b"\0JOBSD_RUN=" + run.ref.encode() + b"\0", b"\0BENCH_TOKEN=" + token.encode() + b"\0"]
+            entries = [f"JOBSD_RUN={run.ref}", f"BENCH_TOKEN={token}"]
             most, t_gone, give_up = 0, None, time.monotonic() + args.timeout + args.kill_grace + 10
             while time.monotonic() < give_up:
-                pids = marked(entries)
+                pids = processes_with_env(*entries)
                 t = time.time_ns()
                 most = max(most, len(pids))
                 if most and not pids:
@@ -139,7 +123,7 @@ def main() -> int:
         return 0
     finally:
         daemon.stop()
-        for pid in marked([b"\0BENCH_TOKEN=" + token.encode() + b"\0"]):  # never leave a sleep 300 behind
+        for pid in processes_with_env(f"BENCH_TOKEN={token}"):  # never leave a sleep 300 behind
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
