@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -247,7 +248,7 @@ def part_b(args: argparse.Namespace, deadline: Deadline) -> None:
         time.sleep(0.2)
         after = {p: proc_state(p) for p in pids.values()}  # before we reap: zombie = killed
         log_text = open(second.log_path, errors="replace").read()
-        killed_logged = log_text.count("killed leftover process group")
+        killed_logged = len(re.findall(r"killed \d+ leftover process\(es\)", log_text))
         interrupted = sum(s == "RUN_STATE_INTERRUPTED" for s in states)
 
         print()
@@ -262,7 +263,7 @@ def part_b(args: argparse.Namespace, deadline: Deadline) -> None:
         print(f"  sleep processes after restart: gone {sum(v == 'gone' for v in after.values())}, "
               f"zombie (killed, not yet reaped) {sum(v == 'zombie' for v in after.values())}, "
               f"alive {sum(v == 'alive' for v in after.values())}; "
-              f"'killed leftover process group' log lines: {killed_logged}")
+              f"'killed N leftover process(es)' log lines: {killed_logged}")
         leftovers = processes_with_env(f"{MARKER}={token}")
         if leftovers:
             print(f"  LEFTOVER live processes with this run's marker: {leftovers}")
