@@ -245,14 +245,14 @@ class Service:
         `missed` records. With catch_up, the job's first firing after start-up runs its latest
         window missed while jobsd was down (trigger catch_up) when no window is on time.
 
-        A job's first firing since start-up drops the windows already recorded: APScheduler's job
-        store can come back behind the runs table (a power cut rolls back its unsynced commits).
+        A job's first firing since start-up drops the windows that already have a record:
+        APScheduler's job store can come back behind the runs table (a power cut rolls back its
+        unsynced commits).
         """
         first = job_id not in self._fired
         if first:
             self._fired.add(job_id)
-            last = self.store.last_window(job_id)
-            run_times, again = unrecorded(run_times, None if last is None else clock.from_epoch(last))
+            run_times, again = unrecorded(run_times, self.store.recent_windows(job_id))
             if again:
                 log.warning("job %s: %d cron window(s) up to %s dropped: recorded before the restart", job_id,
                             len(again), again[-1].isoformat())

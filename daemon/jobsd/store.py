@@ -253,11 +253,13 @@ class Store:
         return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
                       now, None, now if finished else None, None, spec_digest, None)
 
-    def last_window(self, job_id: str) -> float | None:
-        """The latest cron window (scheduled_at) recorded for the job, among its newest 100 records
-        that have one (windows are recorded in ascending order, so that is the latest); None: none."""
-        return self._q("SELECT max(scheduled_at) FROM (SELECT scheduled_at FROM runs WHERE job_id = :j AND "
-                       "scheduled_at IS NOT NULL ORDER BY n DESC LIMIT 100)", j=job_id).scalar()
+    def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
+        """The cron windows (scheduled_at) of the job's newest `limit` records that have one: what a
+        job store left behind by a power cut (seconds) or far behind (then its listing starts near
+        now: scheduler.BACKLOG) can hand over again. One seek on (job_id, n)."""
+        rows = self._q("SELECT scheduled_at FROM runs WHERE job_id = :j AND scheduled_at IS NOT NULL "
+                       "ORDER BY n DESC LIMIT :l", j=job_id, l=limit)
+        return {row[0] for row in rows}
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
                           spec_digest: str = "") -> RunRow:

@@ -87,20 +87,19 @@ def test_catch_up_with_many_missed_windows_still_caps_records():
     assert decision.missed == windows[-11:-1] and decision.missed_unrecorded == 489
 
 
-def test_unrecorded_drops_windows_at_or_before_the_latest_recorded_one():
+def test_unrecorded_splits_off_exactly_the_windows_with_a_record():
     t0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
     windows = [t0 + timedelta(seconds=s) for s in (2, 0, 1, 3)]
-    assert unrecorded(windows, None) == (sorted(windows), [])
-    assert unrecorded(windows, t0 + timedelta(seconds=1)) == ([t0 + timedelta(seconds=2), t0 + timedelta(seconds=3)],
-                                                              [t0, t0 + timedelta(seconds=1)])
-    assert unrecorded(windows, t0 + timedelta(seconds=3)) == ([], sorted(windows))
-    assert unrecorded(windows, t0 - timedelta(seconds=1)) == (sorted(windows), [])
+    assert unrecorded(windows, set()) == (sorted(windows), [])
+    recorded = {(t0 + timedelta(seconds=1)).timestamp(), (t0 + timedelta(seconds=3)).timestamp(), t0.timestamp() - 60}
+    assert unrecorded(windows, recorded) == ([t0, t0 + timedelta(seconds=2)], [t0 + timedelta(seconds=1),
+                                                                               t0 + timedelta(seconds=3)])
 
 
 def test_unrecorded_compares_instants_across_zones():
-    berlin = timezone(timedelta(hours=1))
-    recorded = datetime(2026, 11, 23, 13, 0, 1, tzinfo=berlin)  # 12:00:01 UTC
-    windows = [datetime(2026, 11, 23, 12, 0, s, tzinfo=UTC) for s in (0, 1, 2)]
-    assert unrecorded(windows, recorded) == ([windows[2]], windows[:2])
+    plus_one = timezone(timedelta(hours=1))
+    windows = [datetime(2026, 11, 23, 13, 0, s, tzinfo=plus_one) for s in (0, 1, 2)]  # 12:00:0s UTC
+    recorded = {datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC).timestamp()}
+    assert unrecorded(windows, recorded) == ([windows[0], windows[2]], [windows[1]])
     with pytest.raises(ValueError):
-        unrecorded([datetime(2026, 11, 23, 12, 0, 0)], None)
+        unrecorded([datetime(2026, 11, 23, 12, 0, 0)], set())

@@ -21,8 +21,9 @@ stay missed.
 Already recorded (`unrecorded`): APScheduler's job store and the runs table are two SQLite files.
 When the job store comes back behind the runs table (a power cut rolled back its last commits,
 which are not fsynced; an older schedule.sqlite3 restored), APScheduler hands over again windows
-the daemon has records of. A job's first firing after a start drops the windows at or before its
-latest recorded one.
+the daemon has records of. A job's first firing after a start drops the windows that already
+have a record (matched exactly: a window earlier than a recorded one but never recorded itself,
+e.g. after the clock was set back, is still handled).
 
 At most `max_missed` missed windows are recorded one by one (the latest ones); the number left
 out is returned so the daemon can say so (a long outage of an every-second job must not write
@@ -30,7 +31,7 @@ millions of rows).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -109,15 +110,11 @@ def decide_firing(run_times: Sequence[datetime], now: datetime, misfire_grace: f
     return FireDecision(tuple(actions), dropped)
 
 
-def unrecorded(run_times: Sequence[datetime], last_recorded: datetime | None) -> tuple[list[datetime], list[datetime]]:
-    """(windows after `last_recorded`, windows at or before it), each ascending. `last_recorded` is
-    the job's latest window with a record (run, skipped or missed); None: no window recorded yet.
-    Compared as instants (aware datetimes of one zone compare by wall time in Python)."""
-    for t in (*run_times, *([last_recorded] if last_recorded is not None else [])):
+def unrecorded(run_times: Sequence[datetime], recorded: Set[float]) -> tuple[list[datetime], list[datetime]]:
+    """(windows without a record, windows with one), each ascending by instant. `recorded`: the
+    job's recorded windows as UTC epoch seconds (the runs table's scheduled_at)."""
+    for t in run_times:
         if t.tzinfo is None or t.utcoffset() is None:
             raise ValueError(f"times must be timezone-aware, got {t!r}")
     windows = sorted(set(run_times), key=lambda t: t.timestamp())
-    if last_recorded is None:
-        return windows, []
-    edge = last_recorded.timestamp()
-    return [t for t in windows if t.timestamp() > edge], [t for t in windows if t.timestamp() <= edge]
+    return [t for t in windows if t.timestamp() not in recorded], [t for t in windows if t.timestamp() in recorded]
