@@ -34,7 +34,7 @@ from jobsd import clock
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd.output import STDERR, STDOUT, OutputWriter
 
-__all__ = ["Launch", "Attempt", "ProcessTree", "attempt_tree", "start_attempt", "kill_group"]
+__all__ = ["Launch", "Attempt", "ProcessTree", "attempt_tree", "environ_has", "start_attempt", "kill_group"]
 
 log = logging.getLogger("jobsd.executor")
 _DRAIN_AFTER_EXIT = 1.0  # seconds to wait for EOF once the main process is gone
@@ -234,7 +234,7 @@ class ProcessTree:
 
     def holds(self, pid: int) -> bool:
         """Whether `pid` is a live process carrying the marker (a reused pid is not)."""
-        return _environ_has(pid, self.marker)
+        return environ_has(pid, self.marker)
 
     def _window(self) -> list[range] | None:
         """The pids handed out since first_pid, or None when they may have come round again (read all)."""
@@ -271,7 +271,9 @@ def _forks() -> int:
     return -1
 
 
-def _environ_has(pid: int, marker: bytes) -> bool:
+def environ_has(pid: int, entry: bytes) -> bool:
+    """Whether the live process `pid` has `entry` (b"NAME=value", exactly) in its environment;
+    False for a zombie (empty environ), a process we may not read, or one that is gone."""
     try:
         fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -287,7 +289,7 @@ def _environ_has(pid: int, marker: bytes) -> bool:
         return False
     finally:
         os.close(fd)
-    return marker in data
+    return entry in data.split(b"\0")
 
 
 async def kill_group(pgid: int, grace: float, exited: asyncio.Future | None, *, tree: ProcessTree | None = None,

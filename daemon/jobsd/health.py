@@ -153,8 +153,9 @@ class Heartbeat:
         self._save(clock.reading(), [], stopped=True)
 
     async def run(self) -> None:
-        """Beat every HEARTBEAT seconds until cancelled; after each beat, checkpoint the store's WAL
-        in a worker thread (store.py: SQLite's own checkpoint would run on the loop)."""
+        """Beat every HEARTBEAT seconds until cancelled; after each beat, checkpoint the WAL of both
+        SQLite files in a worker thread (store.py: SQLite's own checkpoint would run on the loop;
+        scheduler.py: the job store commits without an fsync until then)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(HEARTBEAT)
@@ -162,10 +163,14 @@ class Heartbeat:
                 self.beat()
             except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad beat
                 log.exception("heartbeat failed")
-            try:
-                await loop.run_in_executor(None, self.store.checkpoint)
-            except Exception as exc:  # noqa: BLE001 - SQLite's automatic checkpoint is the backstop
-                log.warning("store checkpoint failed: %s", exc)
+            for name, checkpoint in (("store", self.store.checkpoint),
+                                     ("job store", self.scheduler and self.scheduler.checkpoint)):
+                if checkpoint is None:
+                    continue
+                try:
+                    await loop.run_in_executor(None, checkpoint)
+                except Exception as exc:  # noqa: BLE001 - SQLite's automatic checkpoint is the backstop
+                    log.warning("%s checkpoint failed: %s", name, exc)
 
     # ------------------------------------------------------------------ internals
     def _save(self, reading: ClockReading, events: list[tuple[str, dict[str, object]]], stopped: bool = False) -> None:

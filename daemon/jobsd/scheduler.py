@@ -33,10 +33,11 @@ How it works
   daemon's life no window reaches the service twice.
 - Durability: synchronous=NORMAL survives a crash of jobsd, not a power cut: commits since the
   last checkpoint (they sit in the -wal file, not yet fsynced) can roll back, and their windows
-  are then handed over again after the reboot. The heartbeat (every HEARTBEAT seconds) runs a
-  passive checkpoint in a worker thread, which fsyncs them; and the service checks a job's first
-  firing after a start against the runs table (`kernel.fire.unrecorded`), so a window our store
-  kept is not handled again whatever this store lost.
+  are then handed over again after the reboot. The daemon's heartbeat (health.Heartbeat, every
+  HEARTBEAT seconds) runs a passive checkpoint in a worker thread, which fsyncs them; and the
+  service checks a job's first firing after a start against the runs table
+  (`kernel.fire.unrecorded`), so a window our store kept is not handled again whatever this
+  store lost.
 - `last_tick` is set by every firing and by a heartbeat job (every HEARTBEAT seconds, in an
   in-memory job store) that goes through the same APScheduler thread and event loop, so it
   proves both are alive. Its `Pulse` trigger never owes more than one firing, however far the
@@ -313,7 +314,6 @@ class CronScheduler:
         self.accepting = True
         self._last_window: dict[str, datetime] = {}  # loop thread: latest window handed over (UTC), per job
         self._firings: deque[tuple[str, list[datetime]]] = deque()  # loop thread: arrived, not applied yet
-        self._checkpointing: asyncio.Future | None = None
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("apscheduler").setLevel(logging.WARNING)  # INFO: a line per job and pass
         self._store = _JobStore(self.path)
@@ -428,6 +428,10 @@ class CronScheduler:
                       kwargs={}, name=digest, misfire_grace_time=None, coalesce=False, max_instances=1,
                       next_run_time=next_run_time), digest
 
+    def checkpoint(self) -> None:
+        """A passive checkpoint of the job store's WAL (blocking: call it off the loop)."""
+        self._store.checkpoint()
+
     def next_run_at(self, job_id: str) -> datetime | None:
         """The job's stored next run time (None: no such job, or the scheduler is not running)."""
         if self._scheduler.state != STATE_RUNNING:
@@ -452,7 +456,6 @@ class CronScheduler:
         """Event-loop thread: a firing arrived; queue it (one is applied per loop iteration)."""
         self.last_tick, self._alive_at = clock.now(), clock.monotonic()
         if job_id == HEARTBEAT_ID:
-            self._checkpoint()
             return
         self._firings.append((job_id, run_times))
         if len(self._firings) == 1:
@@ -498,18 +501,6 @@ class CronScheduler:
         if windows:
             self._last_window[job_id] = _utc(windows[-1])
         return windows
-
-    def _checkpoint(self) -> None:
-        """Start a passive checkpoint of the job store in a worker thread (one at a time)."""
-        if self._checkpointing is not None and not self._checkpointing.done():
-            return
-        self._checkpointing = self._loop.run_in_executor(None, self._store.checkpoint)
-        self._checkpointing.add_done_callback(_log_checkpoint_error)
-
-
-def _log_checkpoint_error(future: asyncio.Future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("job store checkpoint failed: %s", future.exception())
 
 
 def _utc(value: datetime) -> datetime:

@@ -122,6 +122,11 @@ class Service:
         spec = self.catalog.specs.get(job_id)
         return job_state(spec is not None, spec.enabled if spec else True, operator_state)
 
+    def _never_known(self, job_id: str) -> bool:
+        """No spec (valid or not) and no run recorded: a job of the past still has its history."""
+        return job_id not in self.catalog.specs and job_id not in self.catalog.invalid \
+            and self.store.latest_run(job_id) is None
+
     def _require_known(self, job_id: str) -> None:
         if job_id in self.catalog.invalid:  # listed, so showable, even when its file name is no valid id
             return
@@ -337,8 +342,7 @@ class Service:
         if job_id:
             require_job_id(job_id)
         policy = retention_policy(keep_last, older_than, clock.to_epoch(clock.now()))
-        if job_id and job_id not in self.catalog.specs and job_id not in self.catalog.invalid \
-                and self.store.latest_run(job_id) is None:
+        if job_id and self._never_known(job_id):
             raise JobNotFound(job_id)
         async with self._gc_lock:
             doomed = self.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
@@ -376,9 +380,8 @@ class Service:
             if state not in {s.value for s in RunState}:
                 raise InvalidArgument(f"{state!r} is not a run state")
         rows = self.store.list_runs(job_id, limit + 1, decode_cursor(cursor), states)
-        if job_id and not rows and job_id not in self.catalog.specs and job_id not in self.catalog.invalid \
-                and self.store.latest_run(job_id) is None:
-            raise JobNotFound(job_id)  # no such job now, and none with a history either
+        if job_id and not rows and self._never_known(job_id):
+            raise JobNotFound(job_id)
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1].id) if more else ""
@@ -432,7 +435,7 @@ def _kill_leftover(run: RunRow) -> None:
     JOBSD_RUN=<ref> (a pgid can be reused after a reboot)."""
     import signal
 
-    from jobsd.executor import attempt_tree
+    from jobsd.executor import attempt_tree, environ_has
 
     for attempt in run.attempt_list:
         if attempt.finished_at is not None:
@@ -442,7 +445,7 @@ def _kill_leftover(run: RunRow) -> None:
             pids = tree.members()
             if run.pgid and tree.holds(run.pgid):  # the group too, members that cleared their environment
                 _signal(lambda: os.killpg(run.pgid, signal.SIGKILL))
-        elif run.pgid and _leader_carries(run.pgid, f"JOBSD_RUN={run.ref}".encode()):
+        elif run.pgid and environ_has(run.pgid, f"JOBSD_RUN={run.ref}".encode()):
             pids = [run.pgid]
             _signal(lambda: os.killpg(run.pgid, signal.SIGKILL))
         else:
@@ -452,14 +455,6 @@ def _kill_leftover(run: RunRow) -> None:
         if pids:
             log.warning("run %s: killed %d leftover process(es) of attempt %d: %s", run.ref, len(pids),
                         attempt.number, " ".join(map(str, sorted(pids))))
-
-
-def _leader_carries(pgid: int, entry: bytes) -> bool:
-    try:
-        with open(f"/proc/{pgid}/environ", "rb") as f:
-            return entry in f.read().split(b"\0")
-    except OSError:
-        return False
 
 
 def _signal(send) -> None:  # noqa: ANN001
