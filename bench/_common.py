@@ -225,6 +225,23 @@ def load_average() -> str:
         return " ".join(f.read().split()[:3])
 
 
+def print_reproduce(script: str, argv: list[str]) -> None:
+    """The command that reproduces this run, with PYTHONPATH when one was set (it decides which
+    jobsd is measured)."""
+    print("reproduce:", repro_command(script, argv))
+    if os.environ.get("PYTHONPATH"):
+        print(f"  with PYTHONPATH={os.environ['PYTHONPATH']} in the environment")
+
+
+def print_footer(script: str, argv: list[str], version: str) -> None:
+    """The end of a long run: load average, whether the code changed meanwhile, how to reproduce."""
+    print(f"load average after: {load_average()}")
+    if code_version() != version:
+        print(f"!! the code changed during the run: now {code_version()}")
+    print()
+    print_reproduce(script, argv)
+
+
 def code_version() -> str:
     """Where jobsd is imported from (the daemon inherits this environment), its commit, and a digest
     of the uncommitted changes to tracked files (compare the lines printed at start and end)."""

@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 
-from _common import code_version, Deadline, TimedDaemon, load_average, percentile, repro_command, short_tmpdir, venv_tool, write_jobs
+from _common import code_version, print_footer, print_reproduce, Deadline, TimedDaemon, load_average, percentile, short_tmpdir, venv_tool, write_jobs
 
 BUDGET_SECONDS = 175
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -183,9 +183,7 @@ def main() -> int:
     print(f"scheduled_jobs: {args.jobs:,} jobs; {os.cpu_count()} cpus, Python {sys.version.split()[0]}, "
           f"code {version}")
     print(f"load average before: {load_average()}")
-    print("reproduce:", repro_command("scheduled_jobs.py", sys.argv[1:]))
-    if os.environ.get("PYTHONPATH"):
-        print(f"  with PYTHONPATH={os.environ['PYTHONPATH']} in the environment")
+    print_reproduce("scheduled_jobs.py", sys.argv[1:])
     homes: list[str] = []
     results = []
     try:
@@ -233,12 +231,7 @@ def main() -> int:
     finally:
         for home in homes:
             shutil.rmtree(home, ignore_errors=True)
-    print(f"load average after: {load_average()}")
-    if code_version() != version:
-        print(f"!! the code changed during the run: now {code_version()}")
-    print("\nreproduce:", repro_command("scheduled_jobs.py", sys.argv[1:]))
-    if os.environ.get("PYTHONPATH"):
-        print(f"  with PYTHONPATH={os.environ['PYTHONPATH']} in the environment")
+    print_footer("scheduled_jobs.py", sys.argv[1:], version)
     return 0
 
 

@@ -62,7 +62,7 @@ import sys
 import threading
 import time
 
-from _common import code_version, Daemon, Deadline, load_average, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
+from _common import code_version, print_footer, print_reproduce, Daemon, Deadline, load_average, percentile, short_tmpdir, toml_str_list, write_jobs
 
 BUDGET_SECONDS = 420
 EVERY_SECOND = "* * * * * *"
@@ -328,9 +328,7 @@ def main() -> int:
           f"{os.cpu_count()} cpus, Python {sys.version.split()[0]}, APScheduler {apscheduler.__version__}, "
           f"code {version}")
     print(f"load average before: {load_average()}")
-    print("reproduce:", repro_command("trigger_latency.py", sys.argv[1:]))
-    if os.environ.get("PYTHONPATH"):
-        print(f"  with PYTHONPATH={os.environ['PYTHONPATH']} in the environment")
+    print_reproduce("trigger_latency.py", sys.argv[1:])
 
     res = solo = floor = sqlf = walf = None
     if args.only != "floor":
@@ -376,12 +374,7 @@ def main() -> int:
                     ("floor: + SQLAlchemyJobStore in WAL, all", walf and walf["all"])):
         if v:
             print(f"  {name:50} median {percentile(v, 50):7.2f}  p99 {percentile(v, 99):7.2f}  (n={len(v)})")
-    print(f"load average after: {load_average()}")
-    if code_version() != version:
-        print(f"!! the code changed during the run: now {code_version()}")
-    print("\nreproduce:", repro_command("trigger_latency.py", sys.argv[1:]))
-    if os.environ.get("PYTHONPATH"):
-        print(f"  with PYTHONPATH={os.environ['PYTHONPATH']} in the environment")
+    print_footer("trigger_latency.py", sys.argv[1:], version)
     return 0
 
 
