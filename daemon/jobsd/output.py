@@ -6,14 +6,15 @@ How it works: each attempt's output is two append-only files in the run folder:
   attempt-<k>.idx   one 24-byte record a chunk: offset in .log, read time (ns, UTC), length,
                     stream (1 stdout, 2 stderr).
 Data is written before its index record, so a crash leaves at worst unindexed bytes, which
-readers ignore. Chunks are at most 64 KiB (PITFALLS 16).
+readers ignore. Chunks are at most 1 MiB (MAX_CHUNK): a quarter of gRPC's default 4 MiB
+message limit (PITFALLS 16), so any client can receive them.
 
 Followers never receive pushed data: the file is the one source of truth, and a follower
 reads index records from its own position, then waits on the run's Channel for "more was
 written". Writing and notifying happen on the event-loop thread, so the hand-over from stored
 to live output has no gap and no duplicate by construction; a slow follower only falls
 behind in the file and costs the job and other followers nothing. Records of one stream read
-within the same millisecond reach a follower as one chunk (up to 64 KiB), read with one
+within the same millisecond reach a follower as one chunk (up to 1 MiB), read with one
 pread just before it is sent, so a follower holds one chunk at a time (`OutputReader.chunks`).
 """
 from __future__ import annotations
@@ -24,10 +25,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Chunk", "OutputWriter", "OutputReader", "Channel", "Hub", "STDOUT", "STDERR", "MAX_CHUNK"]
+__all__ = ["Chunk", "OutputWriter", "OutputReader", "Channel", "Hub", "STDOUT", "STDERR", "MAX_CHUNK", "MIN_CHUNK"]
 
 STDOUT, STDERR = 1, 2
-MAX_CHUNK = 64 * 1024
+MAX_CHUNK = 1 << 20  # bytes; 64 KiB chunks capped one follower at ~450 MB/s, 1 MiB at ~900 (bench/README.md)
+MIN_CHUNK = 64 << 10  # the chunk limit with many followers
+FOLLOWERS_BUDGET = 16 << 20  # what all followers' chunks may hold at once, before MIN_CHUNK applies
 _RECORD = struct.Struct("<QqIB3x")  # offset, ts_ns, length, stream
 _SCAN_BLOCK = 64 * 1024
 _MS = 1_000_000  # ns: records read in the same millisecond may reach a follower as one chunk
@@ -120,11 +123,13 @@ class OutputReader:
         raw = os.pread(fd, (stop - start) * _RECORD.size, start * _RECORD.size)
         return list(_RECORD.iter_unpack(raw[:len(raw) - len(raw) % _RECORD.size]))
 
-    def chunks(self, records: list[tuple[int, int, int, int]], skip_before: int = 0) -> Iterator[Chunk]:
+    def chunks(self, records: list[tuple[int, int, int, int]], skip_before: int = 0,
+               limit: int = MAX_CHUNK) -> Iterator[Chunk]:
         """Chunks for consecutive `records` (from `records()`); bytes before offset `skip_before` are cut off.
 
         Consecutive records of one stream read in the same millisecond (UTC) make one chunk of at
-        most MAX_CHUNK bytes, stamped with the first one's read time: a burst that was read in many
+        most `limit` bytes, stamped with the first one's read time (a record bigger than `limit`
+        goes out in pieces with its read time): a burst that was read in many
         small pieces costs a follower few messages, while output that trickles keeps every
         record's own read time. Each chunk's bytes are read with one pread when the iteration
         reaches it, so a follower holds one chunk at a time, whatever the records' sizes.
@@ -134,11 +139,14 @@ class OutputReader:
             start, end = max(offset, skip_before), offset + length
             if start >= end:
                 continue
-            if group and stream == group[3] and ts_ns // _MS == group[2] // _MS and end - group[0] <= MAX_CHUNK:
+            if group and stream == group[3] and ts_ns // _MS == group[2] // _MS and end - group[0] <= limit:
                 group[1] = end
                 continue
             if group:
                 yield self._chunk(*group)
+            while end - start > limit:  # a record bigger than the limit: pieces, each with its read time
+                yield self._chunk(start, start + limit, ts_ns, stream)
+                start += limit
             group = [start, end, ts_ns, stream]
         if group:
             yield self._chunk(*group)
@@ -263,6 +271,12 @@ class Hub:
     def __init__(self) -> None:
         self.channels: dict[str, Channel] = {}
         self.followers = 0
+
+    def chunk_limit(self) -> int:
+        """The largest chunk a follower sends now: MAX_CHUNK (fastest) while few are attached, less as
+        more attach so that all their chunks together stay near FOLLOWERS_BUDGET, never below MIN_CHUNK.
+        A chunk in flight is held about three times over (bytes, message, gRPC's copy)."""
+        return max(MIN_CHUNK, min(MAX_CHUNK, FOLLOWERS_BUDGET // max(self.followers, 1)))
 
     def open(self, ref: str) -> Channel:
         return self.channels.setdefault(ref, Channel())

@@ -8,8 +8,9 @@ one WriteGuard per stream (asyncio.wait_for on every write cost about as much as
 WatchEvents' sends are bounded by the API layer.
 
 A Tail follower reads index records a block at a time and sends one message a chunk: a stored
-record, or consecutive records of one stream read in the same millisecond, 64 KiB at most
-(PITFALLS 16), each read with one pread just before it is sent (OutputReader.chunks): what a
+record, or consecutive records of one stream read in the same millisecond, 1 MiB at most
+(under gRPC's 4 MiB default message limit: PITFALLS 16; less with many followers, see
+Hub.chunk_limit), each read with one pread just before it is sent (OutputReader.chunks): what a
 follower holds is one chunk, whatever the records' sizes. In a burst it waits up to _CORK for
 a fuller chunk rather than send every small pipe read as it comes (as Nagle's algorithm does).
 While it keeps up with a live run it re-reads the run row only when the run may have moved on
@@ -22,7 +23,7 @@ import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
-from jobsd.output import MAX_CHUNK, Chunk, OutputReader, idx_path
+from jobsd.output import Chunk, OutputReader, idx_path
 from jobsd.service import Service
 from jobsd.store import EventRow, RunRow
 from jobsd_lib.errors import InvalidArgument, RunNotFound
@@ -136,15 +137,15 @@ class _Cursor:
         self.attempt, self.record, self.skip = attempt, record, skip
         self._end = None
 
-    def read(self) -> Iterator[Chunk] | None:
-        """The chunks of the next block of stored records, read one by one as the iteration goes
-        (moves past the whole block); None when nothing new is stored."""
+    def read(self, limit: int) -> Iterator[Chunk] | None:
+        """The chunks (at most `limit` bytes each) of the next block of stored records, read one by one
+        as the iteration goes (moves past the whole block); None when nothing new is stored."""
         records = self._reader.records(self.record, self.record + _INDEX_BLOCK)
         if not records:
             return None
         self.record += len(records)
         self._end = records[-1][0] + records[-1][2]
-        return self._reader.chunks(records, self.skip)
+        return self._reader.chunks(records, self.skip, limit)
 
     def unread(self) -> int:
         """Bytes stored past the position (0 when the position's offset is not known yet)."""
@@ -197,7 +198,8 @@ async def _follow(service: Service, run: RunRow, follow: bool, cursor: _Cursor,
     while True:
         channel = service.hub.get(run.ref)
         version = channel.version if channel else -1
-        chunks = cursor.read()
+        limit = service.hub.chunk_limit()
+        chunks = cursor.read(limit)
         if chunks is not None:
             for chunk in chunks:
                 await send(chunk)
@@ -216,7 +218,7 @@ async def _follow(service: Service, run: RunRow, follow: bool, cursor: _Cursor,
         recheck = not await channel.wait(version, _IDLE_RECHECK)
         if recheck:
             cursor.close()  # nothing new for a while: hold no files while idle
-        elif loop.time() - sent_at < _CORK and cursor.unread() < MAX_CHUNK:
+        elif loop.time() - sent_at < _CORK and cursor.unread() < limit:
             # In a burst (as Nagle does): gather a fuller chunk rather than send each small read at once.
             await _pause(sent_at + _CORK - loop.time())
 

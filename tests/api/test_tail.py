@@ -16,6 +16,7 @@ from jobsd_lib.rpc import jobsd_pb2 as pb
 from tests.conftest import BIN, wait_for
 
 pytestmark = pytest.mark.timeout(90)
+CHUNK_LIMIT = 1 << 20  # the largest chunk docs/api.md promises (gRPC's default message limit is 4 MiB)
 
 
 def collect(daemon, request: pb.TailRequest) -> tuple[bytes, bytes, list]:  # noqa: ANN001
@@ -94,7 +95,22 @@ def test_single_ten_megabyte_line(daemon):
     daemon.wait_finished(daemon.run("big").ref, timeout=60)
     out, _, messages = collect(daemon, pb.TailRequest(job="big"))
     assert out == b"x" * 10_000_000 + b"\n"
-    assert max(len(m.chunk.data) for m in messages if m.HasField("chunk")) <= 64 * 1024
+    assert max(len(m.chunk.data) for m in messages if m.HasField("chunk")) <= CHUNK_LIMIT
+
+
+def test_a_pipe_the_job_fills_grows_to_one_mebibyte_and_a_quiet_one_does_not(daemon):
+    """The job sees its own stdout pipe's size (F_GETPIPE_SZ) after writing: 1 MiB once it wrote 4 MiB in one
+    go (the pipe was full when jobsd read it), Linux's 64 KiB when it printed one line. Every byte is stored."""
+    probe = "import fcntl, os, sys; os.write(1, b'x' * int(sys.argv[1])); " \
+            "os.write(2, b'pipe=%d' % fcntl.fcntl(1, fcntl.F_GETPIPE_SZ))"
+    daemon.write_job("loud", f'command = ["python3", "-c", "{probe}", "4194304"]\n')
+    daemon.write_job("quiet", f'command = ["python3", "-c", "{probe}", "10"]\n')
+    daemon.start()
+    for job, size, pipe in (("loud", 4 << 20, 1 << 20), ("quiet", 10, 64 << 10)):
+        assert daemon.wait_finished(daemon.run(job).ref, timeout=60).state == pb.RUN_STATE_SUCCEEDED
+        out, err, messages = collect(daemon, pb.TailRequest(job=job))
+        assert (out, err) == (b"x" * size, b"pipe=%d" % pipe)
+        assert max(len(m.chunk.data) for m in messages if m.HasField("chunk")) <= CHUNK_LIMIT
 
 
 def test_tail_from_offset_and_of_a_run_with_no_output(daemon):
@@ -147,10 +163,10 @@ def stored_index(home: str, job: str, n: int, attempt: int) -> list[tuple[int, i
 
 def assert_chunks_keep_records(chunks: list, records: list) -> None:  # noqa: ANN001
     """Each chunk is one stored record, or consecutive records of one stream read in the same millisecond
-    (stamped with the first one's read time), 64 KiB at most; together they cover every record in order."""
+    (stamped with the first one's read time), 1 MiB at most; together they cover every record in order."""
     i = 0
     for c in chunks:
-        assert c.offset == records[i][0] and len(c.data) <= 64 * 1024
+        assert c.offset == records[i][0] and len(c.data) <= CHUNK_LIMIT
         ts_ns, end = c.read_at.seconds * 10**9 + c.read_at.nanos, c.offset + len(c.data)
         assert (ts_ns, c.stream) == records[i][1:4:2]
         while i < len(records) and records[i][0] < end:
@@ -264,23 +280,28 @@ def test_a_follower_that_stops_reading_is_ended_by_the_write_timeout(daemon, hom
 
 def test_stored_records_join_only_within_one_stream_and_millisecond(tmp_path):
     """The rule behind every chunk a follower gets (jobsd.output): consecutive records of one stream read in
-    the same millisecond become one chunk of at most 64 KiB, stamped with the first record's read time."""
+    the same millisecond become one chunk of at most 1 MiB, stamped with the first record's read time."""
     from jobsd.output import STDERR, STDOUT, OutputReader, OutputWriter
 
     t0 = 1_700_000_000_000_000_000  # on a millisecond boundary
     writer = OutputWriter(str(tmp_path), 1, cap=10**9)
     for stream, data, at in [(STDOUT, b"a1", t0), (STDOUT, b"b2", t0 + 100_000), (STDERR, b"c3", t0 + 200_000),
                              (STDOUT, b"d4", t0 + 300_000), (STDOUT, b"e5", t0 + 999_999), (STDOUT, b"f6", t0 + 10**6),
-                             *[(STDOUT, b"%d" % i * 30_000, t0 + 3 * 10**6 + i) for i in range(3)]]:
+                             *[(STDOUT, b"%d" % i * 400_000, t0 + 3 * 10**6 + i) for i in range(3)]]:
         writer.write(stream, data, at)
     writer.close()
     reader = OutputReader(str(tmp_path), 1)
     try:
         got = [(c.offset, c.ts_ns, c.stream, len(c.data)) for c in reader.chunks(reader.records(0, 100), skip_before=1)]
         assert got == [(1, t0, STDOUT, 3), (4, t0 + 200_000, STDERR, 2), (6, t0 + 300_000, STDOUT, 4),
-                       (10, t0 + 10**6, STDOUT, 2), (12, t0 + 3 * 10**6, STDOUT, 60_000),
-                       (60_012, t0 + 3 * 10**6 + 2, STDOUT, 30_000)]
+                       (10, t0 + 10**6, STDOUT, 2), (12, t0 + 3 * 10**6, STDOUT, 800_000),
+                       (800_012, t0 + 3 * 10**6 + 2, STDOUT, 400_000)]
         assert b"".join(c.data for c in reader.chunks(reader.records(0, 100))) == \
-            b"a1b2c3d4e5f6" + b"0" * 30_000 + b"1" * 30_000 + b"2" * 30_000
+            b"a1b2c3d4e5f6" + b"0" * 400_000 + b"1" * 400_000 + b"2" * 400_000
+        # With a smaller limit (many followers), a bigger record goes out in pieces, each with its read time.
+        got = [(c.offset, c.ts_ns, len(c.data)) for c in reader.chunks(reader.records(6, 8), limit=150_000)]
+        assert got == [(12, t0 + 3 * 10**6, 150_000), (150_012, t0 + 3 * 10**6, 150_000),
+                       (300_012, t0 + 3 * 10**6, 100_000), (400_012, t0 + 3 * 10**6 + 1, 150_000),
+                       (550_012, t0 + 3 * 10**6 + 1, 150_000), (700_012, t0 + 3 * 10**6 + 1, 100_000)]
     finally:
         reader.close()
