@@ -217,7 +217,8 @@ class Runner:
         spec, run = act.spec, act.row
         writer = OutputWriter(act.run_dir, number, spec.limits.output)
         launch = self._launch(act, number)
-        problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
+        program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
+        launch = dataclasses.replace(launch, program=program)
         if not problem and not os.path.isdir(launch.cwd):
             problem = f"working directory {launch.cwd!r} does not exist"
         attempt = None
