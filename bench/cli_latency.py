@@ -5,7 +5,8 @@ socket, so the figures compare like with like: interpreter start, imports, one r
 The two commands are run interleaved (alternating which goes first) after a few unmeasured
 warm-up runs. Three baselines are timed the same way: `python -c pass` (interpreter start-up alone),
 `python -c "import grpc"`, and the floor of the fixed stack: importing typer, grpc and the generated
-protobuf module with the collector off and no interpreter teardown (what jobsctl's entry point does),
+protobuf module with the collector off, without `ssl` and with no interpreter teardown (what
+jobsctl's entry point does),
 before any channel, request or command code.
 
 Then `python -X importtime` shows where the client's start-up time goes: for
@@ -27,7 +28,8 @@ import time
 from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, venv_tool, write_jobs
 
 BUDGET_SECONDS = 150
-FLOOR = "import gc, os; gc.disable(); import typer, grpc, jobsd_lib.rpc.jobsd_pb2; os._exit(0)"
+FLOOR = ("import gc, os, sys; gc.disable(); sys.modules.setdefault('ssl', None); "
+         "import typer, grpc, jobsd_lib.rpc.jobsd_pb2; os._exit(0)")
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:

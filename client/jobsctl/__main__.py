@@ -6,6 +6,8 @@ module trims both without changing what a command does:
   tracked objects, and each collection they trigger walks them (~6 ms in all); the few cycles a
   short command leaves go when the process ends. The long-lived commands (streams) turn it back
   on (`Connection.stream`);
+- `ssl` is never imported: jobsctl speaks gRPC over a Unix socket, never TLS, yet grpcio's import
+  brings in asyncio, which imports `ssl` (OpenSSL's set-up, ~5 ms) in case a transport wants it;
 - once the command has exited, the process ends with `os._exit` after the atexit handlers and a
   flush of stdout/stderr: tearing down the interpreter (typer, grpc, protobuf modules, the gRPC
   core) costs ~25 ms and has no effect anyone can see. Whenever a plain exit could differ (an
@@ -23,6 +25,7 @@ __all__ = ["main"]
 
 def main() -> None:
     gc.disable()
+    _without_tls()
     from jobsctl.cli import app
 
     try:
@@ -30,6 +33,13 @@ def main() -> None:
     except SystemExit as exc:
         _exit_now(exc)
         raise
+
+
+def _without_tls() -> None:
+    """Make `import ssl` fail the way asyncio (and the rest of the standard library) expect on a
+    Python built without ssl: they set `ssl = None` and carry on. Only in the jobsctl process,
+    and only when nothing has imported ssl yet."""
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 
 def _exit_now(exc: SystemExit) -> None:
