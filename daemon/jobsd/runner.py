@@ -78,10 +78,41 @@ class ActiveRun:
     # run's task right after the first spawn, or before anything else it records: a cron window's
     # child starts without waiting on them. Its record is in the store already.
     birth: Callable[[], None] | None = None
+    # A manual run's record being synced (Store.synced): its task starts nothing before that.
+    durable: asyncio.Future | None = None
 
     @property
     def ref(self) -> str:
         return self.row.ref
+
+
+@dataclass(frozen=True)
+class _Ended:
+    """An attempt's end, not yet recorded: its attempt row's columns, its event, the run row after it."""
+    number: int
+    columns: dict[str, object]
+    attrs: dict[str, object]
+    row: RunRow
+
+    @classmethod
+    def of(cls, run: RunRow, number: int, result: AttemptResult, writer: OutputWriter, now: float) -> "_Ended":
+        error = result.start_error or writer.write_error
+        columns = {"finished_at": now, "exit_code": result.exit_code, "signal": result.signal,
+                   "output_bytes": writer.stored, "dropped_bytes": writer.dropped, "error": error,
+                   "timed_out": int(result.timed_out)}
+        attrs = {"attempt": number, "exit_code": result.exit_code, "signal": result.signal,
+                 "timed_out": result.timed_out or None, "error": error or None}
+        last = dataclasses.replace(run.attempt_list[-1], finished_at=now, exit_code=result.exit_code,
+                                   signal=result.signal, output_bytes=writer.stored, dropped_bytes=writer.dropped,
+                                   error=error, timed_out=result.timed_out)
+        row = dataclasses.replace(run, exit_code=result.exit_code, signal=result.signal, pgid=None,
+                                  attempt_list=(*run.attempt_list[:-1], last))
+        return cls(number, columns, attrs, row)
+
+    def record(self, store: Store, run: RunRow):  # noqa: ANN201 - an EventRow
+        """The attempt row's end and its event, in the caller's transaction."""
+        store.finish_attempt(run.id, self.number, **self.columns)
+        return store.add_event(self.columns["finished_at"], "run.attempt_finished", run.job_id, run.n, self.attrs)
 
 
 class Runner:
@@ -95,14 +126,14 @@ class Runner:
 
     # ------------------------------------------------------------------ recording
     def transition(self, run: RunRow, state: RunState | None, event: str, attrs: dict[str, object] | None = None,
-                   durable: bool = False, **fields: object) -> RunRow:
-        """Apply a state change (checked against the kernel's table) and its event in one transaction.
-        Only a run's end is `durable` (fsynced); the steps before it are made durable by it."""
+                   **fields: object) -> RunRow:
+        """Apply a state change (checked against the kernel's table) and its event in one transaction,
+        not synced: a run's end (`_finish`) makes the steps before it durable."""
         if state is not None and state is not run.state:
             advance(run.state, state)
             fields["state"] = state
         now = clock.to_epoch(clock.now())
-        with self.store.write(durable):
+        with self.store.write(durable=False):
             if fields:
                 self.store.update_run(run.id, **fields)
             ev = self.store.add_event(now, event, run.job_id, run.n, attrs)
@@ -126,8 +157,9 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir, birth=birth)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None,
+              durable: asyncio.Future | None = None) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir, birth=birth, durable=durable)
         self.active[run.ref] = act
         self.hub.open(run.ref)
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
@@ -154,14 +186,17 @@ class Runner:
     async def _execute(self, act: ActiveRun) -> None:
         holding = False
         try:
+            if act.durable is not None:
+                await asyncio.shield(act.durable)  # a child never runs for a record a power cut can take back
             holding = await self._wait_for_slot(act)
             while holding:
-                result = await self._attempt(act)
+                result, ended = await self._attempt(act)
                 decision = after_attempt(result, act.row.attempts, act.spec.retry.attempts, clock.now(),
                                          act.spec.retry.backoff, act.spec.retry.factor, act.spec.retry.max)
                 if isinstance(decision, Finish):
-                    await self._finish(act, decision.state, result)
+                    await self._finish(act, decision.state, result, ended=ended)  # one transaction for both
                     return
+                self._record_end(act, ended)
                 self.slots.release()
                 holding = False
                 if await self._backoff(act, decision):
@@ -212,7 +247,8 @@ class Runner:
             pass
         return not act.stop_reason
 
-    async def _attempt(self, act: ActiveRun) -> AttemptResult:
+    async def _attempt(self, act: ActiveRun) -> tuple[AttemptResult, _Ended]:
+        """Run one attempt; its end is recorded by the caller (_record_end, or _finish with the run's)."""
         number = act.row.attempts + 1
         spec, run = act.spec, act.row
         writer = OutputWriter(act.run_dir, number, spec.limits.output)
@@ -239,8 +275,7 @@ class Runner:
             result = await attempt.wait()
             act.attempt = None
         writer.close()
-        act.row = self._record_end(act, number, result, writer)
-        return result
+        return result, _Ended.of(act.row, number, result, writer, clock.to_epoch(clock.now()))
 
     def _launch(self, act: ActiveRun, number: int) -> Launch:
         spec, run = act.spec, act.row
@@ -268,53 +303,59 @@ class Runner:
         self.after_event(updated, ev)
         return updated
 
-    def _record_end(self, act: ActiveRun, number: int, result: AttemptResult, writer: OutputWriter) -> RunRow:
-        run, now = act.row, clock.to_epoch(clock.now())
-        error = result.start_error or writer.write_error
+    def _record_end(self, act: ActiveRun, ended: _Ended) -> None:
+        """An attempt that the run outlives (a retry follows): its end in a transaction of its own."""
+        run = act.row
         with self.store.write(durable=False):
-            self.store.finish_attempt(run.id, number, finished_at=now, exit_code=result.exit_code, signal=result.signal,
-                                      output_bytes=writer.stored, dropped_bytes=writer.dropped, error=error,
-                                      timed_out=int(result.timed_out))
-            self.store.update_run(run.id, exit_code=result.exit_code, signal=result.signal, pgid=None)
-            ev = self.store.add_event(now, "run.attempt_finished", run.job_id, run.n, {
-                "attempt": number, "exit_code": result.exit_code, "signal": result.signal,
-                "timed_out": result.timed_out or None, "error": error or None})
-        last = dataclasses.replace(run.attempt_list[-1], finished_at=now, exit_code=result.exit_code,
-                                   signal=result.signal, output_bytes=writer.stored, dropped_bytes=writer.dropped,
-                                   error=error, timed_out=result.timed_out)
-        updated = dataclasses.replace(run, exit_code=result.exit_code, signal=result.signal, pgid=None,
-                                      attempt_list=(*run.attempt_list[:-1], last))
-        self.after_event(updated, ev)
-        return updated
+            ev = ended.record(self.store, run)
+            self.store.update_run(run.id, exit_code=ended.row.exit_code, signal=ended.row.signal, pgid=None)
+        act.row = ended.row
+        self.after_event(ended.row, ev)
 
-    async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "") -> None:
+    async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "",
+                      ended: _Ended | None = None) -> None:
+        """Record the run's end (with its last attempt's, when `ended`) and announce it once synced."""
         self._born(act)
-        run = act.row  # kept current by every transition of this task, the only writer of an active run
+        run = ended.row if ended else act.row  # kept current by this task, the only writer of an active run
         if not run.active:
             return
+        advance(run.state, state)
         if not reason:
             reason = {"cancelled": f"cancelled by {act.stopped_by or 'an operator'}",
                       "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
             if result is not None and result.start_error:
                 reason = result.start_error
-        fields = {"finished_at": clock.to_epoch(clock.now()), "wait_reason": None, "next_attempt_at": None,
-                  "reason": reason}
+        fields = {"state": state, "finished_at": clock.to_epoch(clock.now()), "wait_reason": None,
+                  "next_attempt_at": None, "reason": reason}
+        if ended:
+            fields.update(exit_code=run.exit_code, signal=run.signal, pgid=None)
+        final = dataclasses.replace(run, **fields)
         # The final receipt first (fsynced off the loop), then the commit: whoever sees the run
         # finished finds its receipt final. A crash in between leaves the run active in the store,
         # and the start-up reconciliation rewrites the receipt.
         try:
-            await asyncio.to_thread(self._write_final, dataclasses.replace(run, state=state, **fields), act.spec.file)
+            await asyncio.to_thread(self._write_final, final, act.spec.file)
         except OSError as exc:
             log.error("run %s: cannot write its receipt: %s", act.ref, exc)
         while True:  # an acknowledged run is never lost: its end is recorded, however long the store refuses
             try:
-                act.row = self.transition(run, state, "run.finished",
-                                          {"state": state.value, "exit_code": run.exit_code, "signal": run.signal,
-                                           "reason": reason or None}, durable=True, **fields)
+                with self.store.write(durable=False):
+                    events = [ended.record(self.store, run)] if ended else []
+                    self.store.update_run(run.id, **fields)
+                    events.append(self.store.add_event(fields["finished_at"], "run.finished", run.job_id, run.n, {
+                        "state": state.value, "exit_code": run.exit_code, "signal": run.signal,
+                        "reason": reason or None}))
                 break
             except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
                 log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
                 await asyncio.sleep(FINISH_RETRY)
+        act.row = final
+        try:  # announced once on disk, like an acknowledged RunJob (group commit: see store.py)
+            await asyncio.shield(self.store.synced())
+        except InternalError as exc:
+            log.error("run %s: %s", act.ref, exc)
+        for ev in events:
+            self.after_event(final, ev)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
 
     def _write_final(self, run: RunRow, spec_file: str) -> None:
