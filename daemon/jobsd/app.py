@@ -128,6 +128,7 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
     finally:
         if scheduler is not None:
             scheduler.shutdown()
+        artifacts.close()  # what runs' files are still queued
         store.close()
 
 

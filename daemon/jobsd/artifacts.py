@@ -3,13 +3,22 @@
 run_receipt.json (the whole record; write-then-rename so a crash leaves the old or the new
 file, never half of one), summary.md (for people, also write-then-rename), events.jsonl
 (one event a line, appended and flushed) and each attempt's output (see output.py).
+
+Active runs' files are written by one thread of their own, in the order they were asked for
+(`later`, and `done` for the writes a caller must wait for), so the event loop does not wait on
+the file system: about a tenth of its time per run. The run's folder and its output files are
+made on the loop, before the child starts.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from jobsd.store import EventRow, RunRow
@@ -20,6 +29,26 @@ __all__ = ["Artifacts"]
 log = logging.getLogger("jobsd.artifacts")
 
 
+def _nothing() -> None:
+    return None
+
+
+def _reply(loop: asyncio.AbstractEventLoop, future: asyncio.Future, result: object, exc: BaseException | None) -> None:
+    try:
+        loop.call_soon_threadsafe(_settle, future, result, exc)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass
+
+
+def _settle(future: asyncio.Future, result: object, exc: BaseException | None) -> None:
+    if future.done():  # the waiter gave up
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)
+
+
 def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
@@ -27,6 +56,56 @@ def _iso(epoch: float | None) -> str | None:
 class Artifacts:
     def __init__(self, runs_dir: str) -> None:
         self.runs_dir = runs_dir
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ the writer thread
+    def later(self, what: str, fn: Callable[..., object], *args: object) -> None:
+        """Do fn(*args) in the writer thread after everything asked for before it. An OSError is
+        logged as "cannot write <what>"."""
+        self._put((what, fn, args, None, None))
+
+    def done(self, what: str, fn: Callable[..., object], *args: object) -> asyncio.Future:
+        """Like later(), and a future of the result (an OSError is raised through it)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._put((what, fn, args, loop, future))
+        return future
+
+    def flushed(self) -> asyncio.Future:
+        """A future done once everything asked for before it is written."""
+        return self.done("nothing", _nothing)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _put(self, item: tuple) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._write, name="jobsd-artifacts", daemon=True)
+            self._thread.start()
+        self._work.put(item)
+
+    def _write(self) -> None:
+        while (item := self._work.get()) is not None:
+            what, fn, args, loop, future = item
+            try:
+                result = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the thread
+                if loop is not None:
+                    _reply(loop, future, None, exc)
+                elif isinstance(exc, OSError):
+                    log.error("cannot write %s: %s", what, exc)
+                else:
+                    log.exception("cannot write %s", what)
+            else:
+                if loop is not None:
+                    _reply(loop, future, result, None)
+
+    # ------------------------------------------------------------------ files
 
     def run_dir(self, job_id: str, n: int) -> str:
         return os.path.join(self.runs_dir, job_id, str(n))

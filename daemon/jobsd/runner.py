@@ -14,7 +14,6 @@ import collections
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobsd import clock
@@ -74,10 +73,6 @@ class ActiveRun:
     attempt: Attempt | None = None
     task: asyncio.Task | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    # The new run's own files (its first events.jsonl line, its queued receipt), written by the
-    # run's task right after the first spawn, or before anything else it records: a cron window's
-    # child starts without waiting on them. Its record is in the store already.
-    birth: Callable[[], None] | None = None
     # A manual run's record being synced (Store.synced): its task starts nothing before that.
     durable: asyncio.Future | None = None
 
@@ -143,10 +138,14 @@ class Runner:
         return updated
 
     def after_event(self, run: RunRow, ev) -> None:  # noqa: ANN001
-        try:
-            self.artifacts.append_event(run, ev)
-        except OSError as exc:
-            log.error("run %s: cannot append to events.jsonl: %s", run.ref, exc)
+        """The event's line in events.jsonl (queued: the artifact thread writes it), and wake the watchers."""
+        self._append(run, ev)
+        self._announce(run)
+
+    def _append(self, run: RunRow, ev) -> None:  # noqa: ANN001
+        self.artifacts.later(f"run {run.ref}: events.jsonl", self.artifacts.append_event, run, ev)
+
+    def _announce(self, run: RunRow) -> None:
         self.events_changed.bump()
         channel = self.hub.get(run.ref)
         if channel:
@@ -157,9 +156,8 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None,
-              durable: asyncio.Future | None = None) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir, birth=birth, durable=durable)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, durable: asyncio.Future | None = None) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir, durable=durable)
         self.active[run.ref] = act
         self.hub.open(run.ref)
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
@@ -173,15 +171,6 @@ class Runner:
         act.stop_requested.set()
         if act.attempt is not None:
             act.attempt.stop(reason)
-
-    def _born(self, act: ActiveRun) -> None:
-        """Write the run's deferred first files (once; see ActiveRun.birth)."""
-        birth, act.birth = act.birth, None
-        if birth is not None:
-            try:
-                birth()
-            except OSError as exc:
-                log.error("run %s: cannot write its receipt: %s", act.ref, exc)
 
     async def _execute(self, act: ActiveRun) -> None:
         holding = False
@@ -222,7 +211,6 @@ class Runner:
         waiter = self.slots.acquire()
         if waiter.done():  # a free slot: no wait, no extra loop turn
             return True
-        self._born(act)
         if act.row.wait_reason != WaitReason.SLOT.value:
             act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
         stop = asyncio.ensure_future(act.stop_requested.wait())
@@ -264,7 +252,6 @@ class Runner:
             except OSError as exc:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         now = clock.to_epoch(clock.now())
-        self._born(act)
         act.row = self._record_start(act, number, now, attempt)
         if attempt is None:
             writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
@@ -315,7 +302,6 @@ class Runner:
     async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "",
                       ended: _Ended | None = None) -> None:
         """Record the run's end (with its last attempt's, when `ended`) and announce it once synced."""
-        self._born(act)
         run = ended.row if ended else act.row  # kept current by this task, the only writer of an active run
         if not run.active:
             return
@@ -334,7 +320,7 @@ class Runner:
         # finished finds its receipt final. A crash in between leaves the run active in the store,
         # and the start-up reconciliation rewrites the receipt.
         try:
-            await asyncio.to_thread(self._write_final, final, act.spec.file)
+            await self.artifacts.done(f"run {act.ref}: receipt", self._write_final, final, act.spec.file)
         except OSError as exc:
             log.error("run %s: cannot write its receipt: %s", act.ref, exc)
         while True:  # an acknowledged run is never lost: its end is recorded, however long the store refuses
@@ -350,12 +336,18 @@ class Runner:
                 log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
                 await asyncio.sleep(FINISH_RETRY)
         act.row = final
+        # Its last events.jsonl lines, here (the lines before them were written with the receipt):
+        # whoever sees the run finished finds them.
+        for ev in events:
+            try:
+                self.artifacts.append_event(final, ev)
+            except OSError as exc:
+                log.error("run %s: cannot write events.jsonl: %s", act.ref, exc)
         try:  # announced once on disk, like an acknowledged RunJob (group commit: see store.py)
             await asyncio.shield(self.store.synced())
         except InternalError as exc:
             log.error("run %s: %s", act.ref, exc)
-        for ev in events:
-            self.after_event(final, ev)
+        self._announce(final)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
 
     def _write_final(self, run: RunRow, spec_file: str) -> None:

@@ -222,15 +222,11 @@ class Service:
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
         durable = self.store.synced() if trigger is Trigger.MANUAL else None
         run_dir = self.artifacts.create(run)
-
-        def birth() -> None:
-            self.runner.after_event(run, ev)
-            self.artifacts.write_receipt(run, spec.file if spec else "", durable=state is not RunState.QUEUED)
-
+        self.runner.after_event(run, ev)  # its first events.jsonl line, and its receipt: queued, off the loop
+        self.artifacts.later(f"run {run.ref}: receipt", self.artifacts.write_receipt, run, spec.file if spec else "",
+                             state is not RunState.QUEUED)
         if state is RunState.QUEUED:
-            self.runner.start(run, spec, run_dir, birth, durable)  # its task writes them once the child is started
-        else:
-            birth()
+            self.runner.start(run, spec, run_dir, durable)
         return run, durable
 
     # ------------------------------------------------------------------ cron
