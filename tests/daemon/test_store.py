@@ -80,3 +80,68 @@ def test_a_heartbeat_the_store_refuses_is_logged_once_and_the_daemon_beats_on(ho
         assert "heartbeat saved in the store again" in caplog.text
     finally:
         store.close()
+
+
+def test_commits_are_synced_by_one_fdatasync_of_the_wal_shared_by_the_callers_of_a_round(home):
+    """The group commit: RunJob and a run's end await Store.synced() instead of a FULL commit."""
+    import asyncio
+
+    path = os.path.join(home, "jobsd.sqlite3")
+    store = open_store(path)
+    rounds: list[int] = []
+    sync = store.sync
+
+    def counted() -> None:  # the real fdatasync, counted
+        rounds.append(1)
+        sync()
+
+    store.sync = counted
+    try:
+        assert store.conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: the sync is ours
+        assert os.fstat(store._wal_fd).st_ino == os.stat(path + "-wal").st_ino
+
+        async def many() -> None:
+            waiters = []
+            for i in range(10):  # the first starts a round; the nine made during it share the next
+                with store.write(durable=False):
+                    store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=float(i))
+                waiters.append(store.synced())
+            await asyncio.wait_for(asyncio.gather(*waiters), 10)
+            assert all(w.done() and w.exception() is None for w in waiters)
+
+        asyncio.run(many())
+        assert len(rounds) == 2
+        with store.write():  # durable=True syncs inline
+            store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=11.0)
+        assert len(rounds) == 3
+    finally:
+        store.close()
+
+
+def test_a_sync_the_disk_refuses_is_an_internal_error_and_the_store_goes_on(home, caplog):
+    """A disk that fails fdatasync cannot be made here: the WAL's fd is swapped for /dev/null's,
+    which refuses fdatasync (EINVAL) the way a failing disk answers EIO."""
+    import asyncio
+
+    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    wal_fd = store._wal_fd
+    store._wal_fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        async def refused() -> None:
+            with store.write(durable=False):
+                store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=1.0)
+            with pytest.raises(InternalError, match="cannot sync its store .* may not survive a power cut"):
+                await asyncio.wait_for(store.synced(), 10)
+
+        asyncio.run(refused())
+        with pytest.raises(InternalError, match="cannot sync its store"):
+            with store.write():
+                store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=2.0)
+        assert "store sync failed" in caplog.text
+        os.close(store._wal_fd)
+        store._wal_fd = wal_fd  # the disk works again
+        with store.write():
+            store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=3.0)
+        assert [store.get_run("j", n) is not None for n in (1, 2, 3)] == [True, True, True]
+    finally:
+        store.close()
