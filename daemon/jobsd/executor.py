@@ -281,16 +281,15 @@ class ProcessTree:
 
     def _window(self) -> list[range] | None:
         """The pids handed out since first_pid, or None when they may have come round again (read all)."""
-        try:
-            with open("/proc/loadavg", "rb") as f:  # "0.00 0.01 0.05 2/178 9194": tasks, last pid
-                _, tasks, last = f.read().rsplit(None, 2)
+        try:  # "0.00 0.01 0.05 2/178 9194": tasks, last pid
+            _, tasks, last = _read_proc("/proc/loadavg").rsplit(None, 2)
             last_pid, count = int(last), int(tasks.split(b"/")[1])
-            with open("/proc/sys/kernel/pid_max", "rb") as f:
-                pid_max = int(f.read())
         except (OSError, ValueError, IndexError):
             return None
+        pid_max = _pid_max(last_pid)
         forks, first = _forks(), self.first_pid
-        if self.forks < 0 or forks < 0 or forks - self.forks + count + _PID_MARGIN >= pid_max - _RESERVED_PIDS:
+        if (pid_max is None or self.forks < 0 or forks < 0
+                or forks - self.forks + count + _PID_MARGIN >= pid_max - _RESERVED_PIDS):
             return None
         if last_pid >= first:
             return [range(first, last_pid + 1)]
@@ -302,16 +301,42 @@ def attempt_tree(invocation_id: str) -> ProcessTree:
     return ProcessTree(f"{MARKER_VARIABLE}={invocation_id}".encode(), 1, -1)
 
 
+def _read_proc(path: str) -> bytes:
+    """A small /proc file in one read (the kernel makes the whole text on the first one)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+_PID_MAX_TTL = 10.0  # seconds a reading of pid_max is used for
+_pid_max_read: tuple[float, int] = (float("-inf"), 0)  # (when, value)
+
+
+def _pid_max(last_pid: int) -> int | None:
+    """/proc/sys/kernel/pid_max, read at most every _PID_MAX_TTL seconds, and at once when a pid at
+    or past the value read shows up (sysctl raised it). None when unreadable."""
+    global _pid_max_read
+    when, value = _pid_max_read
+    now = clock.monotonic()
+    if last_pid >= value or now - when > _PID_MAX_TTL:
+        try:
+            value = int(_read_proc("/proc/sys/kernel/pid_max"))
+        except (OSError, ValueError):
+            return None
+        _pid_max_read = (now, value)
+    return value
+
+
 def _forks() -> int:
     """Tasks created since boot (/proc/stat "processes"); -1 when unreadable."""
     try:
-        with open("/proc/stat", "rb") as f:
-            for line in f:
-                if line.startswith(b"processes "):
-                    return int(line.split()[1])
+        text = _read_proc("/proc/stat")
+        start = text.index(b"\nprocesses ") + 11
+        return int(text[start:text.index(b"\n", start)])
     except (OSError, ValueError):
-        pass
-    return -1
+        return -1
 
 
 def environ_has(pid: int, entry: bytes) -> bool:
