@@ -14,6 +14,7 @@ import collections
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobsd import clock
@@ -73,6 +74,11 @@ class ActiveRun:
     attempt: Attempt | None = None
     task: asyncio.Task | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # The new run's first files (its first events.jsonl line, its queued receipt), handed to the
+    # artifact thread by the run's task right after the first spawn, or before anything else it
+    # records: that thread's work would otherwise compete with the spawn for the GIL. Its record
+    # is in the store already.
+    birth: Callable[[], None] | None = None
     # A manual run's record being synced (Store.synced): its task starts nothing before that.
     durable: asyncio.Future | None = None
 
@@ -156,8 +162,9 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str, durable: asyncio.Future | None = None) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir, durable=durable)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None,
+              durable: asyncio.Future | None = None) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir, birth=birth, durable=durable)
         self.active[run.ref] = act
         self.hub.open(run.ref)
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
@@ -171,6 +178,12 @@ class Runner:
         act.stop_requested.set()
         if act.attempt is not None:
             act.attempt.stop(reason)
+
+    def _born(self, act: ActiveRun) -> None:
+        """Queue the run's deferred first files (once; see ActiveRun.birth)."""
+        birth, act.birth = act.birth, None
+        if birth is not None:
+            birth()
 
     async def _execute(self, act: ActiveRun) -> None:
         holding = False
@@ -211,6 +224,7 @@ class Runner:
         waiter = self.slots.acquire()
         if waiter.done():  # a free slot: no wait, no extra loop turn
             return True
+        self._born(act)
         if act.row.wait_reason != WaitReason.SLOT.value:
             act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
         stop = asyncio.ensure_future(act.stop_requested.wait())
@@ -252,6 +266,7 @@ class Runner:
             except OSError as exc:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         now = clock.to_epoch(clock.now())
+        self._born(act)
         act.row = self._record_start(act, number, now, attempt)
         if attempt is None:
             writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
@@ -301,7 +316,8 @@ class Runner:
 
     async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "",
                       ended: _Ended | None = None) -> None:
-        """Record the run's end (with its last attempt's, when `ended`) and announce it once synced."""
+        """Record the run's end (with its last attempt's, when `ended`), synced before anyone can see it."""
+        self._born(act)
         run = ended.row if ended else act.row  # kept current by this task, the only writer of an active run
         if not run.active:
             return
@@ -335,6 +351,10 @@ class Runner:
             except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
                 log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
                 await asyncio.sleep(FINISH_RETRY)
+        try:  # synced here, on the loop: no one sees the run finished, or its job free, before that
+            self.store.sync()
+        except OSError as exc:
+            log.error("run %s: its end is recorded, but the store cannot be synced to disk: %s", act.ref, exc)
         act.row = final
         # Its last events.jsonl lines, here (the lines before them were written with the receipt):
         # whoever sees the run finished finds them.
@@ -343,10 +363,6 @@ class Runner:
                 self.artifacts.append_event(final, ev)
             except OSError as exc:
                 log.error("run %s: cannot write events.jsonl: %s", act.ref, exc)
-        try:  # announced once on disk, like an acknowledged RunJob (group commit: see store.py)
-            await asyncio.shield(self.store.synced())
-        except InternalError as exc:
-            log.error("run %s: %s", act.ref, exc)
         self._announce(final)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
 

@@ -222,11 +222,16 @@ class Service:
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
         durable = self.store.synced() if trigger is Trigger.MANUAL else None
         run_dir = self.artifacts.create(run)
-        self.runner.after_event(run, ev)  # its first events.jsonl line, and its receipt: queued, off the loop
-        self.artifacts.later(f"run {run.ref}: receipt", self.artifacts.write_receipt, run, spec.file if spec else "",
-                             state is not RunState.QUEUED)
+
+        def birth() -> None:  # its first events.jsonl line and its receipt, by the artifact thread
+            self.runner.after_event(run, ev)
+            self.artifacts.later(f"run {run.ref}: receipt", self.artifacts.write_receipt, run,
+                                 spec.file if spec else "", state is not RunState.QUEUED)
+
         if state is RunState.QUEUED:
-            self.runner.start(run, spec, run_dir, durable)
+            self.runner.start(run, spec, run_dir, birth, durable)  # its task queues them after the spawn
+        else:
+            birth()
         return run, durable
 
     # ------------------------------------------------------------------ cron

@@ -7,11 +7,12 @@ Per connection: WAL, busy_timeout, foreign keys, synchronous=NORMAL (a commit is
 a crash of jobsd, and not yet against a power cut). Durability is one explicit fdatasync of
 the WAL file, which is what synchronous=FULL does inside every COMMIT:
 - `write(durable=True)` syncs right after its COMMIT (an operator's change, gc);
-- the run lifecycle's hot paths commit with `write(durable=False)` and then `await synced()`:
-  a group commit, where one fdatasync in a worker thread covers every commit before it, and the
-  event loop goes on meanwhile. RunJob answers, and its child starts, only after that; a run's
-  end is announced only after that. A power cut can lose the steps in between (an attempt
-  started or ended, a run waiting); the start-up reconciliation then marks the run interrupted.
+- RunJob commits with `write(durable=False)` and then awaits `synced()`: a group commit, where
+  one fdatasync in a worker thread covers every commit before it, and the event loop goes on
+  meanwhile. RunJob answers, and its child starts, only after that;
+- a run's end commits with `write(durable=False)` and calls `sync()` right after, on the loop,
+  with no await in between (runner._finish). A power cut can lose the steps in between (an attempt started or
+  ended, a run waiting); the start-up reconciliation then marks the run interrupted.
 Times are UTC epoch seconds.
 
 Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that fills the WAL past its

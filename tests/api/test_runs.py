@@ -140,3 +140,20 @@ def test_run_acknowledged_then_sigkill_at_once_still_exists(daemon):
     daemon.stop(signal.SIGKILL)  # the next instant after the answer
     daemon.start()
     assert daemon.get_run(ref).ref == "quick/1"
+
+
+def test_a_run_seen_finished_leaves_its_job_free_for_the_next_run_at_once(daemon):
+    """`jobs run J --wait && jobs run J` must not meet job_busy: a run's end is synced before
+    anyone can see it, with no await between its commit and the job's release (the end used to
+    be visible to GetRun while its task still awaited the sync)."""
+    import time
+
+    daemon.write_job("quick", 'command = ["true"]\n')
+    daemon.start()
+    for n in range(1, 41):
+        run = daemon.run("quick")  # job_busy here would raise
+        assert run.ref == f"quick/{n}"
+        deadline = time.monotonic() + 10
+        while (state := daemon.get_run(run.ref).state) in (pb.RUN_STATE_QUEUED, pb.RUN_STATE_RUNNING):
+            assert time.monotonic() < deadline, f"{run.ref} did not finish"  # no pause: see the first instant
+        assert state == pb.RUN_STATE_SUCCEEDED
