@@ -14,7 +14,7 @@ process (fork+exec of the small C client), each jobsd submission an in-process g
 tsp job is run by its own (forked) client process, whereas jobsd spawns every child itself
 and records each run durably (SQLite synchronous=FULL, artifacts, receipt).
 
-Usage: .venv/bin/python bench/throughput.py [--runs 1000] [--slots 4] [--inflight 1] [--only jobsd|tsp]
+Usage: .venv/bin/python bench/throughput.py [--runs 1000] [--slots 4] [--inflight 1] [--only jobsd|tsp] [--keep]
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline) -> dict:
+def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline, keep: bool = False) -> dict:
     import grpc
     from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
 
@@ -105,7 +105,10 @@ def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline) -> dic
         return out
     finally:
         daemon.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        if keep:
+            print(f"  (--keep: left {home}; remove it when done)")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def bench_tsp(runs: int, slots: int, deadline: Deadline) -> dict:
@@ -160,6 +163,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--slots", type=int, default=4)
     ap.add_argument("--only", choices=("jobsd", "tsp"), help="run one side only")
+    ap.add_argument("--keep", action="store_true",
+                    help="leave jobsd's home in /tmp: removing its ~8,000 files slows the file creation of "
+                         "a run in the next minutes on ext4 without a journal (bench/README.md)")
     ap.add_argument("--inflight", type=int, default=1,
                     help="jobsd: RunJob calls kept outstanding (1 = sequential, the default)")
     args = ap.parse_args()
@@ -168,7 +174,7 @@ def main() -> int:
     print("reproduce:", repro_command("throughput.py", sys.argv[1:]))
 
     if args.only in (None, "jobsd"):
-        j = bench_jobsd(args.runs, args.slots, args.inflight, deadline)
+        j = bench_jobsd(args.runs, args.slots, args.inflight, deadline, args.keep)
         print(f"\njobsd (--max-concurrent-runs {args.slots}, {args.runs} jobs, one RunJob each)")
         print(f"  daemon ready with {args.runs} jobs in {j['ready_ms']:.0f} ms; RSS then {j['rss_idle']}")
         how = "back to back" if args.inflight <= 1 else f"with {args.inflight} calls in flight"
