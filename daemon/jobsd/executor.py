@@ -302,10 +302,17 @@ def attempt_tree(invocation_id: str) -> ProcessTree:
 
 
 def _read_proc(path: str) -> bytes:
-    """A small /proc file in one read (the kernel makes the whole text on the first one)."""
+    """A small /proc file, in one read when it fits in 64 KiB (/proc/stat outgrows that on hosts
+    with very many CPUs or interrupts)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return os.read(fd, 65536)
+        data = os.read(fd, 65536)
+        while len(data) % 65536 == 0 and data:
+            more = os.read(fd, 65536)
+            if not more:
+                break
+            data += more
+        return data
     finally:
         os.close(fd)
 

@@ -25,7 +25,7 @@ from jobsd.store import AttemptRow, RunRow, Store
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, Retry, after_attempt
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
-from jobsd_lib.kernel.states import RunState, WaitReason, advance
+from jobsd_lib.kernel.states import TRANSITIONS, RunState, WaitReason, advance
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["Runner", "ActiveRun", "Slots"]
@@ -210,7 +210,10 @@ class Runner:
                 act.attempt.stop("interrupted")
                 await act.attempt.wait()
                 act.attempt = None
-            await self._finish(act, RunState.FAILED, None, reason="internal error in jobsd (see the daemon log)")
+            # failed where the state table allows it (a running run); a queued or retrying run, which
+            # never failed on its own, ends interrupted
+            state = RunState.FAILED if RunState.FAILED in TRANSITIONS[act.row.state] else RunState.INTERRUPTED
+            await self._finish(act, state, None, reason="internal error in jobsd (see the daemon log)")
         finally:
             if holding:
                 self.slots.release()

@@ -373,6 +373,9 @@ class Service:
                     self.store.delete_runs(ids[start:start + GC_BATCH])
                 await asyncio.sleep(0)  # let RPCs and runs through between batches
             records = clock.monotonic() - started
+            # The artifact thread may still hold writes for these runs (a skipped or missed run's
+            # first line and receipt): they land before the folders go, never after.
+            await self.artifacts.flushed()
             freed = await asyncio.to_thread(self.artifacts.sweep, keys, True)
             files = clock.monotonic() - started - records
             now = clock.to_epoch(clock.now())

@@ -5,14 +5,16 @@ one `BEGIN IMMEDIATE` transaction (PITFALLS 27: Python's default deferred BEGIN 
 and hit "database is locked"), so a run, its number and its first event commit together.
 Per connection: WAL, busy_timeout, foreign keys, synchronous=NORMAL (a commit is safe against
 a crash of jobsd, and not yet against a power cut). Durability is one explicit fdatasync of
-the WAL file, which is what synchronous=FULL does inside every COMMIT:
+the WAL file, which is what synchronous=FULL does inside every COMMIT (see sync() for what a
+failed one means):
 - `write(durable=True)` syncs right after its COMMIT (an operator's change, gc);
 - RunJob commits with `write(durable=False)` and then awaits `synced()`: a group commit, where
   one fdatasync in a worker thread covers every commit before it, and the event loop goes on
   meanwhile. RunJob answers, and its child starts, only after that;
 - a run's end commits with `write(durable=False)` and calls `sync()` right after, on the loop,
-  with no await in between (runner._finish). A power cut can lose the steps in between (an attempt started or
-  ended, a run waiting); the start-up reconciliation then marks the run interrupted.
+  with no await in between (runner._finish).
+A power cut can lose the steps in between (an attempt started or ended, a run waiting); the
+start-up reconciliation then marks the run interrupted.
 Times are UTC epoch seconds.
 
 Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that fills the WAL past its
@@ -160,29 +162,46 @@ class Store:
         self._syncer: ThreadPoolExecutor | None = None
         self._syncing = False  # an fdatasync is under way in the syncer thread
         self._waiting: list[asyncio.Future] = []  # callers since it started: the next round is theirs
+        self._sync_failed = ""  # the first failed fdatasync: every later sync fails too (see sync())
+        self._closed = False
 
     # ------------------------------------------------------------------ plumbing
     def open_wal(self) -> None:
-        """Open the WAL file for explicit syncs (it exists once the connection has written in WAL
-        mode). SQLite keeps its locks on the database and -shm files, not on -wal, so this fd
-        cannot release them. Without a WAL (journal_mode=WAL refused), commits stay FULL."""
+        """Open the WAL file for explicit syncs, and sync what is in it (the migration's commit).
+        It exists once the connection has written in WAL mode, beside the database's real path
+        (SQLite follows symlinks). SQLite keeps its locks on the database and -shm files, not on
+        -wal, so this fd cannot release them. Without a WAL (journal_mode=WAL refused), every
+        commit stays synchronous=FULL."""
         try:
-            self._wal_fd = os.open(self.path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+            self._wal_fd = os.open(os.path.realpath(self.path) + "-wal", os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             log.warning("%s: no WAL file to sync (%s): every commit is synchronous=FULL", self.path, exc)
             self.conn.exec_driver_sql("PRAGMA synchronous=FULL")
+            return
+        self.sync()
 
     def sync(self) -> None:
-        """Make every commit so far durable (fdatasync of the WAL), here and now."""
+        """Make every commit so far durable (fdatasync of the WAL), here and now. Raises OSError.
+
+        After one failed fdatasync every later one fails too, until jobsd restarts: the kernel may
+        have dropped the pages that failed, so a later fdatasync that succeeds would not make the
+        WAL whole, and SQLite's recovery stops at the first bad frame (PostgreSQL's lesson from
+        "fsyncgate"). A restart reads the WAL back from the disk."""
+        if self._sync_failed:
+            raise OSError(f"an earlier sync failed ({self._sync_failed}); restart jobsd once the disk is fixed")
         if self._wal_fd is not None:
-            os.fdatasync(self._wal_fd)
+            try:
+                os.fdatasync(self._wal_fd)
+            except OSError as exc:
+                self._sync_failed = str(exc)
+                raise
 
     def synced(self) -> asyncio.Future:
         """A future done once every commit made before this call is durable (group commit): one
         fdatasync in a worker thread at a time, and the callers that came during it share the next.
         Fails with InternalError when the disk refuses the sync."""
         waiter = asyncio.get_running_loop().create_future()
-        if self._wal_fd is None:
+        if self._wal_fd is None or self._closed:  # no WAL: every commit was FULL; closed: shutting down
             waiter.set_result(None)
             return waiter
         self._waiting.append(waiter)
@@ -200,19 +219,22 @@ class Store:
 
     def _end_round(self, work: asyncio.Future, batch: list[asyncio.Future]) -> None:
         self._syncing = False
-        exc = work.exception()
+        exc = work.exception() if not work.cancelled() else OSError("the store was closed")
         if exc is not None:
             log.error("store sync failed: %s", exc)
         for waiter in batch:
-            if waiter.done():  # its caller gave up
-                continue
-            if exc is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(InternalError(f"jobsd cannot sync its store {self.path} to disk: {exc}; "
-                                                   "the change is recorded but may not survive a power cut"))
-        if self._waiting:  # commits made while that sync ran: one more round covers all of them
+            self._answer(waiter, exc)
+        if self._waiting and not self._closed:  # commits made while that sync ran: one more round for all
             self._start_round()
+
+    def _answer(self, waiter: asyncio.Future, exc: BaseException | None) -> None:
+        if waiter.done():  # its caller gave up
+            return
+        if exc is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(InternalError(f"jobsd cannot sync its store {self.path} to disk: {exc}; the "
+                                               "change is recorded but may not survive a power cut"))
 
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Connection]:
@@ -264,8 +286,18 @@ class Store:
         return busy, frames, done
 
     def close(self) -> None:
+        self._closed = True
         if self._syncer is not None:
             self._syncer.shutdown(wait=True)
+        error: OSError | None = None
+        try:  # the last commits (callers whose round is under way are answered by its callback)
+            self.sync()
+        except OSError as exc:
+            log.error("store sync failed at close: %s", exc)
+            error = exc
+        for waiter in self._waiting:
+            self._answer(waiter, error)
+        self._waiting = []
         if self._wal_fd is not None:
             os.close(self._wal_fd)
             self._wal_fd = None

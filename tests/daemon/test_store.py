@@ -83,7 +83,7 @@ def test_a_heartbeat_the_store_refuses_is_logged_once_and_the_daemon_beats_on(ho
 
 
 def test_commits_are_synced_by_one_fdatasync_of_the_wal_shared_by_the_callers_of_a_round(home):
-    """The group commit: RunJob and a run's end await Store.synced() instead of a FULL commit."""
+    """The group commit: RunJob awaits Store.synced() instead of a FULL commit on the loop."""
     import asyncio
 
     path = os.path.join(home, "jobsd.sqlite3")
@@ -118,12 +118,15 @@ def test_commits_are_synced_by_one_fdatasync_of_the_wal_shared_by_the_callers_of
         store.close()
 
 
-def test_a_sync_the_disk_refuses_is_an_internal_error_and_the_store_goes_on(home, caplog):
+def test_a_sync_the_disk_refuses_fails_every_later_sync_until_a_restart(home, caplog):
     """A disk that fails fdatasync cannot be made here: the WAL's fd is swapped for /dev/null's,
-    which refuses fdatasync (EINVAL) the way a failing disk answers EIO."""
+    which refuses fdatasync (EINVAL) the way a failing disk answers EIO. After one failure no
+    sync may claim success (the kernel may have dropped the failed pages), even once the fd
+    works again; a restart (a new open_store) reads the WAL back and syncs again."""
     import asyncio
 
-    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    path = os.path.join(home, "jobsd.sqlite3")
+    store = open_store(path)
     wal_fd = store._wal_fd
     store._wal_fd = os.open(os.devnull, os.O_RDONLY)
     try:
@@ -134,14 +137,55 @@ def test_a_sync_the_disk_refuses_is_an_internal_error_and_the_store_goes_on(home
                 await asyncio.wait_for(store.synced(), 10)
 
         asyncio.run(refused())
-        with pytest.raises(InternalError, match="cannot sync its store"):
-            with store.write():
-                store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=2.0)
         assert "store sync failed" in caplog.text
         os.close(store._wal_fd)
-        store._wal_fd = wal_fd  # the disk works again
+        store._wal_fd = wal_fd  # the disk answers again: still refused, the failed pages may be gone
+        with pytest.raises(InternalError, match="an earlier sync failed .*restart jobsd once the disk is fixed"):
+            with store.write():
+                store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=2.0)
+    finally:
+        store.close()
+    store = open_store(path)  # the restart
+    try:
         with store.write():
             store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=3.0)
         assert [store.get_run("j", n) is not None for n in (1, 2, 3)] == [True, True, True]
     finally:
+        store.close()
+
+
+def test_a_manual_run_whose_record_cannot_be_synced_ends_interrupted_and_frees_its_job(home, caplog):
+    """The run's task waits for its record's sync before anything else; when that fails the run
+    must end (interrupted: a queued run cannot have failed), not stay queued with its job busy.
+    In process: the Runner with a real store, artifact folder and spec; the failing disk is the
+    /dev/null fd of the test above."""
+    import asyncio
+
+    from jobsd.artifacts import Artifacts
+    from jobsd.output import Channel, Hub
+    from jobsd.runner import Runner
+    from jobsd_lib.spec import parse_spec
+
+    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    artifacts = Artifacts(os.path.join(home, "runs"))
+    wal_fd, store._wal_fd = store._wal_fd, os.open(os.devnull, os.O_RDONLY)
+    spec = parse_spec("j", b'command = ["true"]\n', os.path.join(home, "j.toml"))
+    try:
+        async def run() -> None:
+            runner = Runner(store, artifacts, Hub(), Channel(), 4, dict(os.environ))
+            with store.write(durable=False):
+                row = store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=1.0)
+            act = runner.start(row, spec, artifacts.create(row), durable=store.synced())
+            await asyncio.wait_for(act.task, 10)
+            assert runner.active_ref("j") is None
+
+        asyncio.run(run())
+        final = store.get_run("j", 1)
+        assert final.state is RunState.INTERRUPTED and final.reason == "internal error in jobsd (see the daemon log)"
+        assert final.attempt_list == ()  # nothing was started
+        assert "run j/1: internal error" in caplog.text
+    finally:
+        artifacts.close()
+        os.close(store._wal_fd)
+        store._wal_fd = wal_fd
         store.close()
