@@ -79,8 +79,6 @@ class ActiveRun:
     # records: that thread's work would otherwise compete with the spawn for the GIL. Its record
     # is in the store already.
     birth: Callable[[], None] | None = None
-    # A manual run's record being synced (Store.synced): its task starts nothing before that.
-    durable: asyncio.Future | None = None
 
     @property
     def ref(self) -> str:
@@ -162,9 +160,8 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None,
-              durable: asyncio.Future | None = None) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir, birth=birth, durable=durable)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None) -> ActiveRun:
+        act = ActiveRun(run, spec, run_dir, birth=birth)
         self.active[run.ref] = act
         self.hub.open(run.ref)
         act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
@@ -188,8 +185,6 @@ class Runner:
     async def _execute(self, act: ActiveRun) -> None:
         holding = False
         try:
-            if act.durable is not None:
-                await asyncio.shield(act.durable)  # a child never runs for a record a power cut can take back
             holding = await self._wait_for_slot(act)
             while holding:
                 result, ended = await self._attempt(act)
@@ -319,7 +314,7 @@ class Runner:
 
     async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "",
                       ended: _Ended | None = None) -> None:
-        """Record the run's end (with its last attempt's, when `ended`), synced before anyone can see it."""
+        """Record the run's end (with its last attempt's, when `ended`) in one durable transaction."""
         self._born(act)
         run = ended.row if ended else act.row  # kept current by this task, the only writer of an active run
         if not run.active:
@@ -344,7 +339,9 @@ class Runner:
             log.error("run %s: cannot write its receipt: %s", act.ref, exc)
         while True:  # an acknowledged run is never lost: its end is recorded, however long the store refuses
             try:
-                with self.store.write(durable=False):
+                # Durable (fsynced) and with no await before the task ends: no one sees the run
+                # finished before it is on disk, or while its job still counts as busy.
+                with self.store.write(durable=True):
                     events = [ended.record(self.store, run)] if ended else []
                     self.store.update_run(run.id, **fields)
                     events.append(self.store.add_event(fields["finished_at"], "run.finished", run.job_id, run.n, {
@@ -354,10 +351,6 @@ class Runner:
             except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
                 log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
                 await asyncio.sleep(FINISH_RETRY)
-        try:  # synced here, on the loop: no one sees the run finished, or its job free, before that
-            self.store.sync()
-        except OSError as exc:
-            log.error("run %s: its end is recorded, but the store cannot be synced to disk: %s", act.ref, exc)
         act.row = final
         # Its last events.jsonl lines, here (the lines before them were written with the receipt):
         # whoever sees the run finished finds them.

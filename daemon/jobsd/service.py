@@ -185,20 +185,7 @@ class Service:
     # ------------------------------------------------------------------ runs
     def run_job(self, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
                 actor: str = "") -> RunRow:
-        """Admit and record a run, then start it. Not synced: for a scheduler's window (see _admit)."""
-        return self._admit(job_id, trigger, scheduled_at, actor)[0]
-
-    async def run_job_acknowledged(self, job_id: str, actor: str = "") -> RunRow:
-        """RunJob: admit and record a manual run; returns once its record is on disk (fsynced)."""
-        run, durable = self._admit(job_id, Trigger.MANUAL, None, actor)
-        if durable is not None:
-            await asyncio.shield(durable)
-        return run
-
-    def _admit(self, job_id: str, trigger: Trigger, scheduled_at: datetime | None,
-               actor: str) -> tuple[RunRow, asyncio.Future | None]:
-        """Admit and record a run (committed before this returns), then start it. Returns the run and,
-        for a manual run, the future of its record's sync (Store.synced), which its task waits for too."""
+        """Admit and durably record a run (committed before this returns), then start it."""
         self._require_known(job_id)  # admission needs the state, not the job's history: no full view
         spec = self.catalog.specs.get(job_id)
         decision = admit_run(job_id, trigger, self._state(job_id, self.store.operator_state(job_id)),
@@ -208,10 +195,10 @@ class Service:
         now = clock.to_epoch(clock.now())
         state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
         reason = decision.reason if isinstance(decision, Skip) else ""
-        # A manual run is acknowledged to its caller once its record is synced (group commit, off
-        # the loop). Nobody waits on a cron window's record; it commits like APScheduler's job store
-        # (WAL, synced at the next sync or checkpoint), so a power cut loses or repeats both together.
-        with self.store.write(durable=False):
+        # A manual run is acknowledged to its caller: its record is fsynced first. Nobody waits on a
+        # cron window's record; it commits like APScheduler's job store (WAL, synced at the next
+        # durable commit or checkpoint), so a power cut loses or repeats both together.
+        with self.store.write(durable=trigger is Trigger.MANUAL):
             run = self.store.create_run(
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if state is RunState.QUEUED else None,
@@ -220,7 +207,6 @@ class Service:
             ev = self.store.add_event(now, f"run.{state.value}", job_id, run.n,
                                       {"trigger": trigger.value, "actor": actor or None, "reason": reason or None,
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
-        durable = self.store.synced() if trigger is Trigger.MANUAL else None
         run_dir = self.artifacts.create(run)
 
         def birth() -> None:  # its first events.jsonl line and its receipt, by the artifact thread
@@ -229,10 +215,10 @@ class Service:
                                  spec.file if spec else "", state is not RunState.QUEUED)
 
         if state is RunState.QUEUED:
-            self.runner.start(run, spec, run_dir, birth, durable)  # its task queues them after the spawn
+            self.runner.start(run, spec, run_dir, birth)  # its task queues them after the spawn
         else:
             birth()
-        return run, durable
+        return run
 
     # ------------------------------------------------------------------ cron
     def next_run_times(self, job_id: str, count: int = 0) -> list[datetime]:

@@ -3,19 +3,12 @@
 How it works: one connection, used only from the daemon's event-loop thread. Every write is
 one `BEGIN IMMEDIATE` transaction (PITFALLS 27: Python's default deferred BEGIN lost updates
 and hit "database is locked"), so a run, its number and its first event commit together.
-Per connection: WAL, busy_timeout, foreign keys, synchronous=NORMAL (a commit is safe against
-a crash of jobsd, and not yet against a power cut). Durability is one explicit fdatasync of
-the WAL file, which is what synchronous=FULL does inside every COMMIT (see sync() for what a
-failed one means):
-- `write(durable=True)` syncs right after its COMMIT (an operator's change, gc);
-- RunJob commits with `write(durable=False)` and then awaits `synced()`: a group commit, where
-  one fdatasync in a worker thread covers every commit before it, and the event loop goes on
-  meanwhile. RunJob answers, and its child starts, only after that;
-- a run's end commits with `write(durable=False)` and calls `sync()` right after, on the loop,
-  with no await in between (runner._finish).
-A power cut can lose the steps in between (an attempt started or ended, a run waiting); the
-start-up reconciliation then marks the run interrupted.
-Times are UTC epoch seconds.
+Per connection: WAL, busy_timeout, foreign keys, synchronous=FULL: an acknowledged write
+(a new run, a finished run, an operator's change) survives a power cut too. The steps in
+between (an attempt started or ended, a run waiting) commit with `write(durable=False)`,
+i.e. synchronous=NORMAL: safe against a crash of jobsd, and made durable by the next FULL
+commit, which syncs the whole WAL before it; a power cut can lose them, and the start-up
+reconciliation then finds the run active and marks it interrupted. Times are UTC epoch seconds.
 
 Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that fills the WAL past its
 threshold, on the event loop, with two fsyncs (~5-15 ms here: it showed as the p99 of a cron
@@ -25,12 +18,10 @@ WAL_AUTOCHECKPOINT pages for a WAL filled faster than the heartbeat empties it.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -127,7 +118,7 @@ def _engine(path: str) -> Engine:
     def _on_connect(dbapi_connection, _record):  # noqa: ANN001
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=NORMAL",
+        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL",
                        f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
@@ -148,7 +139,6 @@ def open_store(path: str) -> "Store":
                 raise StoreCorrupt(f"{path}: integrity check failed: {check}")
         store = Store(engine, conn, path)
         store.migrate()
-        store.open_wal()
         return store
     except DatabaseError as exc:
         raise StoreCorrupt(f"{path}: {exc.orig or exc}") from None
@@ -158,93 +148,20 @@ class Store:
     def __init__(self, engine: Engine, conn: Connection, path: str) -> None:
         self.engine, self.conn, self.path = engine, conn, path
         self._in_write = False
-        self._wal_fd: int | None = None  # None: every commit is synchronous=FULL (no WAL file to sync)
-        self._syncer: ThreadPoolExecutor | None = None
-        self._syncing = False  # an fdatasync is under way in the syncer thread
-        self._waiting: list[asyncio.Future] = []  # callers since it started: the next round is theirs
-        self._sync_failed = ""  # the first failed fdatasync: every later sync fails too (see sync())
-        self._closed = False
+        self._durable = True  # synchronous=FULL, set when the connection opened
 
     # ------------------------------------------------------------------ plumbing
-    def open_wal(self) -> None:
-        """Open the WAL file for explicit syncs, and sync what is in it (the migration's commit).
-        It exists once the connection has written in WAL mode, beside the database's real path
-        (SQLite follows symlinks). SQLite keeps its locks on the database and -shm files, not on
-        -wal, so this fd cannot release them. Without a WAL (journal_mode=WAL refused), every
-        commit stays synchronous=FULL."""
-        try:
-            self._wal_fd = os.open(os.path.realpath(self.path) + "-wal", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            log.warning("%s: no WAL file to sync (%s): every commit is synchronous=FULL", self.path, exc)
-            self.conn.exec_driver_sql("PRAGMA synchronous=FULL")
-            return
-        self.sync()
-
-    def sync(self) -> None:
-        """Make every commit so far durable (fdatasync of the WAL), here and now. Raises OSError.
-
-        After one failed fdatasync every later one fails too, until jobsd restarts: the kernel may
-        have dropped the pages that failed, so a later fdatasync that succeeds would not make the
-        WAL whole, and SQLite's recovery stops at the first bad frame (PostgreSQL's lesson from
-        "fsyncgate"). A restart reads the WAL back from the disk."""
-        if self._sync_failed:
-            raise OSError(f"an earlier sync failed ({self._sync_failed}); restart jobsd once the disk is fixed")
-        if self._wal_fd is not None:
-            try:
-                os.fdatasync(self._wal_fd)
-            except OSError as exc:
-                self._sync_failed = str(exc)
-                raise
-
-    def synced(self) -> asyncio.Future:
-        """A future done once every commit made before this call is durable (group commit): one
-        fdatasync in a worker thread at a time, and the callers that came during it share the next.
-        Fails with InternalError when the disk refuses the sync."""
-        waiter = asyncio.get_running_loop().create_future()
-        if self._wal_fd is None or self._closed:  # no WAL: every commit was FULL; closed: shutting down
-            waiter.set_result(None)
-            return waiter
-        self._waiting.append(waiter)
-        if not self._syncing:
-            self._start_round()
-        return waiter
-
-    def _start_round(self) -> None:
-        if self._syncer is None:
-            self._syncer = ThreadPoolExecutor(1, thread_name_prefix="jobsd-sync")
-        self._syncing = True
-        batch, self._waiting = self._waiting, []
-        work = asyncio.get_running_loop().run_in_executor(self._syncer, self.sync)
-        work.add_done_callback(lambda done: self._end_round(done, batch))
-
-    def _end_round(self, work: asyncio.Future, batch: list[asyncio.Future]) -> None:
-        self._syncing = False
-        exc = work.exception() if not work.cancelled() else OSError("the store was closed")
-        if exc is not None:
-            log.error("store sync failed: %s", exc)
-        for waiter in batch:
-            self._answer(waiter, exc)
-        if self._waiting and not self._closed:  # commits made while that sync ran: one more round for all
-            self._start_round()
-
-    def _answer(self, waiter: asyncio.Future, exc: BaseException | None) -> None:
-        if waiter.done():  # its caller gave up
-            return
-        if exc is None:
-            waiter.set_result(None)
-        else:
-            waiter.set_exception(InternalError(f"jobsd cannot sync its store {self.path} to disk: {exc}; the "
-                                               "change is recorded but may not survive a power cut"))
-
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Connection]:
         """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any error.
 
-        durable=True syncs the WAL after the COMMIT (a power cut cannot take it back); with
-        durable=False, await `synced()` when the caller needs that (see the module's docstring).
+        durable=False commits without an fsync (synchronous=NORMAL; see the module's docstring).
         """
         if self._in_write:
             raise InternalError("nested store write")
+        if durable != self._durable:
+            self.conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
         self._in_write = True
         try:
             self.conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -266,13 +183,6 @@ class Store:
                                 "changed (free disk space if it is full; the daemon log has details)") from exc
         finally:
             self._in_write = False
-        if durable:
-            try:
-                self.sync()
-            except OSError as exc:  # the commit is in, its sync failed
-                log.error("store sync failed: %s", exc)
-                raise InternalError(f"jobsd cannot sync its store {self.path} to disk: {exc}; the change is "
-                                    "recorded but may not survive a power cut") from exc
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
@@ -286,21 +196,6 @@ class Store:
         return busy, frames, done
 
     def close(self) -> None:
-        self._closed = True
-        if self._syncer is not None:
-            self._syncer.shutdown(wait=True)
-        error: OSError | None = None
-        try:  # the last commits (callers whose round is under way are answered by its callback)
-            self.sync()
-        except OSError as exc:
-            log.error("store sync failed at close: %s", exc)
-            error = exc
-        for waiter in self._waiting:
-            self._answer(waiter, error)
-        self._waiting = []
-        if self._wal_fd is not None:
-            os.close(self._wal_fd)
-            self._wal_fd = None
         self.conn.close()
         self.engine.dispose()
 

@@ -14,6 +14,7 @@ from jobsd.output import Chunk
 from jobsd.service import Service
 from jobsd.store import RunRow
 from jobsd.streams import TailRequest, tail, watch_events
+from jobsd_lib.kernel.states import Trigger
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
 
@@ -60,7 +61,7 @@ class JobsServicer(pb_grpc.JobsServicer):
         return self._job(self.s.get_job(request.job))
 
     async def RunJob(self, request, context):  # noqa: ANN001, N802
-        return self._run(await self.s.run_job_acknowledged(request.job, actor=actor_of(context)))
+        return self._run(self.s.run_job(request.job, Trigger.MANUAL, actor=actor_of(context)))
 
     async def PauseJob(self, request, context):  # noqa: ANN001, N802
         return self._job(self.s.pause_job(request.job, actor=actor_of(context)))
