@@ -75,9 +75,9 @@ class ActiveRun:
     task: asyncio.Task | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     # The new run's first files (its first events.jsonl line, its queued receipt), handed to the
-    # artifact thread by the run's task right after the first spawn, or before anything else it
-    # records: that thread's work would otherwise compete with the spawn for the GIL. Its record
-    # is in the store already.
+    # artifact thread by the run's task once its first start is recorded, or before anything else
+    # it records: that thread's work would otherwise compete with the spawn and the new child for
+    # the CPU and the GIL. Its record is in the store already.
     birth: Callable[[], None] | None = None
 
     @property
@@ -264,7 +264,6 @@ class Runner:
             except OSError as exc:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         now = clock.to_epoch(clock.now())
-        self._born(act)
         act.row = self._record_start(act, number, now, attempt)
         if attempt is None:
             writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
@@ -300,6 +299,7 @@ class Runner:
         updated = dataclasses.replace(run, state=RunState.RUNNING, wait_reason=None, attempts=number,
                                       started_at=run.started_at or now, next_attempt_at=None, pgid=pid,
                                       attempt_list=(*run.attempt_list, started))
+        self._born(act)  # its first files before this event's line, now that the start is recorded
         self.after_event(updated, ev)
         return updated
 
