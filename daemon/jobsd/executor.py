@@ -302,8 +302,8 @@ def attempt_tree(invocation_id: str) -> ProcessTree:
 
 
 def _read_proc(path: str) -> bytes:
-    """A small /proc file, in one read when it fits in 64 KiB (/proc/stat outgrows that on hosts
-    with very many CPUs or interrupts)."""
+    """A /proc file, in one read when it fits in 64 KiB (a process's environment, or /proc/stat on
+    a host with very many CPUs or interrupts, can be bigger: a short read is the end)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         data = os.read(fd, 65536)
@@ -350,20 +350,9 @@ def environ_has(pid: int, entry: bytes) -> bool:
     """Whether the live process `pid` has `entry` (b"NAME=value", exactly) in its environment;
     False for a zombie (empty environ), a process we may not read, or one that is gone."""
     try:
-        fd = os.open(f"/proc/{pid}/environ", os.O_RDONLY | os.O_CLOEXEC)
+        data = _read_proc(f"/proc/{pid}/environ")
     except OSError:
         return False
-    try:
-        data = os.read(fd, 65536)
-        while len(data) % 65536 == 0 and data:  # a short read is the end of the environment
-            more = os.read(fd, 65536)
-            if not more:
-                break
-            data += more
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
     return entry in data.split(b"\0")
 
 

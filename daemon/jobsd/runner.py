@@ -143,11 +143,8 @@ class Runner:
 
     def after_event(self, run: RunRow, ev) -> None:  # noqa: ANN001
         """The event's line in events.jsonl (queued: the artifact thread writes it), and wake the watchers."""
-        self._append(run, ev)
-        self._announce(run)
-
-    def _append(self, run: RunRow, ev) -> None:  # noqa: ANN001
         self.artifacts.later(f"run {run.ref}: events.jsonl", self.artifacts.append_event, run, ev)
+        self._announce(run)
 
     def _announce(self, run: RunRow) -> None:
         self.events_changed.bump()
