@@ -215,7 +215,7 @@ class Service:
                                  spec.file if spec else "", state is not RunState.QUEUED)
 
         if state is RunState.QUEUED:
-            self.runner.start(run, spec, run_dir, birth)  # its task queues them after the spawn
+            self.runner.start(run, spec, run_dir, birth)  # its task queues them once its start is recorded
         else:
             birth()
         return run
