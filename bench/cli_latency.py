@@ -5,8 +5,8 @@ socket, so the figures compare like with like: interpreter start, imports, one r
 The two commands are run interleaved (alternating which goes first) after a few unmeasured
 warm-up runs. Three baselines are timed the same way: `python -c pass` (interpreter start-up alone),
 `python -c "import grpc"`, and the floor of the fixed stack: importing typer, grpc and the generated
-protobuf module with the collector off, without `ssl` and with no interpreter teardown (what
-jobsctl's entry point does),
+protobuf module with the collector off, without `ssl`, with the modules jobsctl defers left
+unloaded and with no interpreter teardown (what jobsctl's entry point does),
 before any channel, request or command code.
 
 Then `python -X importtime` shows where the client's start-up time goes: for
@@ -29,6 +29,7 @@ from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, v
 
 BUDGET_SECONDS = 150
 FLOOR = ("import gc, os, sys; gc.disable(); sys.modules.setdefault('ssl', None); "
+         "from jobsctl.__main__ import _DEFERRED, _defer; [_defer(name) for name in _DEFERRED]; "
          "import typer, grpc, jobsd_lib.rpc.jobsd_pb2; os._exit(0)")
 
 

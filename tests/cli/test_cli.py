@@ -138,3 +138,57 @@ def test_validate_without_a_daemon(home):
     ok = subprocess.run([os.path.join(BIN, "jobsctl"), "jobs", "validate", os.path.join(jobs, "good.toml")],
                         capture_output=True, timeout=30)
     assert ok.returncode == 0 and b"ok" in ok.stdout
+
+
+# jobsctl's entry point defers modules that grpcio and protobuf import but a command never uses
+# (jobsctl/__main__.py). These run it the way the console script does, in a fresh interpreter,
+# and report what was imported when the command ended (its atexit handlers run before os._exit).
+_REPORT = """
+import atexit, sys, types
+from jobsctl.__main__ import _DEFERRED, main
+def report():
+    loaded = [name for name in _DEFERRED + ("ssl",) if type(sys.modules.get(name)) is types.ModuleType]
+    print("LOADED", ",".join(loaded), file=sys.stderr)
+atexit.register(report)
+sys.argv = ["jobsctl", *sys.argv[1:]]
+main()
+"""
+
+
+def test_commands_import_neither_asyncio_nor_grpc_aio_nor_tls(served):
+    python = os.path.join(BIN, "python")
+    import subprocess
+    for args, code, shown in ((["jobs", "list"], 0, b"hello"), (["jobs", "run", "nope"], 4, b"job_not_found"),
+                              (["jobs", "run", "hello", "--follow"], 0, b"out")):
+        result = subprocess.run([python, "-c", _REPORT, "--socket", served.socket, *args], capture_output=True,
+                                timeout=30)
+        assert result.returncode == code, result.stderr
+        assert shown in result.stdout + result.stderr
+        assert result.stderr.decode().splitlines()[-1] == "LOADED ", (args, result.stderr)
+
+
+def test_a_deferred_module_is_the_real_one_once_used():
+    import subprocess
+    script = """
+import sys, types
+from jobsctl.__main__ import _DEFERRED, _defer
+for name in _DEFERRED:
+    _defer(name)
+import asyncio, grpc
+from google.protobuf.internal import python_message
+assert type(sys.modules["asyncio"]) is not types.ModuleType  # still the stand-in: nothing read it yet
+async def answer():
+    proc = await asyncio.create_subprocess_exec("echo", "hi", stdout=asyncio.subprocess.PIPE)
+    channel = grpc.aio.insecure_channel("unix:/nonexistent")
+    await channel.close()
+    return (await proc.communicate())[0], type(channel).__module__
+print(*asyncio.run(answer()), python_message.GeneratedProtocolMessageType.__name__)
+from asyncio import events
+import asyncio.queues
+print(type(sys.modules["asyncio"]) is types.ModuleType, sys.modules["asyncio"].events is events,
+      asyncio.Queue is asyncio.queues.Queue)
+"""
+    result = subprocess.run([os.path.join(BIN, "python"), "-c", script], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().splitlines() == [
+        "b'hi\\n' grpc.aio._channel GeneratedProtocolMessageType", "True True True"]
