@@ -21,6 +21,7 @@ from jobsd.artifacts import Artifacts
 from jobsd.health import Heartbeat, health
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
+from jobsd.repair import keep_repairing, repair_all
 from jobsd.runner import Runner
 from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
@@ -111,13 +112,17 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
                  len(service.catalog.invalid), paths.socket, paths.state_dir)
         notifier.ready(f"serving {len(service.catalog.specs)} jobs on {paths.socket}")
         beating = asyncio.ensure_future(heartbeat.run())
+        repairing = [asyncio.ensure_future(repair_all(store, artifacts, service.spec_file)),
+                     asyncio.ensure_future(keep_repairing(store, artifacts, service.spec_file))]
         await _until_stopped(notifier, lambda: _reload(service, notifier), scheduler.healthy)
-        beating.cancel()
+        for task in (beating, *repairing):
+            task.cancel()
         notifier.stopping("stopping: ending active runs")
         await set_serving(health_servicer, False)
         scheduler.pause()  # no new firings while runs are stopped; shut down after them (PITFALLS 8)
         scheduler.accepting = False
         await runner.shutdown(grace=max([s.kill_grace for s in service.catalog.specs.values()], default=10) + 5)
+        _record_held(service)
         scheduler.shutdown()
         hub.close_all()
         events_changed.close()
@@ -147,6 +152,16 @@ def _record_dropped(service: Service, job_id: str, windows: list[datetime]) -> N
     """Cron windows APScheduler handed over while the daemon stops: `missed`, never silently lost."""
     for window in windows:
         service.record_missed(job_id, window, f"missed: due {window.isoformat()}, jobsd was stopping")
+
+
+def _record_held(service: Service) -> None:
+    """A last try at the windows held while the store refused writes (held.py)."""
+    service.held_windows.cancel()
+    service.held_windows.flush()
+    service.held_windows.cancel()
+    if held := len(service.held_windows):
+        log.error("%d cron window(s) could not be recorded missed (the store still refuses writes); the job "
+                  "store had not moved past them either, so the next start hands them over again", held)
 
 
 async def _until_stopped(notifier: Notifier, on_reload, healthy: Callable[[], bool]) -> None:  # noqa: ANN001

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 
+from jobsd.output import RECORD
 from jobsd.store import EventRow, RunRow
 from jobsd_lib.kernel.decisions import describe_result
 
@@ -58,6 +59,13 @@ class Artifacts:
         self.runs_dir = runs_dir
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # (job id, n) of runs whose files could not all be written (a full disk): brought in line
+        # with the store by repair.py once writes work again. Added to from any thread.
+        self.dirty: set[tuple[str, int]] = set()
+
+    def failed(self, run: RunRow) -> None:
+        """A write of the run's files failed: its folder is repaired later (repair.py)."""
+        self.dirty.add((run.job_id, run.n))
 
     # ------------------------------------------------------------------ the writer thread
     def later(self, what: str, fn: Callable[..., object], *args: object) -> None:
@@ -95,6 +103,8 @@ class Artifacts:
             try:
                 result = fn(*args)
             except Exception as exc:  # noqa: BLE001 - a bug here must not stop the thread
+                if isinstance(exc, OSError) and args and isinstance(args[0], RunRow):
+                    self.failed(args[0])
                 if loop is not None:
                     _reply(loop, future, None, exc)
                 elif isinstance(exc, OSError):
@@ -122,8 +132,7 @@ class Artifacts:
         return path
 
     def append_event(self, run: RunRow, event: EventRow) -> None:
-        line = json.dumps({"seq": event.seq, "ts": _iso(event.ts), "type": event.type, "run": run.ref,
-                           **event.attrs}, sort_keys=True) + "\n"
+        line = _event_line(run, event)
         fd = os.open(os.path.join(self.run_dir(run.job_id, run.n), "events.jsonl"),
                      os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         try:
@@ -144,12 +153,52 @@ class Artifacts:
     def _replace(self, run: RunRow, name: str, text: str, durable: bool) -> None:
         folder = self.run_dir(run.job_id, run.n)
         tmp = os.path.join(folder, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(folder, name))
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, os.path.join(folder, name))
+        except OSError:
+            _unlink(tmp)  # a full disk must not leave half a file behind (the old one stays)
+            raise
+
+    # ------------------------------------------------------------------ repair (see repair.py)
+    def stale(self, job_id: str, n: int, finished_at: float) -> bool:
+        """Does a finished run's folder need repair? Its receipt is missing or not the final one, a
+        write left a temp file (removed here), or an attempt's log and index disagree. A listing,
+        a stat, the receipt (see _receipt_final) and the last index record of each attempt. A
+        missing folder (gc'd meanwhile) needs none."""
+        folder = self.run_dir(job_id, n)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return False
+        stale = False
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                _unlink(os.path.join(folder, name))
+                stale = True
+        if not stale and not _receipt_final(os.path.join(folder, "run_receipt.json"), finished_at):
+            return True
+        return stale or any(_indexed_end(folder, name) is not None for name in names if name.endswith(".idx"))
+
+    def rewrite(self, run: RunRow, events: list[EventRow], spec_file: str) -> None:
+        """Bring a finished run's folder in line with the store: each attempt's log cut to what its
+        index holds (bytes after the last indexed chunk are counted nowhere), events.jsonl from the
+        stored events, then the receipt and summary. Writer thread (Artifacts.done)."""
+        folder = self.run_dir(run.job_id, run.n)
+        os.makedirs(folder, mode=0o750, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".idx"):
+                cut = _indexed_end(folder, name)
+                if cut is not None:
+                    _cut_output(folder, name, *cut)
+        lines = "".join(_event_line(run, ev) for ev in events)
+        self._replace(run, "events.jsonl", lines, durable=False)
+        self.write_receipt(run, spec_file)
+        self.write_summary(run, spec_file)
 
     def sweep(self, runs: list[tuple[str, int]], remove: bool) -> int:
         """Bytes in the folders of `runs` ((job id, n) pairs; missing folders count 0); with remove,
@@ -183,6 +232,60 @@ class Artifacts:
             except OSError as exc:
                 log.error("gc: cannot remove %s: %s", folder, exc)
         return total
+
+
+def _event_line(run: RunRow, event: EventRow) -> str:
+    return json.dumps({"seq": event.seq, "ts": _iso(event.ts), "type": event.type, "run": run.ref,
+                       **event.attrs}, sort_keys=True) + "\n"
+
+
+def _receipt_final(path: str, finished_at: float) -> bool:
+    """Is the receipt at `path` the run's final one? One written 2 s or more after the run's end
+    is (repaired, or written late); otherwise it is read: the final receipt names the end's time.
+    (The file's mtime alone cannot tell: the kernel stamps files with a clock that lags the one
+    finished_at was read from by up to a tick, and a queued receipt of a quick run is written
+    within milliseconds of its end.)"""
+    try:
+        if os.stat(path).st_mtime >= finished_at + 2:
+            return True
+        with open(path, "rb") as f:
+            return json.loads(f.read()).get("finished_at") == _iso(finished_at)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+        log.warning("removed %s: left by a write that failed", path)
+    except OSError:
+        pass
+
+
+def _indexed_end(folder: str, idx_name: str) -> tuple[int, int] | None:
+    """(index bytes to keep, log bytes to keep) when an attempt's files disagree (a write cut short:
+    a partial index record, or log bytes after the last indexed chunk), else None."""
+    log_name = idx_name[:-4] + ".log"
+    try:
+        with open(os.path.join(folder, idx_name), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            whole = size - size % RECORD.size
+            end = 0
+            if whole:
+                f.seek(whole - RECORD.size)
+                offset, _ts, length, _stream = RECORD.unpack(f.read(RECORD.size))
+                end = offset + length
+        log_size = os.stat(os.path.join(folder, log_name)).st_size
+    except OSError:
+        return None
+    return (whole, end) if whole != size or log_size > end else None
+
+
+def _cut_output(folder: str, idx_name: str, idx_keep: int, log_keep: int) -> None:
+    os.truncate(os.path.join(folder, idx_name), idx_keep)
+    os.truncate(os.path.join(folder, idx_name[:-4] + ".log"), log_keep)
+    log.warning("%s: output cut to its index (%d bytes): a write was cut short", os.path.join(folder, idx_name),
+                log_keep)
 
 
 def receipt(run: RunRow, spec_file: str) -> dict[str, object]:

@@ -42,7 +42,7 @@ from jobsd_lib.kernel.drift import (ClockJump, ClockReading, HeartbeatRecord, Re
 from jobsd_lib.kernel.states import JobState
 from jobsd_lib.rpc import jobsd_pb2 as pb
 
-__all__ = ["health", "job_counts", "Heartbeat", "HEARTBEAT_KEY"]
+__all__ = ["health", "degraded", "job_counts", "Heartbeat", "HEARTBEAT_KEY"]
 
 log = logging.getLogger("jobsd.health")
 
@@ -71,11 +71,30 @@ def health(service: Service, max_concurrent: int) -> pb.Health:
         runs_active=counts.get("running", 0) + counts.get("retrying", 0), runs_queued=counts.get("queued", 0),
         followers=service.hub.followers, store_path=service.store.path, store_bytes=service.store.size_bytes(),
         max_concurrent_runs=max_concurrent, jobs_dir=service.paths.jobs_dir, state_dir=service.paths.state_dir)
+    message.degraded.extend(degraded(service))
     message.started_at.CopyFrom(ts(service.started_at))
     last_tick = scheduler.last_tick if scheduler else None
     if last_tick is not None:
         message.last_tick.CopyFrom(ts(last_tick))
     return message
+
+
+def degraded(service: Service) -> list[str]:
+    """One sentence per reason the daemon is not fully working, for `daemon status`."""
+    lines = []
+    failures = (("store", service.store.write_failure),
+                ("job store", service.scheduler.write_failure if service.scheduler else None))
+    for name, failure in failures:
+        if failure is not None:
+            lines.append(f"the {name} cannot be written since {_iso(failure.since)} ({failure.cause}): free disk "
+                         "space; runs cannot start meanwhile, and cron windows are recorded missed once it works")
+    if held := len(service.held_windows):
+        lines.append(f"{held} cron window(s) wait to be recorded missed (the store could not be written)")
+    scheduler = service.scheduler
+    if scheduler is not None and _scheduler_state(scheduler) == "stalled":
+        lines.append(f"the scheduler has not ticked for {scheduler.tick_age():.0f} s: cron windows are not handed "
+                     "over (see the daemon log; under systemd the watchdog restarts jobsd)")
+    return lines
 
 
 def _scheduler_state(scheduler) -> str:  # noqa: ANN001

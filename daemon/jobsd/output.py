@@ -31,7 +31,7 @@ STDOUT, STDERR = 1, 2
 MAX_CHUNK = 1 << 20  # bytes; 64 KiB chunks capped one follower at ~450 MB/s, 1 MiB at ~900 (bench/README.md)
 MIN_CHUNK = 64 << 10  # the chunk limit with many followers
 FOLLOWERS_BUDGET = 16 << 20  # what all followers' chunks may hold at once, before MIN_CHUNK applies
-_RECORD = struct.Struct("<QqIB3x")  # offset, ts_ns, length, stream
+RECORD = struct.Struct("<QqIB3x")  # offset, ts_ns, length, stream
 _SCAN_BLOCK = 64 * 1024
 _MS = 1_000_000  # ns: records read in the same millisecond may reach a follower as one chunk
 
@@ -57,10 +57,16 @@ class OutputWriter:
     """Appends one attempt's chunks. Bytes beyond `cap` are counted in `dropped`, not stored."""
 
     def __init__(self, run_dir: str, attempt: int, cap: int) -> None:
+        """Files that cannot be created (a full disk) make a writer that stores nothing: the attempt
+        runs all the same, its output drained and counted, and the error recorded with it."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self._data = os.open(log_path(run_dir, attempt), flags, 0o640)
-        self._idx = os.open(idx_path(run_dir, attempt), flags, 0o640)
         self.cap, self.stored, self.dropped, self.write_error = cap, 0, 0, ""
+        self._data = self._idx = -1
+        try:
+            self._data = os.open(log_path(run_dir, attempt), flags, 0o640)
+            self._idx = os.open(idx_path(run_dir, attempt), flags, 0o640)
+        except OSError as exc:
+            self.write_error = f"output not stored: cannot create its files: {exc.strerror}"
 
     def write(self, stream: int, data: bytes, ts_ns: int) -> bool:
         """Store what fits under the cap; True when anything new was stored."""
@@ -73,7 +79,7 @@ class OutputWriter:
             for start in range(0, len(keep), MAX_CHUNK):
                 piece = keep[start:start + MAX_CHUNK]
                 _write_all(self._data, piece)
-                _write_all(self._idx, _RECORD.pack(self.stored, ts_ns, len(piece), stream))
+                _write_all(self._idx, RECORD.pack(self.stored, ts_ns, len(piece), stream))
                 self.stored += len(piece)
         except OSError as exc:  # a full disk: keep draining the job, count, report
             self.write_error = f"output not stored after {self.stored} bytes: {exc.strerror}"
@@ -82,7 +88,8 @@ class OutputWriter:
 
     def close(self) -> None:
         for fd in (self._data, self._idx):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -107,7 +114,7 @@ class OutputReader:
 
     def count(self) -> int:
         fd = self._idx()
-        return os.fstat(fd).st_size // _RECORD.size if fd is not None else 0
+        return os.fstat(fd).st_size // RECORD.size if fd is not None else 0
 
     def size(self) -> int:
         """Bytes in the .log (an index record may not name the last of them yet)."""
@@ -120,8 +127,8 @@ class OutputReader:
         fd = self._idx()
         if stop <= start or fd is None:
             return []
-        raw = os.pread(fd, (stop - start) * _RECORD.size, start * _RECORD.size)
-        return list(_RECORD.iter_unpack(raw[:len(raw) - len(raw) % _RECORD.size]))
+        raw = os.pread(fd, (stop - start) * RECORD.size, start * RECORD.size)
+        return list(RECORD.iter_unpack(raw[:len(raw) - len(raw) % RECORD.size]))
 
     def chunks(self, records: list[tuple[int, int, int, int]], skip_before: int = 0,
                limit: int = MAX_CHUNK) -> Iterator[Chunk]:

@@ -122,6 +122,7 @@ class Runner:
         self.slots = Slots(max_concurrent)
         self.active: dict[str, ActiveRun] = {}
         self.daemon_env = daemon_env
+        self.stopping = asyncio.Event()  # set by shutdown(): a run whose end cannot be recorded stops trying
 
     # ------------------------------------------------------------------ recording
     def transition(self, run: RunRow, state: RunState | None, event: str, attrs: dict[str, object] | None = None,
@@ -346,8 +347,17 @@ class Runner:
                         "reason": reason or None}))
                 break
             except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
+                if self.store.release_reserve():
+                    continue
+                if self.stopping.is_set():  # the daemon stops within its bound; the next start records it
+                    log.error("run %s: cannot record its end (%s); jobsd is stopping: the next start records it "
+                              "interrupted", act.ref, exc)
+                    return
                 log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
-                await asyncio.sleep(FINISH_RETRY)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), FINISH_RETRY)
+                except asyncio.TimeoutError:
+                    pass
         act.row = final
         # Its last events.jsonl lines, here (the lines before them were written with the receipt):
         # whoever sees the run finished finds them.
@@ -356,6 +366,7 @@ class Runner:
                 self.artifacts.append_event(final, ev)
             except OSError as exc:
                 log.error("run %s: cannot write events.jsonl: %s", act.ref, exc)
+                self.artifacts.failed(final)
         self._announce(final)
         log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
 
@@ -365,6 +376,7 @@ class Runner:
 
     async def shutdown(self, grace: float) -> None:
         """Stop every active run (recorded `interrupted`) and wait for their tasks."""
+        self.stopping.set()
         for act in list(self.active.values()):
             self.stop(act, "interrupted")
         tasks = [a.task for a in self.active.values() if a.task]

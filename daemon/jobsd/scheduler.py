@@ -76,8 +76,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
 from sqlalchemy import Column, Table, Unicode, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from jobsd import clock
+from jobsd.store import WriteFailure
 from jobsd.triggers import build_trigger
 from jobsd_lib.kernel.drift import next_pulse
 from jobsd_lib.kernel.fire import MAX_MISSED
@@ -96,6 +98,7 @@ _STORE, _INTERNAL, _EXECUTOR = "default", "internal", "loop"
 _LISTED = 10  # job ids named per kind in the sync log line
 _BATCH = 500  # jobs built, pickled and inserted at a time by sync
 FAR_BEHIND = timedelta(hours=1)  # a job this far behind may owe too many windows to list one by one
+WRITE_RETRY = 2.0  # seconds between passes that retry a failed job-store write (full disk)
 BACKLOG = MAX_MISSED + 1         # windows enough for every decision the kernel makes on a late firing
 
 
@@ -190,6 +193,8 @@ class _JobStore(SQLAlchemyJobStore):
 
     def __init__(self, path: str) -> None:
         super().__init__(engine=_engine(path))
+        self.write_failure: WriteFailure | None = None  # set while writes fail (GetHealth says so)
+        self._retry_at: datetime | None = None           # after a failed write in a pass: next try
         self.digests_t = Table(DIGESTS_TABLE, self.jobs_t.metadata, Column("id", Unicode(191), primary_key=True),
                                Column("digest", Unicode(64), nullable=False))
 
@@ -201,7 +206,7 @@ class _JobStore(SQLAlchemyJobStore):
     def get_due_jobs(self, now):  # noqa: ANN001, ANN201
         """As SQLAlchemyJobStore: due jobs by next run time; a job that cannot be restored is
         logged and removed (APScheduler's behaviour; `sync` registers it again from its spec)."""
-        jobs_t = self.jobs_t.name
+        jobs_t, self._retry_at = self.jobs_t.name, None
         with self.engine.begin() as conn:
             rows = conn.exec_driver_sql(f"SELECT id, job_state FROM {jobs_t} WHERE next_run_time <= ? "
                                         "ORDER BY next_run_time", (datetime_to_utc_timestamp(now),)).all()
@@ -224,18 +229,53 @@ class _JobStore(SQLAlchemyJobStore):
         return jobs
 
     def update_job(self, job):  # noqa: ANN001, ANN201
+        """Store a fired job's next run time. A write that fails (full disk) is logged, never raised:
+        APScheduler's thread would die of it (it calls this outside any try) and no window would be
+        handed over again until a restart. The job then keeps its old next run time, so the next pass
+        (WRITE_RETRY seconds on: see get_next_run_time) lists its windows again and tries again; the
+        adapter drops the windows it has already handed over."""
         state = pickle.dumps(job.__getstate__(), self.pickle_protocol)
-        with self.engine.begin() as conn:
-            updated = conn.exec_driver_sql(f"UPDATE {self.jobs_t.name} SET next_run_time = ?, job_state = ? WHERE id = ?",
-                                           (datetime_to_utc_timestamp(job.next_run_time), state, job.id)).rowcount
+        try:
+            with self.engine.begin() as conn:
+                updated = conn.exec_driver_sql(
+                    f"UPDATE {self.jobs_t.name} SET next_run_time = ?, job_state = ? WHERE id = ?",
+                    (datetime_to_utc_timestamp(job.next_run_time), state, job.id)).rowcount
+        except SQLAlchemyError as exc:
+            self._failed(exc)
+            return
+        self._written()
         if updated == 0:
             raise JobLookupError(job.id)
 
     def get_next_run_time(self):  # noqa: ANN201
-        with self.engine.connect() as conn:
-            value = conn.exec_driver_sql(f"SELECT next_run_time FROM {self.jobs_t.name} WHERE next_run_time IS NOT "
-                                         "NULL ORDER BY next_run_time LIMIT 1").scalar()
-        return utc_timestamp_to_datetime(value)
+        """The earliest stored next run time; after a failed write in this pass, no earlier than
+        WRITE_RETRY seconds from now (that job's stored time is in the past: no busy loop)."""
+        try:
+            with self.engine.connect() as conn:
+                value = conn.exec_driver_sql(f"SELECT next_run_time FROM {self.jobs_t.name} WHERE next_run_time IS "
+                                             "NOT NULL ORDER BY next_run_time LIMIT 1").scalar()
+        except SQLAlchemyError as exc:
+            self._failed(exc)
+            value = None
+        next_time = utc_timestamp_to_datetime(value)
+        if self._retry_at is not None and (next_time is None or next_time < self._retry_at):
+            next_time = self._retry_at
+        return next_time
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        cause = str(getattr(exc, "orig", None) or exc)
+        if self.write_failure is None:
+            log.error("the job store %s cannot be written (%s): cron windows are handed over and recorded "
+                      "as far as the run store allows; trying again every %gs", self.engine.url.database, cause,
+                      WRITE_RETRY)
+            self.write_failure = WriteFailure(clock.to_epoch(clock.now()), cause)
+        self._retry_at = clock.now() + timedelta(seconds=WRITE_RETRY)
+
+    def _written(self) -> None:
+        if self.write_failure is not None:
+            log.warning("the job store can be written again (it failed from %s: %s)",
+                        clock.from_epoch(self.write_failure.since).isoformat(), self.write_failure.cause)
+            self.write_failure = None
 
     def digests(self) -> dict[str, str | None]:
         """Every stored job's id -> its recorded digest (None: none recorded)."""
@@ -349,6 +389,11 @@ class CronScheduler:
     @property
     def state(self) -> str:
         return {STATE_RUNNING: "running", STATE_PAUSED: "paused"}.get(self._scheduler.state, "stopped")
+
+    @property
+    def write_failure(self) -> WriteFailure | None:
+        """Since when and why the job store's writes fail (None: they work)."""
+        return self._store.write_failure
 
     def tick_age(self) -> float:
         """Seconds (monotonic) since the APScheduler thread last handed anything to the loop."""

@@ -16,7 +16,8 @@ from jobsd.artifacts import Artifacts
 from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
-from jobsd.store import RunRow, Store
+from jobsd.held import HeldWindows
+from jobsd.store import RunRow, Store, StoreUnwritable
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, JobsdError, RunNotActive, RunNotFound,
                               error_for_code)
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
@@ -78,6 +79,10 @@ class Service:
     scheduler: object | None = None  # the cron adapter, when there is one (next_run_time, state)
     _fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
     _gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
+    held_windows: HeldWindows = field(init=False)  # windows that came while the store refused writes
+
+    def __post_init__(self) -> None:
+        self.held_windows = HeldWindows(self.record_missed)
 
     # ------------------------------------------------------------------ jobs
     def load_specs(self) -> Catalog:
@@ -207,7 +212,7 @@ class Service:
             ev = self.store.add_event(now, f"run.{state.value}", job_id, run.n,
                                       {"trigger": trigger.value, "actor": actor or None, "reason": reason or None,
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
-        run_dir = self.artifacts.create(run)
+        run_dir = self._new_folder(run)
 
         def birth() -> None:  # its first events.jsonl line and its receipt, by the artifact thread
             self.runner.after_event(run, ev)
@@ -277,14 +282,20 @@ class Service:
                                  catch_up=spec.schedule.catch_up and first)
         if decision.missed_unrecorded:
             log.warning("job %s: %d older missed windows not recorded one by one", job_id, decision.missed_unrecorded)
+        if self.held_windows.holds(job_id):
+            self.held_windows.flush()  # its history in order: the held windows first
         for action in decision.actions:
             try:
-                if isinstance(action, Miss):
+                if self.held_windows.holds(job_id):
+                    self.held_windows.hold(job_id, action.window, self.held_windows.cause(job_id))
+                elif isinstance(action, Miss):
                     self.record_missed(job_id, action.window, action.reason)
                 elif isinstance(action, CatchUp):
                     self.run_job(job_id, Trigger.CATCH_UP, scheduled_at=action.window, actor="scheduler")
                 else:
                     self.run_job(job_id, Trigger.CRON, scheduled_at=action.window, actor="scheduler")
+            except StoreUnwritable as exc:  # recorded `missed` once the store works again (held.py)
+                self.held_windows.hold(job_id, action.window, exc.cause)
             except JobsdError as exc:
                 log.warning("cron window %s of %s: %s", action.window.isoformat(), job_id, exc)
 
@@ -298,11 +309,30 @@ class Service:
             ev = self.store.add_event(now, "run.missed", job_id, run.n,
                                       {"trigger": Trigger.CRON.value, "actor": "scheduler", "reason": reason,
                                        "scheduled_at": window.isoformat()})
-        self.artifacts.create(run)
+        self._new_folder(run)
         self.runner.after_event(run, ev)
-        self.artifacts.write_receipt(run, spec.file if spec else "")
+        try:
+            self.artifacts.write_receipt(run, spec.file if spec else "")
+        except OSError as exc:  # brought in line later (repair.py)
+            log.error("run %s: cannot write its receipt: %s", run.ref, exc)
+            self.artifacts.failed(run)
         log.warning("run %s missed: %s", run.ref, reason)
         return run
+
+    def spec_file(self, job_id: str) -> str:
+        spec = self.catalog.specs.get(job_id)
+        return spec.file if spec else ""
+
+    def _new_folder(self, run: RunRow) -> str:
+        """The run's folder. The run is recorded already: a folder that cannot be made (a full disk)
+        is logged, and the run goes on (its output is dropped and counted); the folder is brought
+        in line with the store later (repair.py)."""
+        try:
+            return self.artifacts.create(run)
+        except OSError as exc:
+            log.error("run %s: cannot create its folder: %s", run.ref, exc)
+            self.artifacts.failed(run)
+            return self.artifacts.run_dir(run.job_id, run.n)
 
     def get_run(self, ref: str) -> RunRow:
         job_id, n = parse_run_ref(ref)
@@ -420,6 +450,7 @@ class Service:
                 self.artifacts.write_summary(updated, spec.file if spec else "")
             except OSError as exc:
                 log.error("run %s: cannot update its artifacts: %s", run.ref, exc)
+                self.artifacts.failed(updated)
             log.warning("run %s marked interrupted: %s", run.ref, reason)
             fixed.append(updated)
         return fixed

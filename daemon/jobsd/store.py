@@ -30,11 +30,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError
 
+from jobsd import clock
 from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.states import ACTIVE, RunState
 
-__all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "open_store"]
+__all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure", "open_store"]
 
 log = logging.getLogger("jobsd.store")
 _ACTIVE_SQL = "('queued', 'running', 'retrying')"
@@ -139,9 +140,28 @@ def open_store(path: str) -> "Store":
                 raise StoreCorrupt(f"{path}: integrity check failed: {check}")
         store = Store(engine, conn, path)
         store.migrate()
+        store.keep_reserve()
         return store
     except DatabaseError as exc:
         raise StoreCorrupt(f"{path}: {exc.orig or exc}") from None
+
+
+RESERVE = 1 << 20  # bytes kept beside the database for the records of runs' ends (Store.keep_reserve)
+
+
+class StoreUnwritable(InternalError):
+    """The store refused a write (full disk, I/O error); nothing was changed. `cause` is SQLite's word."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """Since when (epoch seconds) writes of a SQLite file fail, and SQLite's reason."""
+    since: float
+    cause: str
 
 
 class Store:
@@ -149,6 +169,7 @@ class Store:
         self.engine, self.conn, self.path = engine, conn, path
         self._in_write = False
         self._durable = True  # synchronous=FULL, set when the connection opened
+        self.write_failure: WriteFailure | None = None  # set while writes fail; GetHealth says so
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -172,17 +193,64 @@ class Store:
                 raise
             else:
                 self.conn.exec_driver_sql("COMMIT")
+                if self.write_failure is not None:
+                    log.warning("store writes work again (they failed from %s: %s)",
+                                clock.from_epoch(self.write_failure.since).isoformat(), self.write_failure.cause)
+                    self.write_failure = None
         except DatabaseError as exc:  # full disk, I/O error, corruption found while running
-            log.error("store write failed: %s", exc.orig or exc)
+            cause = str(exc.orig or exc)
+            log.error("store write failed: %s", cause)
+            if self.write_failure is None:
+                self.write_failure = WriteFailure(clock.to_epoch(clock.now()), cause)
             try:  # a failed COMMIT leaves the transaction open
                 if self.conn.connection.dbapi_connection.in_transaction:
                     self.conn.exec_driver_sql("ROLLBACK")
             except DatabaseError:
                 pass
-            raise InternalError(f"jobsd cannot write its store {self.path}: {exc.orig or exc}; nothing was "
-                                "changed (free disk space if it is full; the daemon log has details)") from exc
+            raise StoreUnwritable(f"jobsd cannot write its store {self.path}: {cause}; nothing was "
+                                  "changed (free disk space if it is full; the daemon log has details)", cause) from exc
         finally:
             self._in_write = False
+
+    # ------------------------------------------------------------------ the reserve
+    # A file of RESERVE bytes beside the database, made when writes work and given up when a
+    # run's end cannot be recorded for want of space (release_reserve): a run that filled the disk
+    # with its own output would otherwise stay `running` until someone frees space, its job busy
+    # and `jobs run --wait` waiting. What it frees is enough for many commits.
+
+    @property
+    def reserve_path(self) -> str:
+        return self.path + ".reserve"
+
+    def keep_reserve(self) -> bool:
+        """Make the reserve if it is missing and the disk has room to spare (True: it is there)."""
+        if os.path.exists(self.reserve_path):
+            return True
+        try:
+            disk = os.statvfs(os.path.dirname(self.path) or ".")
+            if disk.f_bavail * disk.f_frsize < 4 * RESERVE:  # not the last free bytes of a disk
+                return False
+            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, RESERVE)
+            return True
+        except OSError:
+            os.unlink(self.reserve_path)
+            return False
+        finally:
+            os.close(fd)
+
+    def release_reserve(self) -> bool:
+        """Free the reserve's space for the store (True: there was one to free)."""
+        try:
+            os.unlink(self.reserve_path)
+        except FileNotFoundError:
+            return False
+        log.warning("the disk is full: gave up the store's reserve (%d KiB) to record a run's end; it is made "
+                    "again once there is space", RESERVE >> 10)
+        return True
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
@@ -385,3 +453,15 @@ class Store:
     def counts_by_state(self) -> dict[str, int]:
         return {s: c for s, c in self._q(f"SELECT state, count(*) FROM runs WHERE state IN {_ACTIVE_SQL} GROUP BY state")}
 
+
+    # ------------------------------------------------------------------ repair of run folders (repair.py)
+    def finished_runs_brief(self) -> list[tuple[str, int, float]]:
+        """(job id, n, finished_at) of every finished run: one query, no attempts read."""
+        return [tuple(r) for r in self._q("SELECT job_id, n, finished_at FROM runs WHERE finished_at IS NOT NULL "
+                                          f"AND state NOT IN {_ACTIVE_SQL}")]
+
+    def run_events(self, job_id: str, n: int) -> list[EventRow]:
+        """Every stored event of one run, in order (what its events.jsonl holds)."""
+        rows = self._q("SELECT seq, ts, type, job_id, run_n, attrs FROM events WHERE job_id = :j AND run_n = :n "
+                       "ORDER BY seq", j=job_id, n=n)
+        return [EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]

@@ -35,7 +35,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "unrecorded", "MAX_MISSED",
+__all__ = ["Run", "CatchUp", "Miss", "FireDecision", "decide_firing", "unrecorded", "unwritable_reason", "MAX_MISSED",
            "DISPATCH_TOLERANCE"]
 
 MAX_MISSED = 100
@@ -118,3 +118,9 @@ def unrecorded(run_times: Sequence[datetime], recorded: Set[float]) -> tuple[lis
             raise ValueError(f"times must be timezone-aware, got {t!r}")
     windows = sorted(set(run_times), key=lambda t: t.timestamp())
     return [t for t in windows if t.timestamp() not in recorded], [t for t in windows if t.timestamp() in recorded]
+
+
+def unwritable_reason(window: datetime, cause: str) -> str:
+    """Why a window that arrived while the store refused writes (a full disk) was not run: a run
+    must be recorded before it starts, so it is recorded `missed` once the store works again."""
+    return f"missed: due {window.isoformat()}, the store could not be written ({cause})"
