@@ -4,8 +4,8 @@ The store is the record; a run's folder (receipt, summary, events.jsonl, output 
 copy for people and tools. When a write of those files fails, the run is marked dirty
 (Artifacts.failed); `repair_dirty` rewrites the dirty runs' folders once the store takes writes
 again (checked every RETRY seconds by `keep_repairing`). At start-up `repair_all` checks every
-finished run's folder (Artifacts.stale: a directory listing and a stat or two each, in a worker
-thread, after the daemon serves) and rewrites those that need it: dirty marks do not survive a
+finished run's folder that exists (Artifacts.stale: a directory listing, a stat and a small read
+each, in a worker thread, after the daemon serves) and rewrites those that need it: dirty marks do not survive a
 restart, and a daemon killed while the disk was full leaves such folders behind.
 
 Active runs are left alone (their task writes their files); they are repaired once finished.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable
 
 from jobsd import clock
@@ -27,14 +28,35 @@ RETRY = 5.0  # seconds between looks at the dirty runs
 
 
 async def repair_all(store: Store, artifacts: Artifacts, spec_file: Callable[[str], str]) -> int:
-    """Check every finished run's folder; rewrite those that disagree with the store."""
+    """Check the folder of every finished run that has one; rewrite those that disagree with the store."""
     started = clock.monotonic()
-    runs = store.finished_runs_brief()
-    loop = asyncio.get_running_loop()
-    stale = await loop.run_in_executor(None, lambda: [(j, n) for j, n, end in runs if artifacts.stale(j, n, end)])
+    checked, stale = await asyncio.get_running_loop().run_in_executor(None, _find_stale, store, artifacts)
     fixed = await _rewrite(store, artifacts, spec_file, stale)
-    log.info("checked %d run folders in %.2f s: %d repaired", len(runs), clock.monotonic() - started, fixed)
+    log.info("checked %d run folders in %.2f s: %d repaired", checked, clock.monotonic() - started, fixed)
     return fixed
+
+
+def _find_stale(store: Store, artifacts: Artifacts) -> tuple[int, list[tuple[str, int]]]:
+    """Worker thread: walk runs/<job>/<n>/ (the folders that exist, one job's ends in memory at a time)."""
+    checked, stale = 0, []
+    for job_id in _names(artifacts.runs_dir):
+        folders = [int(name) for name in _names(os.path.join(artifacts.runs_dir, job_id)) if name.isdigit()]
+        if not folders:
+            continue
+        ends = store.finished_ends(job_id)
+        for n in folders:
+            if n in ends:
+                checked += 1
+                if artifacts.stale(job_id, n, ends[n]):
+                    stale.append((job_id, n))
+    return checked, stale
+
+
+def _names(folder: str) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 async def repair_dirty(store: Store, artifacts: Artifacts, spec_file: Callable[[str], str]) -> int:

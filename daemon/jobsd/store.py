@@ -455,10 +455,13 @@ class Store:
 
 
     # ------------------------------------------------------------------ repair of run folders (repair.py)
-    def finished_runs_brief(self) -> list[tuple[str, int, float]]:
-        """(job id, n, finished_at) of every finished run: one query, no attempts read."""
-        return [tuple(r) for r in self._q("SELECT job_id, n, finished_at FROM runs WHERE finished_at IS NOT NULL "
-                                          f"AND state NOT IN {_ACTIVE_SQL}")]
+    def finished_ends(self, job_id: str) -> dict[int, float]:
+        """n -> finished_at of a job's finished runs, on a connection of its own: safe to call from a
+        worker thread (WAL readers do not block the loop's writes)."""
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT n, finished_at FROM runs WHERE job_id = ? AND finished_at IS NOT NULL "
+                                        f"AND state NOT IN {_ACTIVE_SQL}", (job_id,))
+            return dict(rows.all())
 
     def run_events(self, job_id: str, n: int) -> list[EventRow]:
         """Every stored event of one run, in order (what its events.jsonl holds)."""

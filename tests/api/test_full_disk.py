@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -143,6 +144,8 @@ def test_start_up_brings_damaged_run_folders_in_line_with_the_store(daemon: Daem
     receipt = _receipt(folder)
     with open(os.path.join(folder, "run_receipt.json"), "w") as f:
         json.dump({**receipt, "state": "queued", "finished_at": None}, f)
+    queued = datetime.fromisoformat(receipt["queued_at"]).timestamp()
+    os.utime(os.path.join(folder, "run_receipt.json"), (queued, queued))  # written when the run was queued
     open(os.path.join(folder, ".run_receipt.json.tmp"), "w").write("{")
     os.unlink(os.path.join(folder, "summary.md"))
     open(os.path.join(folder, "events.jsonl"), "w").close()
