@@ -50,12 +50,13 @@ class HeldWindows:
 
     def hold(self, job_id: str, window: datetime, cause: str) -> None:
         windows = self._held.setdefault(job_id, {})
+        if not windows:  # one line per job and outage; flush() says how many were recorded
+            log.warning("cron windows of %s held from %s: the store cannot be written (%s); they are recorded "
+                        "missed once writes work again", job_id, window.isoformat(), cause)
         windows.setdefault(window, cause)
         if len(windows) > PER_JOB:
             del windows[min(windows)]
             self._left_out[job_id] = self._left_out.get(job_id, 0) + 1
-        log.warning("cron window %s of %s held: the store cannot be written (%s); it is recorded missed once "
-                    "writes work again", window.isoformat(), job_id, cause)
         self._arm()
 
     def flush(self) -> int:
