@@ -188,6 +188,13 @@ def test_a_run_reference_is_canonical(served):
         assert error_code(err.value) == "invalid_argument", ref
         assert "JOB/N" in err.value.details() and len(err.value.details()) < SHORT, ref
     assert served.get_run("ok/1").ref == "ok/1"
+    for ref in ("ok\n/1", "ok/1/1", "/1"):  # the job part is checked as strictly
+        with pytest.raises(grpc.RpcError) as err:
+            served.get_run(ref)
+        assert error_code(err.value) == "invalid_argument", ref
+    with pytest.raises(grpc.RpcError) as err:
+        served.jobs.GetJob(pb.GetJobRequest(job="ok\n"), timeout=10)
+    assert error_code(err.value) == "invalid_argument"
     with pytest.raises(grpc.RpcError) as err:  # the largest number is well formed and names nothing
         served.get_run(f"ok/{2**63 - 1}")
     assert error_code(err.value) == "run_not_found"
