@@ -49,6 +49,31 @@ def _fail(error: JobsdError, as_json: bool) -> None:
     raise typer.Exit(exit_code_for(error.code))
 
 
+def _fits(field: str, lowest: int | None = None) -> Callable[[Optional[int]], Optional[int]]:
+    """A typer callback: the option's number must fit request field `field` ("TailRequest.run").
+
+    The range is the daemon's own (jobsd_lib.limits, from the field's proto type), raised to
+    `lowest` where the option means less than the field can say (the CLI sends 1..N, never the
+    proto's "0: default"). Out of it is a usage error (exit 2) naming the option and the range,
+    before any RPC: protobuf would otherwise raise ValueError (a traceback) while building the
+    request, or the daemon would refuse it.
+    """
+    message, name = field.split(".")
+
+    def check(value: Optional[int]) -> Optional[int]:
+        if value is None:
+            return value
+        from jobsd_lib.limits import int_range
+
+        proto_type = getattr(_pb(), message).DESCRIPTOR.fields_by_name[name].type
+        low, high, _note = int_range(message, name, proto_type)
+        low = low if lowest is None else max(low, lowest)
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not between {low} and {high}")
+        return value
+    return check
+
+
 def _connect() -> Connection:
     return Connection(resolve_socket(_state["socket"]))
 
@@ -143,9 +168,11 @@ def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for
 
 
 @jobs_app.command("tail")
-def jobs_tail(job: str, run: int = typer.Option(0, "--run", help="run number (default: active, else latest)"),
+def jobs_tail(job: str, run: int = typer.Option(0, "--run", callback=_fits("TailRequest.run"),
+                                               help="run number (default: active, else latest)"),
               follow: bool = typer.Option(False, "--follow", "-f", help="keep streaming until the run ends"),
-              lines: Optional[int] = typer.Option(None, "--lines", "-n", help="start with the last N lines"),
+              lines: Optional[int] = typer.Option(None, "--lines", "-n", callback=_fits("TailRequest.last_lines"),
+                                                  help="start with the last N lines"),
               timestamps: bool = typer.Option(False, "--timestamps", "-t", help="prefix lines with read time")) -> None:
     """A run's output: stdout to stdout, stderr to stderr, raw bytes."""
     def action() -> None:
@@ -164,7 +191,8 @@ RUN_STATES = ("queued", "running", "retrying", "succeeded", "failed", "timed_out
 
 
 @jobs_app.command("history")
-def jobs_history(job: str, limit: int = typer.Option(20, "--limit", min=1, max=1000),
+def jobs_history(job: str, limit: int = typer.Option(20, "--limit", callback=_fits("ListRunsRequest.limit", 1),
+                                                    help="runs per page (1-1000)"),
                  cursor: str = typer.Option("", "--cursor", help="next_cursor of a previous page"),
                  state: list[str] = typer.Option([], "--state", help="only runs in this state (repeatable): "
                                                  + ", ".join(RUN_STATES)),
@@ -200,7 +228,8 @@ def _rfc3339(stamp) -> str:  # noqa: ANN001
 
 
 @jobs_app.command("next")
-def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", min=1, max=1000, help="how many (1-1000)"),
+def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", callback=_fits("NextRunTimesRequest.count", 1),
+                                                 help="how many (1-1000)"),
               as_json: bool = JsonOpt) -> None:
     """The job's next scheduled fire times (UTC). A manual-only job has none."""
     def action() -> None:
@@ -275,6 +304,9 @@ def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec f
 def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
     """One run in full: JOB/N."""
     def action() -> None:
+        from jobsd_lib.refs import parse_run_ref
+
+        parse_run_ref(ref)  # the daemon's parser: a reference it would refuse is refused without a call
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.GetRun, _pb().GetRunRequest(run=ref)))
         _emit(data, as_json, lambda: _run_text(data))
@@ -297,6 +329,9 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
     """Cancel a queued, running or retrying run (JOB/N): SIGTERM to its process group, SIGKILL after
     kill_grace; no retry follows. Waits for the run to end."""
     def action() -> None:
+        from jobsd_lib.refs import parse_run_ref
+
+        parse_run_ref(ref)
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
 
@@ -309,8 +344,8 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
 
 
 @app.command("gc")
-def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0,
-                                               help="keep each job's N newest finished runs"),
+def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", callback=_fits("CollectGarbageRequest.keep_last"),
+                                               help="keep each job's N newest finished runs (0-1000000)"),
        older_than: Optional[str] = typer.Option(None, "--older-than",
                                                 help="keep runs that finished less than this long ago (90m, 12h, 30d)"),
        job: str = typer.Option("", "--job", help="only this job's runs"),
@@ -349,8 +384,10 @@ def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", min=0,
 @app.command("events")
 def events(job: str = typer.Option("", "--job", help="only this job's events"),
            follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events"),
-           after: int = typer.Option(0, "--after", help="resume after this seq"),
-           last: int = typer.Option(20, "--last", "-n", help="start with the last N events (0: all)"),
+           after: int = typer.Option(0, "--after", callback=_fits("WatchEventsRequest.after_seq"),
+                                     help="resume after this seq"),
+           last: int = typer.Option(20, "--last", "-n", callback=_fits("WatchEventsRequest.last"),
+                                    help="start with the last N events (0: all)"),
            as_json: bool = JsonOpt) -> None:
     """Lifecycle events of all jobs (or one), in order."""
     def action() -> None:

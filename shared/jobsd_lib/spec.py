@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
+from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
@@ -24,20 +25,11 @@ __all__ = [
     "SpecInvalid", "parse_spec", "check_job_id", "spec_digest",
 ]
 
-JOB_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME", "JOBSD_INVOCATION_ID")
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
-
-
-def check_job_id(job_id: str) -> str | None:
-    """None when `job_id` is a valid id, else the reason it is not."""
-    if JOB_ID_PATTERN.match(job_id):
-        return None
-    return (f"{job_id!r} is not a valid job id: use 1 to 63 characters, lowercase letters, digits, "
-            "'-' and '_', starting with a letter or digit")
 
 
 class _Model(BaseModel):

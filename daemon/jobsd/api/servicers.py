@@ -1,5 +1,9 @@
 """gRPC servicers: convert the request, call the service, convert the answer. Nothing else.
 
+Every request reaches them parsed and within jobsd_lib.limits (every number in its field's
+range, every string bounded): api/errors.py checks it first, for every RPC, so no method here
+repeats those checks.
+
 Streams write with a timeout: a client that stops reading (SIGSTOPped, stuck) has its stream
 ended after WRITE_TIMEOUT seconds instead of pinning anything (PITFALLS 12).
 """
