@@ -171,8 +171,9 @@ class _Link:
 
     async def _connect(self, peer: Peer) -> None:
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = None
         try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # may fail too: out of descriptors
             sock.setblocking(False)
             name = _bind_fresh(sock)
             self.key = PEER_PREFIX + name[len(NAME_PREFIX):].decode()
@@ -180,7 +181,8 @@ class _Link:
             await loop.sock_connect(sock, self.relay.backend)
             await loop.create_unix_connection(lambda: self.back, sock=sock)
         except (OSError, asyncio.CancelledError) as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             if not isinstance(exc, asyncio.CancelledError):
                 log.warning("could not relay a connection of %s to the gRPC server: %s", peer.label, exc)
             self.close()
@@ -227,7 +229,8 @@ class PeerRelay:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_unix_server(self._accept, sock=self.listener, backlog=512)
+        self.server = await loop.create_unix_server(self._accept, sock=self.listener,
+                                                    backlog=socket.SOMAXCONN)  # as gRPC listens
 
     async def stop(self) -> None:
         """Stop accepting and end every relayed connection (gRPC's own stop ends the calls first)."""
