@@ -17,9 +17,11 @@ import subprocess
 import sys
 import tempfile
 
+import grpc
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
+from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
 from tests.conftest import BIN, Daemon, wait_for
 
 CLAIM = "alice uid=1000 jobsctl"
@@ -75,6 +77,18 @@ def test_jobsctl_claiming_another_name_is_recorded_as_its_real_uid(daemon):
     [paused] = audit(daemon, "job.paused")
     assert paused["actor"] == me()
     assert paused.get("client") == f"alice uid={os.getuid()} jobsctl"
+
+
+def test_a_call_that_skips_the_relay_is_unknown_not_its_claim(daemon, home):
+    """Only jobsd's user and root can reach gRPC's private socket; even then the claim is no identity."""
+    daemon.write_job("hello", 'command = ["true"]\n')
+    daemon.start()
+    private = os.path.join(home, ".jobsd.sock.grpc")
+    assert os.stat(private).st_mode & 0o777 == 0o600
+    with grpc.insecure_channel(f"unix:{private}") as direct:
+        pb_grpc.JobsStub(direct).PauseJob(pb.JobRequest(job="hello"), metadata=(("jobsd-client", CLAIM),), timeout=10)
+    [paused] = audit(daemon, "job.paused")
+    assert (paused.get("actor"), paused.get("actor_uid"), paused.get("client")) == ("unknown", None, CLAIM)
 
 
 # ---------------------------------------------------------------- another real user
