@@ -14,6 +14,7 @@ from datetime import datetime
 from jobsd import clock
 from jobsd.artifacts import Artifacts
 from jobsd.output import Channel, Hub
+from jobsd.peer import Actor, audit_attrs
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
 from jobsd.held import HeldWindows
@@ -98,7 +99,7 @@ class Service:
             return None
         return self.scheduler.sync(self.catalog.specs.values(), keep=self.catalog.invalid)
 
-    def reload(self, actor: str = "") -> tuple[list[str], list[str], list[str], Catalog]:
+    def reload(self, actor: Actor | str = "") -> tuple[list[str], list[str], list[str], Catalog]:
         """Re-read the jobs directory and re-sync the scheduler. Returns (added, changed, removed, catalog):
         job ids whose file appeared, changed (content or validity) or disappeared."""
         def digests(catalog: Catalog) -> dict[str, str]:
@@ -115,7 +116,7 @@ class Service:
         now = clock.to_epoch(clock.now())
         with self.store.write():
             self.store.add_event(now, "daemon.reloaded", "", None,
-                                 {"actor": actor or None, "added": ",".join(added) or None,
+                                 {**audit_attrs(actor), "added": ",".join(added) or None,
                                   "changed": ",".join(changed) or None, "removed": ",".join(removed) or None,
                                   "invalid": len(catalog.invalid)})
         self.events_changed.bump()
@@ -159,29 +160,29 @@ class Service:
         return self._view(job_id, self.store.operator_states())
 
     # ------------------------------------------------------------------ operator state
-    def pause_job(self, job_id: str, actor: str = "") -> JobView:
+    def pause_job(self, job_id: str, actor: Actor | str = "") -> JobView:
         """No scheduled runs (cron windows are recorded `skipped`, reason paused); manual runs still allowed."""
         return self._set_operator_state(job_id, JobState.PAUSED, "job.paused", actor)
 
-    def resume_job(self, job_id: str, actor: str = "") -> JobView:
+    def resume_job(self, job_id: str, actor: Actor | str = "") -> JobView:
         """Back to active (also clears an operator disable)."""
         return self._set_operator_state(job_id, JobState.ACTIVE, "job.resumed", actor)
 
-    def disable_job(self, job_id: str, actor: str = "") -> JobView:
+    def disable_job(self, job_id: str, actor: Actor | str = "") -> JobView:
         """No runs at all: RunJob answers job_disabled, cron windows are recorded `skipped`."""
         return self._set_operator_state(job_id, JobState.DISABLED, "job.disabled", actor)
 
-    def enable_job(self, job_id: str, actor: str = "") -> JobView:
+    def enable_job(self, job_id: str, actor: Actor | str = "") -> JobView:
         """Clear the operator's disable (or pause). A spec with `enabled = false` stays disabled: the
         returned view's state says so; edit the file and reload to enable it."""
         return self._set_operator_state(job_id, JobState.ACTIVE, "job.enabled", actor)
 
-    def _set_operator_state(self, job_id: str, state: JobState, event_type: str, actor: str) -> JobView:
+    def _set_operator_state(self, job_id: str, state: JobState, event_type: str, actor: Actor | str) -> JobView:
         self.get_job(job_id)  # validates the id; job_not_found
         now = clock.to_epoch(clock.now())
         with self.store.write():
-            self.store.set_operator_state(job_id, state.value, now, actor)
-            self.store.add_event(now, event_type, job_id, None, {"actor": actor or None, "state": state.value})
+            self.store.set_operator_state(job_id, state.value, now, str(actor))
+            self.store.add_event(now, event_type, job_id, None, {**audit_attrs(actor), "state": state.value})
         self.events_changed.bump()
         view = self.get_job(job_id)
         log.info("%s %s by %s (now %s)", event_type, job_id, actor or "unknown", view.state.value)
@@ -189,7 +190,7 @@ class Service:
 
     # ------------------------------------------------------------------ runs
     def run_job(self, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
-                actor: str = "") -> RunRow:
+                actor: Actor | str = "") -> RunRow:
         """Admit and durably record a run (committed before this returns), then start it."""
         self._require_known(job_id)  # admission needs the state, not the job's history: no full view
         spec = self.catalog.specs.get(job_id)
@@ -210,7 +211,7 @@ class Service:
                 scheduled_at=clock.to_epoch(scheduled_at), spec_digest=spec.digest if spec else "",
                 max_attempts=spec.retry.attempts if spec else 1, finished=state is RunState.SKIPPED)
             ev = self.store.add_event(now, f"run.{state.value}", job_id, run.n,
-                                      {"trigger": trigger.value, "actor": actor or None, "reason": reason or None,
+                                      {"trigger": trigger.value, **audit_attrs(actor), "reason": reason or None,
                                        "scheduled_at": scheduled_at.isoformat() if scheduled_at else None})
         run_dir = self._new_folder(run)
 
@@ -341,7 +342,7 @@ class Service:
             raise RunNotFound(ref)
         return run
 
-    async def cancel_run(self, ref: str, actor: str = "") -> RunRow:
+    async def cancel_run(self, ref: str, actor: Actor | str = "") -> RunRow:
         """Cancel a queued, running or retrying run and wait (up to kill_grace + CANCEL_SLACK) for its end.
 
         A queued or retrying run stops waiting at once; a running attempt's process group gets
@@ -357,13 +358,13 @@ class Service:
             raise InternalError(f"run {run.ref} is recorded {run.state.value} but jobsd is not carrying it out; "
                                 "restart jobsd to reconcile it")
         log.info("run %s: cancel requested by %s while %s", run.ref, actor or "unknown", run.state.value)
-        self.runner.stop(act, "cancelled", actor)
+        self.runner.stop(act, "cancelled", str(actor))
         if act.task is not None:
             await asyncio.wait({act.task}, timeout=act.spec.kill_grace + CANCEL_SLACK)
         return self.get_run(run.ref)
 
     async def collect_garbage(self, keep_last: int | None, older_than: float | None, job_id: str = "",
-                              dry_run: bool = False, actor: str = "") -> GcResult:
+                              dry_run: bool = False, actor: Actor | str = "") -> GcResult:
         """Remove finished runs' records and artifact folders by retention rules (kernel.retention).
 
         Active runs are never candidates. Records go first, in transactions of GC_BATCH runs with
@@ -397,7 +398,7 @@ class Service:
             now = clock.to_epoch(clock.now())
             with self.store.write():
                 self.store.add_event(now, "daemon.gc", job_id, None, {
-                    "actor": actor or None, "removed": len(refs), "bytes_freed": freed,
+                    **audit_attrs(actor), "removed": len(refs), "bytes_freed": freed,
                     "keep_last": keep_last, "older_than": older_than})
             self.events_changed.bump()
             log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", actor or "unknown",

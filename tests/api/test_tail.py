@@ -58,7 +58,7 @@ def test_late_follower_gets_everything_once_in_order(daemon, home):
 def test_burst_with_ten_followers_and_one_stuck_follower(daemon, home):
     gate = os.path.join(home, "go")
     daemon.write_job("burst", f'command = ["sh", "-c", "while [ ! -e {gate} ]; do sleep 0.02; done; '
-                     "seq -f 'line %g' 1 20000\"]\n")
+                     "seq -f 'line %g' 1 100000\"]\n")
     daemon.start()
     ref = daemon.run("burst").ref
     wait_for(lambda: daemon.get_run(ref).state == pb.RUN_STATE_RUNNING, what="running")
@@ -79,7 +79,7 @@ def test_burst_with_ten_followers_and_one_stuck_follower(daemon, home):
         assert final.state == pb.RUN_STATE_SUCCEEDED
         for t in threads:
             t.join(timeout=30)
-        expected = lines(20000)
+        expected = lines(100000)
         assert all(r == expected for r in results), [len(r) for r in results]
         assert daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=5).followers >= 1  # other RPCs still answer
     finally:

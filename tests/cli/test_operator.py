@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 
 import grpc
 import pytest
@@ -34,9 +36,11 @@ def test_pause_resume_disable_enable_json_and_events(daemon):
     assert human.returncode == 0 and b"hello: enabled; state active" in human.stdout
     events = [json.loads(line) for line in daemon.ctl("events", "--job", "hello", "--json", "--last", "0")
               .stdout.decode().splitlines()]
-    ops = [(e["type"], e.get("actor", "")) for e in events if e["type"].startswith("job.")]
-    assert [t for t, _ in ops] == ["job.paused", "job.resumed", "job.disabled", "job.enabled"]
-    assert all("jobsctl" in actor for _, actor in ops)
+    ops = [(e["type"], e.get("actor", ""), e.get("client", "")) for e in events if e["type"].startswith("job.")]
+    assert [t for t, _, _ in ops] == ["job.paused", "job.resumed", "job.disabled", "job.enabled"]
+    # the actor is the uid the socket reports; jobsctl's own claim is kept beside it as `client`
+    me = f"uid={os.getuid()}({pwd.getpwuid(os.getuid()).pw_name})"
+    assert all(actor == me and "jobsctl" in client for _, actor, client in ops), ops
 
 
 def test_unknown_and_bad_ids_are_refused(daemon):

@@ -15,6 +15,7 @@ import grpc
 
 from jobsd.api.convert import event_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
 from jobsd.output import Chunk
+from jobsd.peer import Actor, actor_for
 from jobsd.service import Service
 from jobsd.store import RunRow
 from jobsd.streams import TailRequest, tail, watch_events
@@ -27,11 +28,10 @@ __all__ = ["JobsServicer", "DaemonServicer", "WRITE_TIMEOUT", "actor_of"]
 WRITE_TIMEOUT = 30.0
 
 
-def actor_of(context) -> str:  # noqa: ANN001
-    """Who asked, as the client claims it (a Unix socket's peer is just 'unix:'; access control is the
-    socket's file mode, so this is an audit label, not an identity)."""
-    claimed = dict(context.invocation_metadata() or ()).get("jobsd-client", "")
-    return claimed[:100] or "unknown"
+def actor_of(context) -> Actor:  # noqa: ANN001
+    """Who asked: the uid the kernel reported for the call's connection (jobsd.peer), with the client's
+    claimed name (metadata `jobsd-client`) beside it as information only."""
+    return actor_for(context.peer(), dict(context.invocation_metadata() or ()).get("jobsd-client", ""))
 
 
 async def _write(context, message) -> None:  # noqa: ANN001
