@@ -88,7 +88,7 @@ async def _serve(opts: Options) -> int:
 def _state_folders(home: str, paths: Paths) -> list[tuple[str, str, bool]]:
     """(label, folder, may its group write it) for the start-up check: the home only when something
     jobsd uses is directly in it (docs/operations.md, "Folder permissions")."""
-    used = home in (paths.state_dir, os.path.dirname(paths.jobs_dir), os.path.dirname(paths.socket))
+    used = home in (paths.state_dir, *map(os.path.dirname, (paths.state_dir, paths.jobs_dir, paths.socket)))
     return [("home folder", home, True)] * used + [
         ("state folder", paths.state_dir, True), ("db folder", paths.db_dir, False),
         ("runs folder", paths.runs_dir, False)]
