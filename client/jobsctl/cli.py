@@ -445,6 +445,7 @@ def _health_text(h: dict) -> str:
              f"runs: {h['runs']['active']} active, {h['runs']['queued']} queued (slots {h['max_concurrent_runs']}); "
              f"followers {h['followers']}",
              f"store: {h['store']['path']} ({h['store']['bytes']} bytes); lock {h['lock_file']}"]
+    lines += [f"warning: {w}" for w in h["warnings"]]
     lines += [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in h["invalid_specs"]]
     lines += [f"degraded: {line}" for line in h["degraded"]]
     return "\n".join(lines)

@@ -78,7 +78,7 @@ def health_json(health) -> dict:  # noqa: ANN001
         "runs": {"active": health.runs_active, "queued": health.runs_queued}, "followers": health.followers,
         "store": {"path": health.store_path, "bytes": health.store_bytes},
         "max_concurrent_runs": health.max_concurrent_runs, "jobs_dir": health.jobs_dir,
-        "state_dir": health.state_dir, "degraded": list(health.degraded),
+        "state_dir": health.state_dir, "degraded": list(health.degraded), "warnings": list(health.warnings),
     }
 
 

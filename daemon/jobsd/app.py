@@ -18,6 +18,7 @@ from sqlalchemy.exc import DatabaseError
 
 from jobsd import lock as store_lock
 from jobsd.artifacts import Artifacts
+from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.health import Heartbeat, health
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
@@ -45,8 +46,12 @@ class Options:
     max_concurrent_runs: int = 4
 
 
+def _home(opts: Options, environ: dict[str, str]) -> str:
+    return os.path.abspath(opts.home or default_home(environ, os.path.expanduser("~")))
+
+
 def resolve_paths(opts: Options, environ: dict[str, str]) -> Paths:
-    home = os.path.abspath(opts.home or default_home(environ, os.path.expanduser("~")))
+    home = _home(opts, environ)
     state = os.path.abspath(opts.state_dir or home)
     socket = opts.socket or environ.get("JOBSD_SOCKET") if not opts.home else opts.socket
     socket = os.path.abspath(socket or os.path.join(home, "jobsd.sock"))
@@ -59,7 +64,7 @@ def resolve_paths(opts: Options, environ: dict[str, str]) -> Paths:
 def run(opts: Options) -> int:
     try:
         return asyncio.run(_serve(opts))
-    except (StoreLocked, StoreCorrupt, SocketError, OSError) as exc:
+    except (StoreLocked, StoreCorrupt, SocketError, UnsafeFolder, OSError) as exc:
         log.error("cannot start: %s", exc)
         return 1
 
@@ -70,15 +75,27 @@ async def _serve(opts: Options) -> int:
     if problem:
         raise SocketError(problem)
     for folder in (paths.db_dir, paths.runs_dir):
-        os.makedirs(folder, mode=0o750, exist_ok=True)
+        make_folder(folder)
+    warnings = check_folders(_state_folders(_home(opts, dict(os.environ)), paths))  # before the lock file in db/
+    for warning in warnings:
+        log.warning("%s", warning)
     lock = store_lock.acquire(paths.lock_file, paths.socket)  # before the store and the socket
     try:
-        return await _serve_locked(opts, paths)
+        return await _serve_locked(opts, paths, tuple(warnings))
     finally:
         lock.release()
 
 
-async def _serve_locked(opts: Options, paths: Paths) -> int:
+def _state_folders(home: str, paths: Paths) -> list[tuple[str, str, bool]]:
+    """(label, folder, may its group write it) for the start-up check: the home only when something
+    jobsd uses is directly in it (docs/operations.md, "Folder permissions")."""
+    used = home in (paths.state_dir, *map(os.path.dirname, (paths.state_dir, paths.jobs_dir, paths.socket)))
+    return [("home folder", home, True)] * used + [
+        ("state folder", paths.state_dir, True), ("db folder", paths.db_dir, False),
+        ("runs folder", paths.runs_dir, False)]
+
+
+async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] = ()) -> int:
     notifier = Notifier.from_environ()
     store = open_store(paths.store_file)
     hub, events_changed = Hub(), Channel()
@@ -88,6 +105,7 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
     heartbeat = Heartbeat(store, events_changed)
     scheduler: CronScheduler | None = None
     try:
+        prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         service.load_specs()
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         service.reconcile_interrupted()
@@ -103,9 +121,9 @@ async def _serve_locked(opts: Options, paths: Paths) -> int:
         except DatabaseError as exc:  # APScheduler's own SQLite file: refuse like for our store, never reset it
             raise StoreCorrupt(f"{scheduler.path}: {exc.orig or exc}") from None
         scheduler.resume()
-        prepare_socket_path(paths.socket)
         server, health_servicer = build_server(service, paths.socket,
-                                               lambda: health(service, opts.max_concurrent_runs), opts.socket_group)
+                                               lambda: health(service, opts.max_concurrent_runs, warnings),
+                                               opts.socket_group)
         await server.start()
         await set_serving(health_servicer, True)
         log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(service.catalog.specs),

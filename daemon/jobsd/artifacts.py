@@ -8,6 +8,9 @@ Active runs' files are written by one thread of their own, in the order they wer
 (`later`, and `done` for the writes a caller must wait for), so the event loop does not wait on
 the file system: about a tenth of its time per run. The run's folder and its output files are
 made on the loop, before the child starts.
+
+Modes are explicit, never the umask's: folders 0750, files 0640 (a stricter umask, such as the
+unit's 0077, narrows them further; a permissive one such as 000 changes nothing).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from jobsd.output import RECORD
+from jobsd.folders import FOLDER_MODE, make_folder
 from jobsd.store import EventRow, RunRow
 from jobsd_lib.kernel.decisions import describe_result
 
@@ -128,7 +132,8 @@ class Artifacts:
             aside = f"{path}.orphan-{int(run.queued_at)}"
             os.rename(path, aside)
             log.warning("run %s: moved an existing folder aside to %s", run.ref, aside)
-        os.makedirs(path, mode=0o750)
+        make_folder(os.path.dirname(path))  # runs/<job>: not os.makedirs, which gives it 0777 less the umask
+        os.mkdir(path, FOLDER_MODE)
         return path
 
     def append_event(self, run: RunRow, event: EventRow) -> None:
@@ -154,7 +159,8 @@ class Artifacts:
         folder = self.run_dir(run.job_id, run.n)
         tmp = os.path.join(folder, f".{name}.tmp")
         try:
-            with open(tmp, "w", encoding="utf-8") as f:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)  # open() would be 0666
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 if durable:
                     f.flush()
@@ -189,7 +195,7 @@ class Artifacts:
         index holds (bytes after the last indexed chunk are counted nowhere), events.jsonl from the
         stored events, then the receipt and summary. Writer thread (Artifacts.done)."""
         folder = self.run_dir(run.job_id, run.n)
-        os.makedirs(folder, mode=0o750, exist_ok=True)
+        make_folder(folder)
         for name in os.listdir(folder):
             if name.endswith(".idx"):
                 cut = _indexed_end(folder, name)

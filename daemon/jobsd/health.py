@@ -57,7 +57,8 @@ def job_counts(service: Service) -> Counter[JobState]:
                              operator.get(job_id)) for job_id in service.catalog.ids())
 
 
-def health(service: Service, max_concurrent: int) -> pb.Health:
+def health(service: Service, max_concurrent: int, startup_warnings: tuple[str, ...] = ()) -> pb.Health:
+    """startup_warnings: what the start-up checks found and let pass (group-writable home or state)."""
     by_state = job_counts(service)
     counts = service.store.counts_by_state()
     scheduler = service.scheduler
@@ -70,7 +71,8 @@ def health(service: Service, max_concurrent: int) -> pb.Health:
         invalid_specs=[problem_pb(j, p) for j, ps in sorted(service.catalog.invalid.items()) for p in ps],
         runs_active=counts.get("running", 0) + counts.get("retrying", 0), runs_queued=counts.get("queued", 0),
         followers=service.hub.followers, store_path=service.store.path, store_bytes=service.store.size_bytes(),
-        max_concurrent_runs=max_concurrent, jobs_dir=service.paths.jobs_dir, state_dir=service.paths.state_dir)
+        max_concurrent_runs=max_concurrent, jobs_dir=service.paths.jobs_dir, state_dir=service.paths.state_dir,
+        warnings=[*startup_warnings, *service.catalog.warnings])
     message.degraded.extend(degraded(service))
     message.started_at.CopyFrom(ts(service.started_at))
     last_tick = scheduler.last_tick if scheduler else None

@@ -3,13 +3,17 @@
 `parse_spec(job_id, data, file)` turns a file's bytes into a frozen JobSpec or raises
 SpecInvalid listing every problem with its file, dotted field path and reason. Reading the
 file is the caller's business (this package does no I/O), so the daemon and
-`jobsctl jobs validate` give the same messages for the same bytes.
+`jobsctl jobs validate` give the same messages for the same bytes. What a spec file must be before
+it is read at all (a regular file of at most MAX_SPEC_BYTES that only jobsd's user or root can
+change, in a jobs folder of the same kind) is decided here too, from the caller's fstat/stat:
+`spec_file_problem` and `jobs_folder_problem`.
 """
 from __future__ import annotations
 
 import hashlib
 import re
 import shlex
+import stat
 import tomllib
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -18,18 +22,50 @@ from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidato
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
+from jobsd_lib.perms import write_access_problem
 from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "check_job_id", "spec_digest",
+    "SpecInvalid", "parse_spec", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "spec_file_problem", "jobs_folder_problem",
 ]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME", "JOBSD_INVOCATION_ID")
 
+MAX_SPEC_BYTES = 1 << 20  # read at most this much (+1 to tell a larger file); DESIGN 2
+UNSAFE_FILE = "unsafe file"  # how spec_file_problem's ownership/mode problems begin (GetHealth warns of them)
+TOO_LARGE = "file is larger than 1 MiB; a spec is a small TOML file"
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def spec_file_problem(file: str, st_mode: int, st_size: int, st_uid: int, own_uid: int,
+                      owner_name: str = "") -> str | None:
+    """None when an opened spec file may be read and parsed, judged by its fstat, else why not.
+
+    Checked on the descriptor, before any read: a FIFO opened without blocking is refused here
+    instead of hanging the reader, and a symlink is judged by its target (what was opened)."""
+    if not stat.S_ISREG(st_mode):
+        kind = next((name for test, name in _KINDS if test(st_mode)), "not a file")
+        return f"not a regular file ({kind}): a spec is a regular <job-id>.toml file"
+    unsafe = write_access_problem(file, st_uid, st_mode, own_uid, owner_name)
+    if unsafe:
+        return f"{UNSAFE_FILE}, {unsafe} (a spec runs with jobsd's rights, so only jobsd's user or root may change it)"
+    return TOO_LARGE if st_size > MAX_SPEC_BYTES else None
+
+
+def jobs_folder_problem(folder: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "") -> str | None:
+    """None when only jobsd's user or root can add files to the jobs folder, else why its specs are refused."""
+    unsafe = write_access_problem(folder, st_uid, st_mode, own_uid, owner_name)
+    if unsafe:
+        return (f"unsafe jobs folder {folder}, {unsafe} (whoever can add a file to it could run commands "
+                "with jobsd's rights)")
+    return None
 
 
 class _Model(BaseModel):

@@ -375,7 +375,7 @@ class GetHealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Health(_message.Message):
-    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded")
+    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded", "warnings")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     LOCK_FILE_FIELD_NUMBER: _ClassVar[int]
@@ -398,6 +398,7 @@ class Health(_message.Message):
     JOBS_DIR_FIELD_NUMBER: _ClassVar[int]
     STATE_DIR_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     version: str
     pid: int
     lock_file: str
@@ -420,7 +421,8 @@ class Health(_message.Message):
     jobs_dir: str
     state_dir: str
     degraded: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ()

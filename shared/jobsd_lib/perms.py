@@ -1,0 +1,56 @@
+"""Who may change what jobsd trusts: the pure decision about a file's or a folder's owner and mode.
+
+As cron does with crontabs: a spec is code that runs with jobsd's rights, and the state folders
+hold what jobsd writes as its user, so a file or folder that another user could change is refused.
+The caller does the stat (for a file, the fstat of what it opened, so the verdict is about the very
+file it reads, a symlink's target included) and looks up the owner's name; this module only decides
+and words the problem, so the daemon and `jobsctl jobs validate` say the same.
+"""
+from __future__ import annotations
+
+import shlex
+import stat
+
+__all__ = ["ROOT_UID", "write_access_problem", "state_folder_verdict"]
+
+ROOT_UID = 0
+
+
+def write_access_problem(path: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "",
+                         group_ok: bool = False) -> str | None:
+    """None when only `own_uid` (jobsd's user) or root can change `path`, else what is wrong and the fix.
+
+    Owned by anyone else, or writable by other users (by its group too, unless `group_ok`), is
+    wrong. The sticky bit does not help: it stops others renaming entries, not adding them.
+    """
+    owner = f"{owner_name} (uid {st_uid})" if owner_name else f"uid {st_uid}"
+    facts = f"owner {owner}, mode {stat.S_IMODE(st_mode):04o}"
+    quoted = shlex.quote(path)
+    if st_uid not in (own_uid, ROOT_UID):
+        return (f"owned by another user ({facts}); only jobsd's user (uid {own_uid}) or root may own it: "
+                f"fix with `chown {own_uid} {quoted}` (or chown root)")
+    bits = st_mode & (stat.S_IWOTH if group_ok else stat.S_IWOTH | stat.S_IWGRP)
+    if not bits:
+        return None
+    who = "other users" if bits & stat.S_IWOTH else "its group"
+    return f"writable by {who} ({facts}): fix with `chmod {'o' if group_ok else 'go'}-w {quoted}`"
+
+
+def state_folder_verdict(label: str, path: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "",
+                         group_may_write: bool = False) -> tuple[str | None, str | None]:
+    """(refusal, warning) for a folder jobsd keeps its state in: jobsd does not start on a refusal,
+    and starts but warns (log and `daemon status`) on a warning.
+
+    Another owner, or writable by other users, is refused: they could swap the store or plant
+    symlinks where jobsd writes run files with its user's rights. Writable by the group is refused
+    too unless `group_may_write` (the home and the state folder, which an operator may share with
+    an admin group on purpose; then it is a warning).
+    """
+    refusal = write_access_problem(path, st_uid, st_mode, own_uid, owner_name, group_ok=group_may_write)
+    if refusal:
+        return (f"{label} {path} is unsafe, {refusal}; jobsd does not start while another user can change "
+                "what it keeps there"), None
+    warning = group_may_write and write_access_problem(path, st_uid, st_mode, own_uid, owner_name)
+    if warning:
+        return None, f"{label} {path} is {warning}, unless every member of that group may act as jobsd's user"
+    return None, None

@@ -1,0 +1,47 @@
+"""The pure owner/mode decisions behind refused specs and state folders (jobsd_lib.perms, jobsd_lib.spec)."""
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from jobsd_lib.perms import state_folder_verdict, write_access_problem
+from jobsd_lib.spec import MAX_SPEC_BYTES, TOO_LARGE, jobs_folder_problem, spec_file_problem
+
+REG, DIR = stat.S_IFREG, stat.S_IFDIR
+JOBSD = 990  # jobsd's own user in these cases
+
+
+@pytest.mark.parametrize("uid, mode, bad", [
+    (JOBSD, 0o644, None), (0, 0o644, None), (0, 0o755, None), (JOBSD, 0o600, None),
+    (65534, 0o644, "owned by another user (owner nobody (uid 65534), mode 0644)"),
+    (0, 0o664, "writable by its group"), (0, 0o646, "writable by other users"),
+    (0, 0o1777, "writable by other users (owner root (uid 0), mode 1777)"),
+])
+def test_only_jobsd_or_root_may_own_or_write(uid, mode, bad):
+    names = {0: "root", 65534: "nobody"}
+    problem = write_access_problem("/j/a.toml", uid, REG | mode, JOBSD, names.get(uid, ""))
+    assert problem is None if bad is None else bad in problem
+
+
+def test_the_fix_is_a_command_for_that_path():
+    assert "`chmod go-w '/j/my jobs'`" in write_access_problem("/j/my jobs", 0, DIR | 0o777, 0)
+    assert "`chown 0 /j/a.toml`" in write_access_problem("/j/a.toml", 1000, REG | 0o644, 0)
+
+
+def test_spec_files_must_be_regular_and_small():
+    assert spec_file_problem("/j/x.toml", stat.S_IFIFO | 0o644, 0, 0, 0).startswith("not a regular file (a FIFO)")
+    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES + 1, 0, 0) == TOO_LARGE
+    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES, 0, 0) is None
+    assert spec_file_problem("/j/x.toml", REG | 0o666, 10, 0, 0).startswith("unsafe file, writable by other users")
+    assert jobs_folder_problem("/j", 0, DIR | 0o775, 0).startswith("unsafe jobs folder /j, writable by its group")
+
+
+def test_state_folders_refuse_others_and_warn_or_refuse_the_group():
+    refusal, warning = state_folder_verdict("state folder", "/s", 0, DIR | 0o777, 0, group_may_write=True)
+    assert refusal.startswith("state folder /s is unsafe, writable by other users") and warning is None
+    refusal, warning = state_folder_verdict("state folder", "/s", 0, DIR | 0o770, 0, group_may_write=True)
+    assert refusal is None and warning.startswith("state folder /s is writable by its group")
+    refusal, _ = state_folder_verdict("runs folder", "/s/runs", 0, DIR | 0o770, 0)
+    assert refusal.startswith("runs folder /s/runs is unsafe, writable by its group")
+    assert state_folder_verdict("db folder", "/s/db", 990, DIR | 0o750, 990) == (None, None)
