@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from jobsd.api.errors import ErrorInterceptor
 from jobsd.api.servicers import DaemonServicer, JobsServicer
+from jobsd.folders import make_folder
 from jobsd.peer import PeerRelay, backend_path
 from jobsd.service import Service
 from jobsd_lib.rpc import jobsd_pb2 as pb
@@ -43,7 +44,7 @@ def prepare_socket_path(path: str) -> None:
     Called with the store lock held, so a socket file already there belongs to a dead daemon.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, mode=0o700, exist_ok=True)
+    make_folder(folder, 0o700)  # each missing level 0700, whatever the umask
     info = os.stat(folder)
     if info.st_mode & stat.S_IWOTH:
         raise SocketError(f"socket folder {folder} is writable by other users; put the socket in a private "

@@ -17,6 +17,7 @@ from jobsd.output import Channel, Hub
 from jobsd.peer import Actor, audit_attrs
 from jobsd.runner import Runner
 from jobsd.specs import Catalog, load_catalog
+from jobsd.folders import make_folder
 from jobsd.held import HeldWindows
 from jobsd.store import RunRow, Store, StoreUnwritable
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, JobsdError, RunNotActive, RunNotFound,
@@ -444,7 +445,7 @@ class Service:
                                           {"state": "interrupted", "reason": reason})
             updated = self.store.get_run(run.job_id, run.n)
             try:
-                os.makedirs(self.run_dir(updated), exist_ok=True)
+                make_folder(self.run_dir(updated))
                 self.runner.after_event(updated, ev)
                 spec = self.catalog.specs.get(run.job_id)
                 self.artifacts.write_receipt(updated, spec.file if spec else "")
