@@ -26,14 +26,14 @@ from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run, job_state
 from jobsd_lib.kernel.fire import MAX_MISSED, CatchUp, Miss, decide_firing, unrecorded
 from jobsd_lib.kernel.retention import retention_policy
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+from jobsd_lib.limits import MAX_LIST_LIMIT, MAX_NEXT_COUNT
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 from jobsd_lib.spec import JobSpec, SpecProblem
 
 __all__ = ["Service", "JobView", "Paths", "GcResult"]
 
 log = logging.getLogger("jobsd.service")
-MAX_LIST_LIMIT = 1000
-DEFAULT_NEXT_COUNT, MAX_NEXT_COUNT = 5, 1000
+DEFAULT_NEXT_COUNT = 5
 CANCEL_SLACK = 5.0        # seconds CancelRun waits beyond the job's kill_grace for the run to end
 GC_LISTED, GC_BATCH = 10_000, 2_000  # refs named in a gc answer; runs deleted per transaction
 
