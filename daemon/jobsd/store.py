@@ -105,6 +105,7 @@ class EventRow:
         return f"{self.job_id}/{self.run_n}" if self.run_n else ""
 
 
+_MEMO_ENTRIES = 16  # memoized answers kept (Store._memoized): the job list, single jobs' GetJob
 WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat checkpoints every few seconds
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
@@ -152,6 +153,7 @@ class Store:
         self.engine, self.conn, self.path = engine, conn, path
         self._in_write = False
         self._durable = True  # synchronous=FULL, set when the connection opened
+        self._memo: dict[tuple, tuple[object, object]] = {}  # (what, args) -> ((connection, changes), answer)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -189,6 +191,25 @@ class Store:
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
+
+    def _memoized(self, key: tuple, compute):  # noqa: ANN001, ANN202
+        """compute()'s answer, read again only once a row of the store changed since it was read.
+
+        SQLite's total_changes counts every row this connection inserted, updated or deleted
+        (rolled back ones too), and this connection is the only one that writes (the store lock):
+        an unchanged count means an unchanged store, whatever code path wrote. The answers kept
+        must not be changed by callers. 200 clients listing jobs ask the same question between
+        two writes (a heartbeat's every 5 s, or a run's steps)."""
+        sqlite = self.conn.connection.dbapi_connection  # asked each time: a reconnect starts a new count
+        changes = (sqlite, sqlite.total_changes)
+        kept = self._memo.get(key)
+        if kept is not None and kept[0] == changes:
+            return kept[1]
+        answer = compute()
+        if key not in self._memo and len(self._memo) >= _MEMO_ENTRIES:
+            del self._memo[next(iter(self._memo))]
+        self._memo[key] = (changes, answer)
+        return answer
 
     def checkpoint(self) -> tuple[int, int, int]:
         """A passive WAL checkpoint on a connection of its own (call it off the event loop): copies
@@ -341,13 +362,18 @@ class Store:
         `job_ids` in two statements whatever their number (ListJobs: per-job queries made it cost
         ~3 statements a job, most of it SQLAlchemy's per-statement overhead).
 
-        Per job, SQLite does what the per-job queries did: one seek on (job_id, n) for the latest
+        The answer is memoized until a row of the store changes (_memoized): callers must not
+        change it. Per job, SQLite does what the per-job queries did: one seek on (job_id, n) for the latest
         run; for the failures, a walk down the job's finished runs that stops at the first success
         (the subquery in FROM is a co-routine, and its outer LIMIT 1 ends it), at most `window`
         rows, then a count of the failures above that success, also at most `window` rows.
         """
         if not job_ids:
             return {}
+        key = ("job_summaries", tuple(job_ids), window)
+        return self._memoized(key, lambda: self._read_job_summaries(job_ids, window))
+
+    def _read_job_summaries(self, job_ids: Sequence[str], window: int) -> dict[str, tuple[RunRow | None, int]]:
         finished = "('succeeded', 'failed', 'timed_out', 'interrupted')"
         rows = self._q(
             f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
@@ -410,7 +436,9 @@ class Store:
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
-        return {j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}
+        """Every job's operator state (a copy of the memoized answer: see _memoized)."""
+        return dict(self._memoized(("operator_states",), lambda: {
+            j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}))
 
     def operator_state(self, job_id: str) -> str | None:
         return self._q("SELECT operator_state FROM job_state WHERE job_id = :j", j=job_id).scalar()
