@@ -16,7 +16,8 @@ Phases, on that one daemon:
             a row; meanwhile ListJobs calls/s (answers completed inside that window) and each
             call's latency as its client saw it.
   GetRun    the same with GetRun of one run: calls/s, latency, and `jobs list` meanwhile.
-Daemon CPU (utime+stime, all threads) is shown per window, as % of one core. Times in ms.
+CPU (utime+stime, all threads) of the daemon and of the client processes is shown per window, as
+% of one core (the machine has 2: what the clients take, jobsctl cannot have). Times in ms.
 
 To compare with older code, run it with PYTHONPATH set to that code's source folders, e.g.
   git archive main | tar -x -C /tmp/jobsd-old
@@ -157,8 +158,10 @@ def under_load(daemon: Daemon, rpc: str, ref: str, args, jobsctl: str, home: str
                 raise RuntimeError(f"{rpc} clients did not all get an answer; see {home}/*.err")
             time.sleep(0.05)
         cpu0, w0 = cpu_seconds(daemon.pid), time.time()
+        clients0 = sum(cpu_seconds(w.pid) for w in workers)
         cli = time_cli(jobsctl, daemon.sock, args.cli_runs)
         w1, cpu1 = time.time(), cpu_seconds(daemon.pid)
+        clients1 = sum(cpu_seconds(w.pid) for w in workers)
         open(stop_path, "w").close()
         calls, errors, error_count = [], [], 0
         for w in workers:
@@ -170,7 +173,8 @@ def under_load(daemon: Daemon, rpc: str, ref: str, args, jobsctl: str, home: str
             error_count += data["error_count"]
         inside = [lat * 1000 for done, lat in calls if w0 <= done <= w1]
         return {"cli": cli, "rate": len(inside) / (w1 - w0), "latency": inside, "seconds": w1 - w0,
-                "cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "errors": errors, "error_count": error_count}
+                "cpu": (cpu1 - cpu0) / (w1 - w0) * 100, "clients_cpu": (clients1 - clients0) / (w1 - w0) * 100,
+                "errors": errors, "error_count": error_count}
     finally:
         for w in workers:
             if w.poll() is None:
@@ -243,8 +247,8 @@ def main() -> int:
                 print(f"\nskipped the {rpc} load: time budget")
                 continue
             res = under_load(daemon, rpc, ref, args, jobsctl, home)
-            print(f"\nunder {args.clients} clients calling {rpc} ({res['seconds']:.1f} s window, daemon CPU "
-                  f"{res['cpu']:.0f}% of one core)")
+            print(f"\nunder {args.clients} clients calling {rpc} ({res['seconds']:.1f} s window; CPU, % of one core: "
+                  f"daemon {res['cpu']:.0f}, client processes {res['clients_cpu']:.0f})")
             print(f"  {rpc}: {res['rate']:.0f} calls/s; " + show("latency per call (ms)", res["latency"]))
             print("  " + show("jobs list (ms)", res["cli"]))
             print(f"  jobs list p99 / idle p99 = {percentile(res['cli'], 99) / percentile(idle, 99):.2f}, "
