@@ -93,6 +93,8 @@ def job_pb(view, run_dir_of) -> pb.Job:  # noqa: ANN001  (JobView, callable RunR
         if cached is None and len(_JOBS) >= _JOBS_MAX:  # removed jobs: drop the oldest entry
             del _JOBS[next(iter(_JOBS))]
         cached = _JOBS[view.id] = (key, _build_job(view, key[5]))
+    else:  # equal: keep the newest key; the next view holds the same (memoized) rows, compared by identity
+        _JOBS[view.id] = (key, cached[1])
     message = pb.Job()
     message.CopyFrom(cached[1])  # callers may change their answer; the cached one stays as built
     return message
