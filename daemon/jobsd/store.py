@@ -111,6 +111,7 @@ WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat check
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
                 "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid")
 
+_RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
 _ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "
                     "timed_out, invocation_id")
 
@@ -200,6 +201,8 @@ class Store:
         an unchanged count means an unchanged store, whatever code path wrote. The answers kept
         must not be changed by callers. 200 clients listing jobs ask the same question between
         two writes (a heartbeat's every 5 s, or a run's steps)."""
+        if self._in_write:  # it could see rows that are rolled back later, with the count unchanged
+            return compute()
         sqlite = self.conn.connection.dbapi_connection  # asked each time: a reconnect starts a new count
         changes = (sqlite, sqlite.total_changes)
         kept = self._memo.get(key)
@@ -380,7 +383,7 @@ class Store:
             f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "
             f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) "
             "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w)), "
-            f"{', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))} FROM json_each(:ids) AS j "
+            f"{_RUN_COLUMNS_OF_R} FROM json_each(:ids) AS j "
             "LEFT JOIN runs AS r ON r.id = (SELECT id FROM runs WHERE job_id = j.value ORDER BY n DESC LIMIT 1)",
             ids=json.dumps(list(job_ids)), w=window).all()
         latest = [row[2:] for row in rows if row[2] is not None]

@@ -161,3 +161,16 @@ def test_a_listing_reads_the_store_again_only_after_it_changed_and_then_shows_th
     listed = {v.id: v for v in service.list_jobs()}
     assert listed["j01"].last_run.n == before and listed["j01"].consecutive_failures == 0
     assert service.get_job("j03").last_run.n == len(histories["j03"])
+
+
+def test_what_a_rolled_back_write_showed_is_not_listed_afterwards(make_service):
+    """A listing made inside a write sees its uncommitted rows; after the rollback the next
+    listing must not answer from them (the store's change count does not go back)."""
+    service = make_service("jobs")
+    histories = add_jobs(service, 3)
+    with pytest.raises(RuntimeError):
+        with service.store.write():
+            service.store.create_run(job_id="j00", state=RunState.QUEUED, trigger="manual", now=3000.0)
+            assert {v.id: v for v in service.list_jobs()}["j00"].last_run.n == len(histories["j00"]) + 1
+            raise RuntimeError("the write fails")
+    check_views(service, service.list_jobs(), histories)
