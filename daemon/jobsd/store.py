@@ -106,10 +106,15 @@ class EventRow:
         return f"{self.job_id}/{self.run_n}" if self.run_n else ""
 
 
+_MEMO_ENTRIES = 16  # memoized answers kept (Store._memoized): the job list, single jobs' GetJob
 WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat checkpoints every few seconds
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
                 "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid")
+
+_RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
+_ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "
+                    "timed_out, invocation_id")
 
 
 def _engine(path: str) -> Engine:
@@ -170,6 +175,7 @@ class Store:
         self._in_write = False
         self._durable = True  # synchronous=FULL, set when the connection opened
         self.write_failure: WriteFailure | None = None  # set while writes fail; GetHealth says so
+        self._memo: dict[tuple, tuple[object, object]] = {}  # (what, args) -> ((connection, changes), answer)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -254,6 +260,27 @@ class Store:
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
+
+    def _memoized(self, key: tuple, compute):  # noqa: ANN001, ANN202
+        """compute()'s answer, read again only once a row of the store changed since it was read.
+
+        SQLite's total_changes counts every row this connection inserted, updated or deleted
+        (rolled back ones too), and this connection is the only one that writes (the store lock):
+        an unchanged count means an unchanged store, whatever code path wrote. The answers kept
+        must not be changed by callers. 200 clients listing jobs ask the same question between
+        two writes (a heartbeat's every 5 s, or a run's steps)."""
+        if self._in_write:  # it could see rows that are rolled back later, with the count unchanged
+            return compute()
+        sqlite = self.conn.connection.dbapi_connection  # asked each time: a reconnect starts a new count
+        changes = (sqlite, sqlite.total_changes)
+        kept = self._memo.get(key)
+        if kept is not None and kept[0] == changes:
+            return kept[1]
+        answer = compute()
+        if key not in self._memo and len(self._memo) >= _MEMO_ENTRIES:
+            del self._memo[next(iter(self._memo))]
+        self._memo[key] = (changes, answer)
+        return answer
 
     def checkpoint(self) -> tuple[int, int, int]:
         """A passive WAL checkpoint on a connection of its own (call it off the event loop): copies
@@ -401,13 +428,60 @@ class Store:
             count += 1
         return count
 
-    def _with_attempts(self, row) -> RunRow:  # noqa: ANN001
-        attempts = self._q("SELECT number, started_at, finished_at, exit_code, signal, pid, output_bytes, "
-                           "dropped_bytes, error, timed_out, invocation_id FROM attempts WHERE run_id = :r "
-                           "ORDER BY number", r=row[0])
+    def job_summaries(self, job_ids: Sequence[str], window: int = 1000) -> dict[str, tuple[RunRow | None, int]]:
+        """Each job's latest run (with its attempts) and consecutive_failures(job, window), for all of
+        `job_ids` in two statements whatever their number (ListJobs: per-job queries made it cost
+        ~3 statements a job, most of it SQLAlchemy's per-statement overhead).
+
+        The answer is memoized until a row of the store changes (_memoized): callers must not
+        change it. Per job, SQLite does what the per-job queries did: one seek on (job_id, n) for the latest
+        run; for the failures, a walk down the job's finished runs that stops at the first success
+        (the subquery in FROM is a co-routine, and its outer LIMIT 1 ends it), at most `window`
+        rows, then a count of the failures above that success, also at most `window` rows.
+        """
+        if not job_ids:
+            return {}
+        key = ("job_summaries", tuple(job_ids), window)
+        return self._memoized(key, lambda: self._read_job_summaries(job_ids, window))
+
+    def _read_job_summaries(self, job_ids: Sequence[str], window: int) -> dict[str, tuple[RunRow | None, int]]:
+        finished = "('succeeded', 'failed', 'timed_out', 'interrupted')"
+        rows = self._q(
+            f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
+            f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "
+            f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) "
+            "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w)), "
+            f"{_RUN_COLUMNS_OF_R} FROM json_each(:ids) AS j "
+            "LEFT JOIN runs AS r ON r.id = (SELECT id FROM runs WHERE job_id = j.value ORDER BY n DESC LIMIT 1)",
+            ids=json.dumps(list(job_ids)), w=window).all()
+        latest = [row[2:] for row in rows if row[2] is not None]
+        attempts = self._attempts_of([row[0] for row in latest])
+        summaries: dict[str, tuple[RunRow | None, int]] = {}
+        for job_id, failures, *run in rows:
+            summaries[job_id] = (self._run_row(run, attempts.get(run[0], ())) if run[0] is not None else None,
+                                 failures)
+        return summaries
+
+    def _attempts_of(self, run_ids: Sequence[int]) -> dict[int, list[tuple]]:
+        """The attempts of `run_ids` in one statement, by run id, in attempt order."""
+        by_run: dict[int, list[tuple]] = {}
+        if not run_ids:
+            return by_run
+        rows = self._q(f"SELECT run_id, {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id IN "
+                       "(SELECT value FROM json_each(:ids)) ORDER BY run_id, number", ids=json.dumps(list(run_ids)))
+        for run_id, *attempt in rows:
+            by_run.setdefault(run_id, []).append(attempt)
+        return by_run
+
+    @staticmethod
+    def _run_row(row, attempts) -> RunRow:  # noqa: ANN001
         values = list(row)
         values[3] = RunState(values[3])
         return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9]), a[10]) for a in attempts))
+
+    def _with_attempts(self, row) -> RunRow:  # noqa: ANN001
+        attempts = self._q(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = :r ORDER BY number", r=row[0])
+        return self._run_row(row, attempts)
 
     def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
         """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):
@@ -433,7 +507,9 @@ class Store:
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
-        return {j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}
+        """Every job's operator state (a copy of the memoized answer: see _memoized)."""
+        return dict(self._memoized(("operator_states",), lambda: {
+            j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}))
 
     def operator_state(self, job_id: str) -> str | None:
         return self._q("SELECT operator_state FROM job_state WHERE job_id = :j", j=job_id).scalar()

@@ -28,7 +28,14 @@ def ts(value: float | datetime | None) -> Timestamp | None:
 def enum_value(enum_type, prefix: str, name: str | None) -> int:  # noqa: ANN001
     if not name:
         return 0
-    return enum_type.Value(f"{prefix}_{name.upper()}")
+    key = (prefix, name)
+    value = _ENUM_VALUES.get(key)
+    if value is None:  # a few dozen names in all: each looked up once
+        value = _ENUM_VALUES[key] = enum_type.Value(f"{prefix}_{name.upper()}")
+    return value
+
+
+_ENUM_VALUES: dict[tuple[str, str], int] = {}
 
 
 def state_from_pb(value: int) -> str:
@@ -40,10 +47,15 @@ def state_from_pb(value: int) -> str:
 
 
 def _set_times(message, **values) -> None:  # noqa: ANN001
+    """Set Timestamp fields in place: what ts() gives, without a message made and copied a field."""
     for name, value in values.items():
-        stamp = ts(value)
-        if stamp is not None:
-            getattr(message, name).CopyFrom(stamp)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            getattr(message, name).FromDatetime(value.astimezone(timezone.utc))
+        else:
+            stamp = getattr(message, name)
+            stamp.seconds, stamp.nanos = divmod(int(round(value * 1e9)), 1_000_000_000)
 
 
 def run_pb(run: RunRow, artifacts_dir: str) -> pb.Run:
@@ -69,6 +81,32 @@ def problem_pb(job_id: str, problem: SpecProblem) -> pb.SpecError:
 
 
 def job_pb(view, run_dir_of) -> pb.Job:  # noqa: ANN001  (JobView, callable RunRow -> folder)
+    """The Job message of a view: a copy of the one built for this job last time when everything it
+    is made of is the same (ListJobs answers the same 21 jobs to 200 clients; only a job whose
+    run, state, count or next time changed is built again)."""
+    last_run = view.last_run
+    spec = (view.spec.file, view.spec.digest) if view.spec is not None else None
+    key = (spec, view.problems, view.state, view.consecutive_failures, last_run,
+           run_dir_of(last_run) if last_run is not None else "", view.next_run_at)
+    cached = _JOBS.get(view.id)
+    if cached is None or cached[0] != key:
+        if cached is None and len(_JOBS) >= _JOBS_MAX:  # removed jobs: drop the oldest entry
+            del _JOBS[next(iter(_JOBS))]
+        cached = _JOBS[view.id] = (key, _build_job(view, key[5]))
+    else:  # equal: keep the newest key; the next view holds the same (memoized) rows, compared by identity
+        _JOBS[view.id] = (key, cached[1])
+    message = pb.Job()
+    message.CopyFrom(cached[1])  # callers may change their answer; the cached one stays as built
+    return message
+
+
+# job id -> (what its message is made of, the message): one entry a job. The file's path and
+# digest stand for what the spec puts in the message (the digest is the file's SHA-256).
+_JOBS: dict[str, tuple[tuple, pb.Job]] = {}
+_JOBS_MAX = 20_000  # more jobs than that (bench: 10,000) are built anew for every answer, as before
+
+
+def _build_job(view, last_run_dir: str) -> pb.Job:  # noqa: ANN001
     message = pb.Job(id=view.id, state=enum_value(pb.JobState, "JOB_STATE", view.state.value),
                      consecutive_failures=view.consecutive_failures)
     spec = view.spec
@@ -88,7 +126,7 @@ def job_pb(view, run_dir_of) -> pb.Job:  # noqa: ANN001  (JobView, callable RunR
             message.error.field = first.field
         message.file = first.file
     if view.last_run is not None:
-        message.last_run.CopyFrom(run_pb(view.last_run, run_dir_of(view.last_run)))
+        message.last_run.CopyFrom(run_pb(view.last_run, last_run_dir))
     _set_times(message, next_run_at=view.next_run_at)
     return message
 
