@@ -94,11 +94,17 @@ def test_a_call_that_skips_the_relay_is_unknown_not_its_claim(daemon, home):
 # ---------------------------------------------------------------- another real user
 
 
+# Through setpriv, not Popen(user=...): switching users in Popen's child makes it fork() (no vfork),
+# and the child of a fork() runs gRPC's fork handlers, which crashed it now and then (SIGSEGV
+# before the exec) while this test process's own gRPC threads were busy.
+AS_NOBODY = ("setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--")
+
+
 @functools.cache
 def _nobody_python() -> tuple[str, ...]:
     """A Python command `nobody` can run that imports this venv's jobsctl (see the module docstring)."""
     try:
-        probe = subprocess.run([sys.executable, "-c", "import jobsctl"], user=NOBODY, cwd="/", capture_output=True,
+        probe = subprocess.run([*AS_NOBODY, sys.executable, "-c", "import jobsctl"], cwd="/", capture_output=True,
                                timeout=30)
         if probe.returncode == 0:
             return (sys.executable,)
@@ -114,8 +120,7 @@ def _nobody_python() -> tuple[str, ...]:
 def jobsctl_as_nobody(socket: str, *args: str) -> subprocess.CompletedProcess:
     python = _nobody_python()
     argv = [*python, "-m", "jobsctl"] if len(python) == 1 else python
-    return subprocess.run([*argv, "--socket", socket, *args], user=NOBODY, group=NOBODY, extra_groups=[],
-                          cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+    return subprocess.run([*AS_NOBODY, *argv, "--socket", socket, *args], cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
                           capture_output=True, text=True, timeout=30)
 
 
