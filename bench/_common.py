@@ -261,3 +261,22 @@ def code_version() -> str:
         return f"jobsd from {origin} (not a git work tree)"
     changes = f"uncommitted changes {hashlib.sha1(diff).hexdigest()[:10]}" if diff else "no uncommitted changes"
     return f"jobsd from {origin}, {head}, {changes}"
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads, not its reaped children), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_kb(pid: int, key: str) -> int:
+    """A kB field of /proc/<pid>/status (VmHWM, VmRSS, ...); -1 when absent."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1

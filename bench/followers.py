@@ -33,12 +33,11 @@ import threading
 import time
 import zlib
 
-from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
+from _common import cpu_seconds, proc_kb, Daemon, Deadline, percentile, repro_command, short_tmpdir, toml_str_list, write_jobs
 
 BUDGET_SECONDS = 160
 JOB = "fan"
 BLOCK_LINES = 50_000  # 10-byte lines -> 500,000-byte blocks
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def writer_program(blocks: int, interval: float) -> str:
@@ -55,18 +54,8 @@ def expected(blocks: int) -> tuple[int, int]:
     return size, crc
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_kb(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
 
 
 # ------------------------------------------------------------------ worker process

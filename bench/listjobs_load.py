@@ -41,17 +41,12 @@ import sys
 import threading
 import time
 
-from _common import (Daemon, Deadline, code_version, load_average, percentile, print_reproduce, short_tmpdir,
+from _common import (cpu_seconds, Daemon, Deadline, code_version, load_average, percentile, print_reproduce, short_tmpdir,
                      venv_tool, write_jobs)
 
 BUDGET_SECONDS = 170
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def job_specs(count: int) -> dict[str, str]:

@@ -35,14 +35,13 @@ import sys
 import threading
 import time
 
-from _common import (Daemon, Deadline, code_version, load_average, percentile, print_reproduce, short_tmpdir,
+from _common import (cpu_seconds, proc_kb, Daemon, Deadline, code_version, load_average, percentile, print_reproduce, short_tmpdir,
                      toml_str_list, write_jobs)
 
 BUDGET_SECONDS = 170
 JOB = "pattern"
 BLOCK = 65_536
 TAIL = b"\x00\xff" * 300_000  # 600,000 bytes without a newline
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RPCS = ("ListJobs", "GetRun", "GetHealth")
 
 
@@ -59,18 +58,8 @@ def expected_bytes(blocks: int) -> bytes:
     return b"".join(pattern[i % 256:i % 256 + BLOCK] for i in range(blocks)) + TAIL
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_kb(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
 
 
 # ------------------------------------------------------------------ worker process

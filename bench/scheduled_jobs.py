@@ -45,17 +45,11 @@ import subprocess
 import sys
 import time
 
-from _common import code_version, print_footer, print_reproduce, Deadline, TimedDaemon, load_average, percentile, short_tmpdir, venv_tool, write_jobs
+from _common import cpu_seconds, code_version, print_footer, print_reproduce, Deadline, TimedDaemon, load_average, percentile, short_tmpdir, venv_tool, write_jobs
 
 BUDGET_SECONDS = 175
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads, not its reaped children)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def med(values: list[float]) -> float:

@@ -35,17 +35,12 @@ import subprocess
 import sys
 import time
 
-from _common import Daemon, Deadline, percentile, repro_command, short_tmpdir, toml_str_list, venv_tool, write_jobs
+from _common import cpu_seconds, Daemon, Deadline, percentile, repro_command, short_tmpdir, toml_str_list, venv_tool, write_jobs
 
 BUDGET_SECONDS = 150
 JOB, TINY = "flood", "tiny"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
 def ts_ns(stamp) -> int:  # noqa: ANN001
