@@ -195,6 +195,9 @@ class _JobStore(SQLAlchemyJobStore):
         super().__init__(engine=_engine(path))
         self.write_failure: WriteFailure | None = None  # set while writes fail (GetHealth says so)
         self._retry_at: datetime | None = None           # after a failed write in a pass: next try
+        # Bumped after every write of the jobs table has ended (committed or not), from whichever
+        # thread wrote: CronScheduler keeps its all-jobs read of next run times until it moves.
+        self.changes = 0
         self.digests_t = Table(DIGESTS_TABLE, self.jobs_t.metadata, Column("id", Unicode(191), primary_key=True),
                                Column("digest", Unicode(64), nullable=False))
 
@@ -219,6 +222,7 @@ class _JobStore(SQLAlchemyJobStore):
                     failed.append((job_id,))
             if failed:
                 conn.exec_driver_sql(f"DELETE FROM {jobs_t} WHERE id = ?", failed)
+        self.changes += 1  # a job may have been removed
         for job in jobs:
             start = _catch_up_start(job, now)
             if start is not None:
@@ -243,9 +247,30 @@ class _JobStore(SQLAlchemyJobStore):
         except SQLAlchemyError as exc:
             self._failed(exc)
             return
+        finally:
+            self.changes += 1
         self._written()
         if updated == 0:
             raise JobLookupError(job.id)
+
+    # APScheduler's own writes besides update_job (a job without a next run time is removed)
+    def add_job(self, job):  # noqa: ANN001, ANN201
+        try:
+            return super().add_job(job)
+        finally:
+            self.changes += 1
+
+    def remove_job(self, job_id):  # noqa: ANN001, ANN201
+        try:
+            return super().remove_job(job_id)
+        finally:
+            self.changes += 1
+
+    def remove_all_jobs(self):  # noqa: ANN201
+        try:
+            return super().remove_all_jobs()
+        finally:
+            self.changes += 1
 
     def get_next_run_time(self):  # noqa: ANN201
         """The earliest stored next run time; after a failed write in this pass, no earlier than
@@ -303,6 +328,12 @@ class _JobStore(SQLAlchemyJobStore):
         replaced), delete `removed`, record `digests` of jobs left as they are, drop orphan digests.
         `jobs` is consumed _BATCH at a time, so a first start does not hold 10,000 jobs at once."""
         jobs_t, jobs = self.jobs_t.name, iter(jobs)
+        try:
+            self._write(jobs_t, jobs, removed, digests)
+        finally:
+            self.changes += 1
+
+    def _write(self, jobs_t: str, jobs: Iterator[tuple[Job, str]], removed: list[str], digests: dict[str, str]) -> None:
         with self.engine.begin() as conn:
             if removed:
                 conn.exec_driver_sql(f"DELETE FROM {jobs_t} WHERE id = ?", [(job_id,) for job_id in removed])
@@ -354,6 +385,7 @@ class CronScheduler:
         self.accepting = True
         self._last_window: dict[str, datetime] = {}  # loop thread: latest window handed over (UTC), per job
         self._firings: deque[tuple[str, list[datetime]]] = deque()  # loop thread: arrived, not applied yet
+        self._next_times: tuple[int, dict[str, datetime]] | None = None  # (job store changes, all next run times)
         if not log.isEnabledFor(logging.DEBUG):
             logging.getLogger("apscheduler").setLevel(logging.WARNING)  # INFO: a line per job and pass
         self._store = _JobStore(self.path)
@@ -487,7 +519,13 @@ class CronScheduler:
         """Every stored job's next run time (one indexed query, no job unpickled); empty unless running."""
         if self._scheduler.state != STATE_RUNNING:
             return {}
-        return self._store.next_run_times()
+        # Kept until the job store is written again (ListJobs under load asked for it on every call;
+        # it changes at each firing and sync). The count is read before the query: a write during
+        # it moves the count, and the next call reads again.
+        changes = self._store.changes
+        if self._next_times is None or self._next_times[0] != changes:
+            self._next_times = changes, self._store.next_run_times()
+        return dict(self._next_times[1])
 
     # ------------------------------------------------------------------ firing
     def _submitted(self, event: JobSubmissionEvent) -> None:

@@ -45,6 +45,14 @@ def test_every_second_schedule_fires_cron_runs_on_whole_seconds(daemon):
     job = daemon.jobs.GetJob(pb.GetJobRequest(job="tick"), timeout=10)
     assert job.HasField("next_run_at") and job.next_run_at.nanos == 0
 
+    def listed_next() -> int:
+        [listed] = [j for j in daemon.jobs.ListJobs(pb.ListJobsRequest(), timeout=10).jobs if j.id == "tick"]
+        return listed.next_run_at.seconds
+
+    first = listed_next()  # jobs list keeps next run times between firings: each firing moves them on
+    wait_for(lambda: listed_next() > first, 5, "jobs list's next run time to move on after a firing")
+    assert listed_next() > time.time() - 2
+
 
 def test_every_second_schedule_of_a_three_second_job_records_overlap_skips(daemon):
     daemon.write_job("slow", 'command = ["sleep", "3"]\n' + EVERY_SECOND)
