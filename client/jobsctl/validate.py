@@ -10,8 +10,10 @@ not refused for its folder).
 """
 from __future__ import annotations
 
+import grp
 import os
 import pwd
+import stat
 
 from jobsd_lib.spec import (MAX_SPEC_BYTES, TOO_LARGE, SpecInvalid, SpecProblem, jobs_folder_problem, parse_spec,
                             spec_file_problem)
@@ -45,10 +47,23 @@ def _owner_name(uid: int) -> str:
         return ""
 
 
+def _private_group(info: os.stat_result) -> bool:
+    """As the daemon's jobsd.specs.private_group (the client cannot import it)."""
+    if not info.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        user, group = pwd.getpwuid(info.st_uid), grp.getgrgid(info.st_gid)
+    except KeyError:
+        return False
+    return (group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
+            and all(p.pw_gid != info.st_gid or p.pw_uid == info.st_uid for p in pwd.getpwall()))
+
+
 def _folder_problem(folder: str) -> str | None:
     folder = os.path.abspath(folder)
     info = os.stat(folder)
-    return jobs_folder_problem(folder, info.st_uid, info.st_mode, os.geteuid(), _owner_name(info.st_uid))
+    return jobs_folder_problem(folder, info.st_uid, info.st_mode, os.geteuid(), _owner_name(info.st_uid),
+                               _private_group(info))
 
 
 def _read(file: str) -> bytes:
@@ -58,7 +73,7 @@ def _read(file: str) -> bytes:
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(fd)
         problem = spec_file_problem(file, info.st_mode, info.st_size, info.st_uid, os.geteuid(),
-                                    _owner_name(info.st_uid))
+                                    _owner_name(info.st_uid), _private_group(info))
         data = b"" if problem else f.read(MAX_SPEC_BYTES + 1)
     if not problem and len(data) > MAX_SPEC_BYTES:
         problem = TOO_LARGE

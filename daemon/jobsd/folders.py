@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from jobsd.specs import owner_name
+from jobsd.specs import owner_name, private_group
 from jobsd_lib.perms import state_folder_verdict
 
 __all__ = ["FOLDER_MODE", "UnsafeFolder", "make_folder", "check_folders"]
@@ -44,7 +44,8 @@ def check_folders(folders: list[tuple[str, str, bool]]) -> list[str]:
         seen.add(path)
         info = os.stat(path)
         refusal, warning = state_folder_verdict(label, path, info.st_uid, info.st_mode, own_uid,
-                                                owner_name(info.st_uid), group_may_write)
+                                                owner_name(info.st_uid), group_may_write,
+                                                private_group(info))
         if refusal:
             raise UnsafeFolder(refusal)
         if warning:

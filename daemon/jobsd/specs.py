@@ -10,8 +10,10 @@ problem is also a warning of `daemon status`. The folder's parents are not check
 """
 from __future__ import annotations
 
+import grp
 import os
 import pwd
+import stat
 from dataclasses import dataclass, field
 
 from jobsd_lib.spec import (MAX_SPEC_BYTES, TOO_LARGE, UNSAFE_FILE, JobSpec, SpecInvalid, SpecProblem, jobs_folder_problem,
@@ -37,6 +39,20 @@ def owner_name(uid: int) -> str:
         return ""
 
 
+def private_group(info: os.stat_result) -> bool:
+    """Is a group-writable file's group its owner's private group: named after the user, with no
+    other member, and no other user's primary group? (jobsd_lib.perms: then the group's write
+    access is the owner's.) Not looked up for a file its group cannot write."""
+    if not info.st_mode & stat.S_IWGRP:
+        return False
+    try:
+        user, group = pwd.getpwuid(info.st_uid), grp.getgrgid(info.st_gid)
+    except KeyError:
+        return False
+    return (group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
+            and all(p.pw_gid != info.st_gid or p.pw_uid == info.st_uid for p in pwd.getpwall()))
+
+
 def read_spec_file(path: str, own_uid: int | None = None) -> JobSpec:
     """Parse one file; raises SpecInvalid (unreadable, unsafe, not regular or too large files included).
 
@@ -49,7 +65,7 @@ def read_spec_file(path: str, own_uid: int | None = None) -> JobSpec:
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(fd)
             problem = spec_file_problem(path, info.st_mode, info.st_size, info.st_uid, own_uid,
-                                        owner_name(info.st_uid))
+                                        owner_name(info.st_uid), private_group(info))
             data = b"" if problem else f.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecInvalid([SpecProblem(path, "", f"cannot read the file: {exc.strerror}", job_id)]) from None
@@ -68,7 +84,8 @@ def load_catalog(jobs_dir: str) -> Catalog:
     except FileNotFoundError:
         return catalog
     own_uid = os.geteuid()
-    unsafe = jobs_folder_problem(jobs_dir, folder.st_uid, folder.st_mode, own_uid, owner_name(folder.st_uid))
+    unsafe = jobs_folder_problem(jobs_dir, folder.st_uid, folder.st_mode, own_uid, owner_name(folder.st_uid),
+                                 private_group(folder))
     if unsafe:
         catalog.warnings.append(unsafe)
     for name in names:

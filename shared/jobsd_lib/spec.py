@@ -45,23 +45,25 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def spec_file_problem(file: str, st_mode: int, st_size: int, st_uid: int, own_uid: int,
-                      owner_name: str = "") -> str | None:
+                      owner_name: str = "", group_private: bool = False) -> str | None:
     """None when an opened spec file may be read and parsed, judged by its fstat, else why not.
+    `group_private`: the file's group is its owner's own (perms.write_access_problem).
 
     Checked on the descriptor, before any read: a FIFO opened without blocking is refused here
     instead of hanging the reader, and a symlink is judged by its target (what was opened)."""
     if not stat.S_ISREG(st_mode):
         kind = next((name for test, name in _KINDS if test(st_mode)), "not a file")
         return f"not a regular file ({kind}): a spec is a regular <job-id>.toml file"
-    unsafe = write_access_problem(file, st_uid, st_mode, own_uid, owner_name)
+    unsafe = write_access_problem(file, st_uid, st_mode, own_uid, owner_name, group_private=group_private)
     if unsafe:
         return f"{UNSAFE_FILE}, {unsafe} (a spec runs with jobsd's rights, so only jobsd's user or root may change it)"
     return TOO_LARGE if st_size > MAX_SPEC_BYTES else None
 
 
-def jobs_folder_problem(folder: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "") -> str | None:
+def jobs_folder_problem(folder: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "",
+                        group_private: bool = False) -> str | None:
     """None when only jobsd's user or root can add files to the jobs folder, else why its specs are refused."""
-    unsafe = write_access_problem(folder, st_uid, st_mode, own_uid, owner_name)
+    unsafe = write_access_problem(folder, st_uid, st_mode, own_uid, owner_name, group_private=group_private)
     if unsafe:
         return (f"unsafe jobs folder {folder}, {unsafe} (whoever can add a file to it could run commands "
                 "with jobsd's rights)")

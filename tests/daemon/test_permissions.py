@@ -6,6 +6,7 @@ A real daemon as root (CI runs as root): specs are chowned to `nobody` to play t
 from __future__ import annotations
 
 import json
+import grp
 import os
 import signal
 import stat
@@ -46,6 +47,9 @@ def reload(daemon: Daemon) -> None:
     assert daemon.ctl("daemon", "reload").returncode == 0
 
 
+SHARED_GID = grp.getgrnam("nogroup").gr_gid  # not anyone's private group
+
+
 def mode(path: str) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
@@ -57,6 +61,7 @@ def test_specs_another_user_owns_or_anyone_can_write_are_invalid_until_fixed(dae
     open_to_all = daemon.write_job("open", 'command = ["true"]\n')
     os.chmod(open_to_all, 0o666)
     group = daemon.write_job("group", 'command = ["true"]\n')
+    os.chown(group, 0, SHARED_GID)  # a group that is not root's own: its members could change the spec
     os.chmod(group, 0o664)
     os.symlink(open_to_all, os.path.join(daemon.jobs_dir, "link.toml"))  # judged by its target
     daemon.write_job("fine", 'command = ["true"]\n')
@@ -164,6 +169,8 @@ def test_state_folders_other_users_can_write_refuse_the_start(home, folder, labe
 def test_a_group_writable_runs_folder_refuses_but_a_group_writable_home_warns(daemon):
     runs = os.path.join(daemon.home, "runs")
     os.makedirs(runs)
+    os.chown(runs, -1, SHARED_GID)
+    os.chown(daemon.home, -1, SHARED_GID)
     os.chmod(runs, 0o770)
     assert f"runs folder {runs} is unsafe, writable by its group" in start_refused(daemon.home)
     os.chmod(runs, 0o750)
@@ -204,3 +211,22 @@ def test_a_start_refused_for_the_socket_folder_is_not_an_unclean_stop(daemon):
     daemon.stop(signal.SIGKILL)
     daemon.start()  # a killed daemon still is one
     assert "did not stop cleanly (killed, crashed or power lost)" in daemon.read_log()
+
+
+@needs_root
+def test_group_write_by_the_owners_own_group_is_no_risk(daemon):
+    """Under umask 002 (systems with a private group per user) every file and folder is group-writable;
+    when that group is the owner's own (root's here: no member, nobody else's primary group), nobody
+    else can write, so the specs run and the folders pass, in the daemon and in `jobs validate`."""
+    spec = daemon.write_job("mine", 'command = ["true"]\n')
+    os.chown(spec, 0, 0)
+    os.chmod(spec, 0o664)
+    os.chmod(daemon.jobs_dir, 0o775)
+    os.chown(daemon.home, -1, 0)
+    os.chmod(daemon.home, 0o770)
+    daemon.start()
+    assert jobs_json(daemon)["mine"]["state"] == "active"
+    assert status_json(daemon)["warnings"] == []
+    assert daemon.wait_finished(daemon.run("mine").ref).state == pb.RUN_STATE_SUCCEEDED
+    checked = daemon.ctl("jobs", "validate", daemon.jobs_dir)
+    assert checked.returncode == 0, checked

@@ -45,3 +45,13 @@ def test_state_folders_refuse_others_and_warn_or_refuse_the_group():
     refusal, _ = state_folder_verdict("runs folder", "/s/runs", 0, DIR | 0o770, 0)
     assert refusal.startswith("runs folder /s/runs is unsafe, writable by its group")
     assert state_folder_verdict("db folder", "/s/db", 990, DIR | 0o750, 990) == (None, None)
+
+
+def test_the_owners_private_group_may_write():
+    assert spec_file_problem("/j/x.toml", REG | 0o664, 10, 1000, 1000, group_private=True) is None
+    assert spec_file_problem("/j/x.toml", REG | 0o666, 10, 1000, 1000, group_private=True).startswith(
+        "unsafe file, writable by other users")
+    assert jobs_folder_problem("/j", 1000, DIR | 0o775, 1000, group_private=True) is None
+    assert state_folder_verdict("runs folder", "/s/runs", 0, DIR | 0o770, 0, group_private=True) == (None, None)
+    assert state_folder_verdict("state folder", "/s", 0, DIR | 0o770, 0, group_may_write=True,
+                                group_private=True) == (None, None)
