@@ -15,6 +15,7 @@ import os
 import pwd
 import stat
 
+from jobsd_lib.perms import is_private_group
 from jobsd_lib.spec import (MAX_SPEC_BYTES, TOO_LARGE, SpecInvalid, SpecProblem, jobs_folder_problem, parse_spec,
                             spec_file_problem)
 
@@ -48,15 +49,16 @@ def _owner_name(uid: int) -> str:
 
 
 def _private_group(info: os.stat_result) -> bool:
-    """As the daemon's jobsd.specs.private_group (the client cannot import it)."""
+    """The user-database lookup of the daemon's jobsd.specs.private_group (the rule is
+    jobsd_lib.perms.is_private_group)."""
     if not info.st_mode & stat.S_IWGRP:
         return False
     try:
         user, group = pwd.getpwuid(info.st_uid), grp.getgrgid(info.st_gid)
     except KeyError:
         return False
-    return (group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
-            and all(p.pw_gid != info.st_gid or p.pw_uid == info.st_uid for p in pwd.getpwall()))
+    return is_private_group(user.pw_name, info.st_uid, group.gr_name, info.st_gid, group.gr_mem,
+                            ((p.pw_uid, p.pw_gid) for p in pwd.getpwall()))
 
 
 def _folder_problem(folder: str) -> str | None:

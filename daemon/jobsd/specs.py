@@ -16,6 +16,7 @@ import pwd
 import stat
 from dataclasses import dataclass, field
 
+from jobsd_lib.perms import is_private_group
 from jobsd_lib.spec import (MAX_SPEC_BYTES, TOO_LARGE, UNSAFE_FILE, JobSpec, SpecInvalid, SpecProblem, jobs_folder_problem,
                             parse_spec, spec_file_problem)
 
@@ -40,17 +41,16 @@ def owner_name(uid: int) -> str:
 
 
 def private_group(info: os.stat_result) -> bool:
-    """Is a group-writable file's group its owner's private group: named after the user, with no
-    other member, and no other user's primary group? (jobsd_lib.perms: then the group's write
-    access is the owner's.) Not looked up for a file its group cannot write."""
+    """Is a group-writable file's group its owner's private group (the rule: jobsd_lib.perms.
+    is_private_group)? The user database is read only for a file its group can write."""
     if not info.st_mode & stat.S_IWGRP:
         return False
     try:
         user, group = pwd.getpwuid(info.st_uid), grp.getgrgid(info.st_gid)
     except KeyError:
         return False
-    return (group.gr_name == user.pw_name and set(group.gr_mem) <= {user.pw_name}
-            and all(p.pw_gid != info.st_gid or p.pw_uid == info.st_uid for p in pwd.getpwall()))
+    return is_private_group(user.pw_name, info.st_uid, group.gr_name, info.st_gid, group.gr_mem,
+                            ((p.pw_uid, p.pw_gid) for p in pwd.getpwall()))
 
 
 def read_spec_file(path: str, own_uid: int | None = None) -> JobSpec:

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import shlex
 import stat
+from collections.abc import Iterable
 
-__all__ = ["ROOT_UID", "write_access_problem", "state_folder_verdict"]
+__all__ = ["ROOT_UID", "write_access_problem", "state_folder_verdict", "is_private_group"]
 
 ROOT_UID = 0
+
+
+def is_private_group(user: str, uid: int, group: str, gid: int, members: Iterable[str],
+                     primary_groups: Iterable[tuple[int, int]]) -> bool:
+    """Is group `gid` user `uid`'s private group: named after the user, with no other member, and
+    no other user's primary group (`primary_groups`: every user's (uid, gid))? Then its write
+    access is the owner's alone (write_access_problem's `group_private`)."""
+    return (group == user and set(members) <= {user}
+            and all(other_gid != gid or other_uid == uid for other_uid, other_gid in primary_groups))
 
 
 def write_access_problem(path: str, st_uid: int, st_mode: int, own_uid: int, owner_name: str = "",

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from jobsd_lib.perms import state_folder_verdict, write_access_problem
+from jobsd_lib.perms import is_private_group, state_folder_verdict, write_access_problem
 from jobsd_lib.spec import MAX_SPEC_BYTES, TOO_LARGE, jobs_folder_problem, spec_file_problem
 
 REG, DIR = stat.S_IFREG, stat.S_IFDIR
@@ -55,3 +55,12 @@ def test_the_owners_private_group_may_write():
     assert state_folder_verdict("runs folder", "/s/runs", 0, DIR | 0o770, 0, group_private=True) == (None, None)
     assert state_folder_verdict("state folder", "/s", 0, DIR | 0o770, 0, group_may_write=True,
                                 group_private=True) == (None, None)
+
+
+def test_a_private_group_is_named_after_its_user_and_nobody_elses():
+    users = [(1000, 1000), (1001, 1001)]
+    assert is_private_group("alice", 1000, "alice", 1000, [], users)
+    assert is_private_group("alice", 1000, "alice", 1000, ["alice"], users)
+    assert not is_private_group("alice", 1000, "alice", 1000, ["bob"], users)        # another member
+    assert not is_private_group("alice", 1000, "staff", 50, [], users)               # a shared group
+    assert not is_private_group("alice", 1000, "alice", 1000, [], [*users, (1002, 1000)])  # another user's primary group
