@@ -174,9 +174,8 @@ def _record_dropped(service: Service, job_id: str, windows: list[datetime]) -> N
 
 def _record_held(service: Service) -> None:
     """A last try at the windows held while the store refused writes (held.py)."""
-    service.held_windows.cancel()
     service.held_windows.flush()
-    service.held_windows.cancel()
+    service.held_windows.cancel()  # no retry armed by that flush outlives the loop
     if held := len(service.held_windows):
         log.error("%d cron window(s) could not be recorded missed (the store still refuses writes); the job "
                   "store had not moved past them either, so the next start hands them over again", held)

@@ -62,7 +62,8 @@ class HeldWindows:
     def flush(self) -> int:
         """Record every held window `missed` (oldest first); stop at the first refusal and try again
         later. Returns how many were recorded."""
-        self._retry, done = None, 0
+        self.cancel()  # called early (a firing of a held job): the timer's turn is this one
+        done = 0
         for job_id in sorted(self._held):
             windows = self._held[job_id]
             for window in sorted(windows):
