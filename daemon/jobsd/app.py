@@ -1,5 +1,5 @@
-"""The composition root: lock -> store -> specs -> heartbeat -> reconcile -> scheduler -> server;
-stop in reverse.
+"""The composition root: lock -> store -> parts (_wire) -> specs -> heartbeat -> reconcile ->
+scheduler -> server; stop in reverse.
 
 `run(options)` is the whole life of a daemon and returns its exit code.
 """
@@ -12,26 +12,33 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy.exc import DatabaseError
 
 from jobsd import lock as store_lock
 from jobsd.artifacts import Artifacts
+from jobsd.bus import Bus
+from jobsd.clock import SYSTEM, Clock
+from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
-from jobsd.health import Heartbeat, health
+from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
+from jobsd.handlers.reconcile import reconcile_interrupted
+from jobsd.handlers.reload import load_specs, reload, sync_schedule
+from jobsd.heartbeat import Heartbeat
+from jobsd.held import HeldWindows
+from jobsd.journal import Journal
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
 from jobsd.repair import keep_repairing, repair_all
 from jobsd.runner import Runner
 from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
-from jobsd.service import Paths, Service
-from jobsd.store import StoreCorrupt, open_store
+from jobsd.store import Store, StoreCorrupt, open_store
 from jobsd_lib.errors import StoreLocked
+from jobsd_lib.facts import Actor, RunFact
 from jobsd_lib.paths import check_socket_path, default_home
 
-__all__ = ["Options", "resolve_paths", "run"]
+__all__ = ["Options", "resolve_paths", "run", "build_context"]
 
 log = logging.getLogger("jobsd")
 
@@ -95,90 +102,99 @@ def _state_folders(home: str, paths: Paths) -> list[tuple[str, str, bool]]:
         ("runs folder", paths.runs_dir, False)]
 
 
+def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurrent: int = 4,
+                  environ: dict[str, str] | None = None, warnings: tuple[str, ...] = (),
+                  loop: asyncio.AbstractEventLoop | None = None) -> Context:
+    """The daemon's parts, each given what it needs; with `loop`, the cron timer too (its callbacks,
+    and the held windows', reach the context they are built into when they are called, never before).
+    Tests build in-process daemons with it (no timer, their own store and clock)."""
+    hub, events, bus = Hub(), Channel(), Bus()
+    bus.subscribe(lambda fact: events.bump())  # WatchEvents
+
+    def wake_followers(fact: RunFact) -> None:  # Tail followers of the run
+        channel = hub.get(fact.run_ref)
+        if channel is not None:
+            channel.bump()
+
+    bus.subscribe(wake_followers, RunFact)
+    artifacts = Artifacts(paths.runs_dir)
+    journal = Journal(store, artifacts, bus, clock)
+    runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ)
+    timer = None if loop is None else CronScheduler(
+        paths.db_dir, loop, lambda job_id, windows: on_fire(ctx, job_id, windows),
+        on_drop=lambda job_id, windows: record_dropped(ctx, job_id, windows))
+    held = HeldWindows(lambda job_id, window, reason: record_missed(ctx, job_id, window, reason))
+    ctx = Context(paths, store, clock, journal, runner, artifacts, hub, events, held, timer=timer,
+                  started_at=clock.now(), max_concurrent=max_concurrent, warnings=warnings)
+    return ctx
+
+
 async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] = ()) -> int:
     notifier = Notifier.from_environ()
     store = open_store(paths.store_file)
-    hub, events_changed = Hub(), Channel()
-    artifacts = Artifacts(paths.runs_dir)
-    runner = Runner(store, artifacts, hub, events_changed, opts.max_concurrent_runs, dict(os.environ))
-    service = Service(paths, store, runner, artifacts, hub, events_changed)
-    heartbeat = Heartbeat(store, events_changed)
-    scheduler: CronScheduler | None = None
+    ctx: Context | None = None
     try:
+        ctx = build_context(paths, store, SYSTEM, opts.max_concurrent_runs, warnings=warnings,
+                            loop=asyncio.get_running_loop())
+        heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
-        service.load_specs()
+        load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
-        service.reconcile_interrupted()
+        reconcile_interrupted(ctx)
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
         # touch only changed jobs, then resume (PITFALLS 2).
-        scheduler = CronScheduler(paths.db_dir, asyncio.get_running_loop(), service.on_fire,
-                                  on_drop=lambda job_id, windows: _record_dropped(service, job_id, windows))
-        heartbeat.scheduler = scheduler
         try:
-            scheduler.start_paused()
-            service.scheduler = scheduler
-            service.sync_schedule()
+            ctx.timer.start_paused()
+            sync_schedule(ctx)
         except DatabaseError as exc:  # APScheduler's own SQLite file: refuse like for our store, never reset it
-            raise StoreCorrupt(f"{scheduler.path}: {exc.orig or exc}") from None
-        scheduler.resume()
-        server, health_servicer = build_server(service, paths.socket,
-                                               lambda: health(service, opts.max_concurrent_runs, warnings),
-                                               opts.socket_group)
-        await server.start()
-        await set_serving(health_servicer, True)
-        log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(service.catalog.specs),
-                 len(service.catalog.invalid), paths.socket, paths.state_dir)
-        notifier.ready(f"serving {len(service.catalog.specs)} jobs on {paths.socket}")
-        beating = asyncio.ensure_future(heartbeat.run())
-        repairing = [asyncio.ensure_future(repair_all(store, artifacts, service.spec_file)),
-                     asyncio.ensure_future(keep_repairing(store, artifacts, service.spec_file))]
-        await _until_stopped(notifier, lambda: _reload(service, notifier), scheduler.healthy)
-        for task in (beating, *repairing):
-            task.cancel()
-        notifier.stopping("stopping: ending active runs")
-        await set_serving(health_servicer, False)
-        scheduler.pause()  # no new firings while runs are stopped; shut down after them (PITFALLS 8)
-        scheduler.accepting = False
-        await runner.shutdown(grace=max([s.kill_grace for s in service.catalog.specs.values()], default=10) + 5)
-        _record_held(service)
-        scheduler.shutdown()
-        hub.close_all()
-        events_changed.close()
-        await server.stop(grace=2)
-        heartbeat.stop()  # the last record says "stopped cleanly": the next start reports it
-        log.info("jobsd stopped")
-        return 0
+            raise StoreCorrupt(f"{ctx.timer.path}: {exc.orig or exc}") from None
+        ctx.timer.resume()
+        return await _serve_ready(ctx, heartbeat, notifier, opts.socket_group)
     finally:
-        if scheduler is not None:
-            scheduler.shutdown()
-        artifacts.close()  # what runs' files are still queued
+        if ctx is not None:
+            ctx.timer.shutdown()
+            ctx.artifacts.close()  # what runs' files are still queued
         store.close()
 
 
-def _reload(service: Service, notifier: Notifier) -> None:
+async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, socket_group: str | None) -> int:
+    paths = ctx.paths
+    server, health_servicer = build_server(ctx, paths.socket, socket_group)
+    await server.start()
+    await set_serving(health_servicer, True)
+    log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(ctx.catalog.specs),
+             len(ctx.catalog.invalid), paths.socket, paths.state_dir)
+    notifier.ready(f"serving {len(ctx.catalog.specs)} jobs on {paths.socket}")
+    background = [asyncio.ensure_future(heartbeat.run()),
+                  asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
+                  asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file))]
+    await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
+    for task in background:
+        task.cancel()
+    notifier.stopping("stopping: ending active runs")
+    await set_serving(health_servicer, False)
+    ctx.timer.pause()  # no new firings while runs are stopped; shut down after them (PITFALLS 8)
+    ctx.timer.accepting = False
+    await ctx.runs.shutdown(grace=max([s.kill_grace for s in ctx.catalog.specs.values()], default=10) + 5)
+    record_held(ctx)
+    ctx.timer.shutdown()
+    ctx.hub.close_all()
+    ctx.events.close()
+    await server.stop(grace=2)
+    heartbeat.stop()  # the last record says "stopped cleanly": the next start reports it
+    log.info("jobsd stopped")
+    return 0
+
+
+def _reload(ctx: Context, notifier: Notifier) -> None:
     """SIGHUP: re-read the jobs directory (systemctl reload). Invalid files are reported, never fatal."""
     notifier.reloading(int(time.monotonic() * 1e6))
     try:
-        _added, _changed, _removed, catalog = service.reload(actor="SIGHUP")
+        catalog = reload(ctx, Actor("SIGHUP"))[3]
     except Exception:  # noqa: BLE001 - a failed reload must not kill the daemon
         log.exception("reload failed")
-        catalog = service.catalog
+        catalog = ctx.catalog
     notifier.ready(f"serving {len(catalog.specs)} jobs")
-
-
-def _record_dropped(service: Service, job_id: str, windows: list[datetime]) -> None:
-    """Cron windows APScheduler handed over while the daemon stops: `missed`, never silently lost."""
-    for window in windows:
-        service.record_missed(job_id, window, f"missed: due {window.isoformat()}, jobsd was stopping")
-
-
-def _record_held(service: Service) -> None:
-    """A last try at the windows held while the store refused writes (held.py)."""
-    service.held_windows.flush()
-    service.held_windows.cancel()  # no retry armed by that flush outlives the loop
-    if held := len(service.held_windows):
-        log.error("%d cron window(s) could not be recorded missed (the store still refuses writes); the job "
-                  "store had not moved past them either, so the next start hands them over again", held)
 
 
 async def _until_stopped(notifier: Notifier, on_reload, healthy: Callable[[], bool]) -> None:  # noqa: ANN001

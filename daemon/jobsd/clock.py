@@ -1,13 +1,17 @@
 """The one module of the daemon that reads the clock. Everything else asks it."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from datetime import datetime, timezone
 
+from typing import Protocol
+
 from jobsd_lib.kernel.drift import ClockReading
 
-__all__ = ["now", "now_ns", "monotonic", "to_epoch", "from_epoch", "since_boot", "boot_id", "reading"]
+__all__ = ["Clock", "SystemClock", "SYSTEM", "now", "now_ns", "monotonic", "to_epoch", "from_epoch", "since_boot",
+           "boot_id", "reading"]
 
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
@@ -54,3 +58,55 @@ def to_epoch(value: datetime | None) -> float | None:
 
 def from_epoch(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+
+
+class Clock(Protocol):
+    """The clock port: what the daemon's core reads the time from (injected; tests pass a fake).
+
+    Contract: `now()` is an aware UTC datetime and `epoch()` the same instant in epoch seconds;
+    `now_ns()` in epoch nanoseconds (output chunks'
+    read times); all follow the wall clock, which can jump either way (the heartbeat notices: health). `monotonic()`
+    never goes back and is what durations and timeouts use. `reading()` is the wall clock, boot id
+    and time since boot read back to back, for the clock-jump kernel (jobsd_lib.kernel.drift).
+    """
+
+    def now(self) -> datetime: ...
+
+    def epoch(self) -> float: ...
+
+    def now_ns(self) -> int: ...
+
+    def monotonic(self) -> float: ...
+
+    def reading(self) -> ClockReading: ...
+
+    async def wait_until(self, at: datetime, wake: asyncio.Event) -> None:
+        """Return once `now()` has reached `at` (at once if it has) or `wake` is set, whichever is
+        first. Wall-clock jumps while waiting need not be followed (the system clock waits the
+        monotonic time that was left when it began)."""
+
+
+class SystemClock:
+    """The host's clocks."""
+
+    now = staticmethod(now)
+    now_ns = staticmethod(now_ns)
+    monotonic = staticmethod(monotonic)
+    reading = staticmethod(reading)
+
+    @staticmethod
+    def epoch() -> float:
+        return time.time()
+
+    @staticmethod
+    async def wait_until(at: datetime, wake: asyncio.Event) -> None:
+        delay = (at - now()).total_seconds()
+        if delay <= 0 or wake.is_set():
+            return
+        try:
+            await asyncio.wait_for(wake.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+
+
+SYSTEM = SystemClock()

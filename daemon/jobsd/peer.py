@@ -26,9 +26,10 @@ import socket
 import struct
 from dataclasses import dataclass
 
+from jobsd_lib.facts import Actor
 from jobsd_lib.paths import check_socket_path
 
-__all__ = ["Actor", "Peer", "PeerRelay", "actor_for", "audit_attrs", "backend_path"]
+__all__ = ["Peer", "PeerRelay", "actor_for", "backend_path"]
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,6 @@ class Peer:
         return f"uid={self.uid}({self.user})" if self.user else f"uid={self.uid}"
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who an audit event is by: a verified peer, or the daemon itself (`scheduler`, `SIGHUP`).
-
-    `client` is what the caller says it is (metadata `jobsd-client`): shown, never trusted.
-    """
-
-    label: str
-    peer: Peer | None = None
-    client: str = ""
-
-    def __str__(self) -> str:
-        return self.label
-
-
-def audit_attrs(actor: Actor | str) -> dict[str, object]:
-    """The `actor` attributes of an audit event: the label, and for a peer its uid, user and claim."""
-    if not isinstance(actor, Actor):
-        return {"actor": actor or None}
-    peer = actor.peer
-    return {"actor": actor.label, "actor_uid": peer.uid if peer else None, "actor_user": peer.user if peer else None,
-            "client": actor.client or None}
-
-
 _PEERS: dict[str, Peer] = {}  # grpc peer string -> credentials; one map a process, names are unique
 
 
@@ -84,7 +61,9 @@ def actor_for(peer: str, claimed: str) -> Actor:
     """The actor of a call whose grpc `context.peer()` is `peer`; `unknown` when it did not come through
     a PeerRelay (a direct connection to the private socket, which only jobsd's user or root can make)."""
     found = _PEERS.get(peer)
-    return Actor(found.label if found else "unknown", found, claimed[:MAX_CLAIM])
+    if found is None:
+        return Actor("unknown", client=claimed[:MAX_CLAIM])
+    return Actor(found.label, found.uid, found.user, claimed[:MAX_CLAIM])
 
 
 def backend_path(public: str) -> str:

@@ -1,11 +1,12 @@
-"""Carries runs out: waits for a slot, runs attempts, retries, finishes, records everything.
+"""The driver of runs: performs what each run's machine (jobsd_lib.kernel.run) decides, nothing else.
 
-How it works: every active run has one asyncio task (`_execute`) on the event loop. It waits
-for an executor slot (FIFO), runs an attempt through executor.py, asks the kernel what
-follows (`after_attempt`), and either finishes the run or waits out the backoff holding no
-slot. Cancel and shutdown set `stop_reason` and wake whatever the task waits on; a running
-attempt is stopped (SIGTERM to its group, SIGKILL after kill_grace). All store writes are
-single BEGIN IMMEDIATE transactions that also append the run's events.
+How it works: every active run has one asyncio task (`_drive`) on the event loop and one
+RunMachine. The task feeds the machine what happened (a slot granted, an attempt started or
+ended, a backoff over, the end recorded or refused) with the clock's `now`, and performs the
+effects it returns: take or give back an executor slot (FIFO), spawn an attempt (executor.py),
+wait, kill, and record steps and the end through the journal (the only writer of records). A
+cancel or the shutdown (`stop`) is fed to the machine from the caller's coroutine; its Kill or
+Wake is performed at once, and the task carries on from whatever it was waiting on.
 """
 from __future__ import annotations
 
@@ -14,24 +15,20 @@ import collections
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jobsd import clock
-from jobsd.artifacts import Artifacts
+from jobsd.clock import Clock, from_epoch
 from jobsd.executor import Attempt, Launch, resolve_program, start_attempt
+from jobsd.journal import Journal
 from jobsd.output import STDERR, Hub, OutputWriter
-from jobsd.store import AttemptRow, RunRow, Store
-from jobsd_lib.errors import InternalError
-from jobsd_lib.kernel.decisions import AttemptResult, Finish, Retry, after_attempt
+from jobsd.store import RunRow, StoreUnwritable
+from jobsd_lib.kernel import run as m
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
-from jobsd_lib.kernel.states import TRANSITIONS, RunState, WaitReason, advance
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["Runner", "ActiveRun", "Slots"]
 
 log = logging.getLogger("jobsd.runner")
-FINISH_RETRY = 5.0  # seconds between attempts to record a run's end while the store refuses writes
 
 
 class Slots:
@@ -66,313 +63,56 @@ class Slots:
 
 @dataclass
 class ActiveRun:
-    row: RunRow
+    row: RunRow            # as committed: kept current by the run's task, the only writer of an active run
     spec: JobSpec
     run_dir: str
-    stop_reason: str = ""          # "", "cancelled" or "interrupted"
-    stopped_by: str = ""           # who cancelled it (the audit label of the caller)
+    machine: m.RunMachine
     attempt: Attempt | None = None
+    writer: OutputWriter | None = None
     task: asyncio.Task | None = None
-    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
-    # The new run's first files (its first events.jsonl line, its queued receipt), handed to the
-    # artifact thread by the run's task once its first start is recorded, or before anything else
-    # it records: that thread's work would otherwise compete with the spawn and the new child for
-    # the CPU and the GIL. Its record is in the store already.
-    birth: Callable[[], None] | None = None
+    waiter: asyncio.Future | None = None   # the slot it waits for
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def ref(self) -> str:
         return self.row.ref
 
-
-@dataclass(frozen=True)
-class _Ended:
-    """An attempt's end, not yet recorded: its attempt row's columns, its event, the run row after it."""
-    number: int
-    columns: dict[str, object]
-    attrs: dict[str, object]
-    row: RunRow
-
-    @classmethod
-    def of(cls, run: RunRow, number: int, result: AttemptResult, writer: OutputWriter, now: float) -> "_Ended":
-        error = result.start_error or writer.write_error
-        columns = {"finished_at": now, "exit_code": result.exit_code, "signal": result.signal,
-                   "output_bytes": writer.stored, "dropped_bytes": writer.dropped, "error": error,
-                   "timed_out": int(result.timed_out)}
-        attrs = {"attempt": number, "exit_code": result.exit_code, "signal": result.signal,
-                 "timed_out": result.timed_out or None, "error": error or None}
-        last = dataclasses.replace(run.attempt_list[-1], finished_at=now, exit_code=result.exit_code,
-                                   signal=result.signal, output_bytes=writer.stored, dropped_bytes=writer.dropped,
-                                   error=error, timed_out=result.timed_out)
-        row = dataclasses.replace(run, exit_code=result.exit_code, signal=result.signal, pgid=None,
-                                  attempt_list=(*run.attempt_list[:-1], last))
-        return cls(number, columns, attrs, row)
-
-    def record(self, store: Store, run: RunRow):  # noqa: ANN201 - an EventRow
-        """The attempt row's end and its event, in the caller's transaction."""
-        store.finish_attempt(run.id, self.number, **self.columns)
-        return store.add_event(self.columns["finished_at"], "run.attempt_finished", run.job_id, run.n, self.attrs)
+    @property
+    def stop_reason(self) -> str:
+        return self.machine.stop_reason
 
 
 class Runner:
-    def __init__(self, store: Store, artifacts: Artifacts, hub: Hub, events_changed, max_concurrent: int,
+    def __init__(self, journal: Journal, hub: Hub, clock: Clock, max_concurrent: int,
                  daemon_env: dict[str, str]) -> None:
-        self.store, self.artifacts, self.hub = store, artifacts, hub
-        self.events_changed = events_changed  # a Channel bumped after every committed event
+        self.journal, self.hub, self.clock = journal, hub, clock
         self.slots = Slots(max_concurrent)
         self.active: dict[str, ActiveRun] = {}
         self.daemon_env = daemon_env
         self.stopping = asyncio.Event()  # set by shutdown(): a run whose end cannot be recorded stops trying
-
-    # ------------------------------------------------------------------ recording
-    def transition(self, run: RunRow, state: RunState | None, event: str, attrs: dict[str, object] | None = None,
-                   **fields: object) -> RunRow:
-        """Apply a state change (checked against the kernel's table) and its event in one transaction,
-        not synced: a run's end (`_finish`) makes the steps before it durable."""
-        if state is not None and state is not run.state:
-            advance(run.state, state)
-            fields["state"] = state
-        now = clock.to_epoch(clock.now())
-        with self.store.write(durable=False):
-            if fields:
-                self.store.update_run(run.id, **fields)
-            ev = self.store.add_event(now, event, run.job_id, run.n, attrs)
-        changes = {k: (RunState(v) if k == "state" else v) for k, v in fields.items()}
-        updated = dataclasses.replace(run, **changes)  # the row as committed, without a re-read
-        self.after_event(updated, ev)
-        return updated
-
-    def after_event(self, run: RunRow, ev) -> None:  # noqa: ANN001
-        """The event's line in events.jsonl (queued: the artifact thread writes it), and wake the watchers."""
-        self.artifacts.later(f"run {run.ref}: events.jsonl", self.artifacts.append_event, run, ev)
-        self._announce(run)
-
-    def _announce(self, run: RunRow) -> None:
-        self.events_changed.bump()
-        channel = self.hub.get(run.ref)
-        if channel:
-            channel.bump()
 
     def active_ref(self, job_id: str) -> str | None:
         """The ref of the job's active run (queued, running or retrying), if it has one."""
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str, birth: Callable[[], None] | None = None) -> ActiveRun:
-        act = ActiveRun(run, spec, run_dir, birth=birth)
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
+        r = spec.retry
+        machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max))
+        act = ActiveRun(run, spec, run_dir, machine)
         self.active[run.ref] = act
         self.hub.open(run.ref)
-        act.task = asyncio.get_running_loop().create_task(self._execute(act), name=f"run {run.ref}")
+        act.task = asyncio.get_running_loop().create_task(self._drive(act), name=f"run {run.ref}")
         return act
 
     def stop(self, act: ActiveRun, reason: str, actor: str = "") -> None:
-        """End the run early: a queued or retrying run stops waiting, a running attempt's group is stopped
-        (SIGTERM, SIGKILL after kill_grace). The first reason wins. Returns at once; `act.task` ends later."""
-        if not act.stop_reason:
-            act.stop_reason, act.stopped_by = reason, actor
-        act.stop_requested.set()
-        if act.attempt is not None:
-            act.attempt.stop(reason)
-
-    def _born(self, act: ActiveRun) -> None:
-        """Queue the run's deferred first files (once; see ActiveRun.birth)."""
-        birth, act.birth = act.birth, None
-        if birth is not None:
-            birth()
-
-    async def _execute(self, act: ActiveRun) -> None:
-        holding = False
-        try:
-            holding = await self._wait_for_slot(act)
-            while holding:
-                result, ended = await self._attempt(act)
-                decision = after_attempt(result, act.row.attempts, act.spec.retry.attempts, clock.now(),
-                                         act.spec.retry.backoff, act.spec.retry.factor, act.spec.retry.max)
-                if isinstance(decision, Finish):
-                    await self._finish(act, decision.state, result, ended=ended)  # one transaction for both
-                    return
-                self._record_end(act, ended)
-                self.slots.release()
-                holding = False
-                if await self._backoff(act, decision):
-                    holding = await self._wait_for_slot(act)
-            await self._finish(act, RunState.CANCELLED if act.stop_reason == "cancelled" else RunState.INTERRUPTED, None)
-        except Exception:  # a bug or a store that cannot be written must not leave the run active forever
-            log.exception("run %s: internal error", act.ref)
-            if act.attempt is not None:  # nothing of the attempt may run on unattended
-                act.attempt.stop("interrupted")
-                await act.attempt.wait()
-                act.attempt = None
-            # failed where the state table allows it (a running run); a queued or retrying run, which
-            # never failed on its own, ends interrupted
-            state = RunState.FAILED if RunState.FAILED in TRANSITIONS[act.row.state] else RunState.INTERRUPTED
-            await self._finish(act, state, None, reason="internal error in jobsd (see the daemon log)")
-        finally:
-            if holding:
-                self.slots.release()
-            self.active.pop(act.ref, None)
-            self.hub.close(act.ref)
-
-    async def _wait_for_slot(self, act: ActiveRun) -> bool:
-        """True once a slot is held; False when the run was stopped while waiting."""
-        if act.stop_reason:
-            return False
-        waiter = self.slots.acquire()
-        if waiter.done():  # a free slot: no wait, no extra loop turn
-            return True
-        self._born(act)
-        if act.row.wait_reason != WaitReason.SLOT.value:
-            act.row = self.transition(act.row, None, "run.waiting", {"wait_reason": "slot"}, wait_reason="slot")
-        stop = asyncio.ensure_future(act.stop_requested.wait())
-        await asyncio.wait([waiter, stop], return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
-        if act.stop_reason:
-            if waiter.done() and not waiter.cancelled():
-                self.slots.release()
-            waiter.cancel()
-            return False
-        return True
-
-    async def _backoff(self, act: ActiveRun, decision: Retry) -> bool:
-        """Wait out a retry's backoff holding no slot; False when stopped meanwhile."""
-        act.row = self.transition(act.row, RunState.RETRYING, "run.retrying",
-                                  {"next_attempt_at": decision.at.isoformat(), "delay": f"{decision.delay:g}"},
-                                  wait_reason=WaitReason.BACKOFF.value, next_attempt_at=clock.to_epoch(decision.at))
-        delay = max((decision.at - clock.now()).total_seconds(), 0.0)
-        try:
-            await asyncio.wait_for(act.stop_requested.wait(), delay)
-        except asyncio.TimeoutError:
-            pass
-        return not act.stop_reason
-
-    async def _attempt(self, act: ActiveRun) -> tuple[AttemptResult, _Ended]:
-        """Run one attempt; its end is recorded by the caller (_record_end, or _finish with the run's)."""
-        number = act.row.attempts + 1
-        spec, run = act.spec, act.row
-        writer = OutputWriter(act.run_dir, number, spec.limits.output)
-        launch = self._launch(act, number)
-        program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
-        launch = dataclasses.replace(launch, program=program)
-        if not problem and not os.path.isdir(launch.cwd):
-            problem = f"working directory {launch.cwd!r} does not exist"
-        attempt = None
-        if not problem:
-            try:
-                attempt = act.attempt = await start_attempt(launch, writer, self.hub.open(run.ref).bump)
-            except OSError as exc:
-                problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
-        now = clock.to_epoch(clock.now())
-        act.row = self._record_start(act, number, now, attempt)
-        if attempt is None:
-            writer.write(STDERR, f"jobsd: {problem}\n".encode(), clock.now_ns())
-            result = AttemptResult(start_error=problem)
-        else:
-            if act.stop_reason:
-                attempt.stop(act.stop_reason)
-            result = await attempt.wait()
-            act.attempt = None
-        writer.close()
-        return result, _Ended.of(act.row, number, result, writer, clock.to_epoch(clock.now()))
-
-    def _launch(self, act: ActiveRun, number: int) -> Launch:
-        spec, run = act.spec, act.row
-        env = job_environment(self.daemon_env, spec.env, job=run.job_id, run=run.ref, attempt=number,
-                              trigger=run.trigger, scheduled_at=clock.from_epoch(run.scheduled_at))
-        base = os.path.dirname(spec.file) or "."
-        cwd = os.path.join(base, spec.cwd) if spec.cwd else base
-        return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace,
-                      spec.limits.memory, spec.limits.cpu_time, spec.limits.open_files)
-
-    def _record_start(self, act: ActiveRun, number: int, now: float, attempt: Attempt | None) -> RunRow:
-        run = act.row
-        pid = attempt.pid if attempt else None
-        invocation = attempt.invocation_id if attempt else ""
-        advance(run.state, RunState.RUNNING)
-        with self.store.write(durable=False):
-            self.store.update_run(run.id, state=RunState.RUNNING, wait_reason=None, attempts=number,
-                                  started_at=run.started_at or now, next_attempt_at=None, pgid=pid)
-            self.store.start_attempt(run.id, number, now, pid, invocation)
-            ev = self.store.add_event(now, "run.started", run.job_id, run.n, {"attempt": number, "pid": pid})
-        started = AttemptRow(number, now, None, None, None, pid, 0, 0, "", False, invocation)
-        updated = dataclasses.replace(run, state=RunState.RUNNING, wait_reason=None, attempts=number,
-                                      started_at=run.started_at or now, next_attempt_at=None, pgid=pid,
-                                      attempt_list=(*run.attempt_list, started))
-        self._born(act)  # its first files before this event's line, now that the start is recorded
-        self.after_event(updated, ev)
-        return updated
-
-    def _record_end(self, act: ActiveRun, ended: _Ended) -> None:
-        """An attempt that the run outlives (a retry follows): its end in a transaction of its own."""
-        run = act.row
-        with self.store.write(durable=False):
-            ev = ended.record(self.store, run)
-            self.store.update_run(run.id, exit_code=ended.row.exit_code, signal=ended.row.signal, pgid=None)
-        act.row = ended.row
-        self.after_event(ended.row, ev)
-
-    async def _finish(self, act: ActiveRun, state: RunState, result: AttemptResult | None, reason: str = "",
-                      ended: _Ended | None = None) -> None:
-        """Record the run's end (with its last attempt's, when `ended`) in one durable transaction."""
-        self._born(act)
-        run = ended.row if ended else act.row  # kept current by this task, the only writer of an active run
-        if not run.active:
-            return
-        advance(run.state, state)
-        if not reason:
-            reason = {"cancelled": f"cancelled by {act.stopped_by or 'an operator'}",
-                      "interrupted": "jobsd stopped"}.get(act.stop_reason, "")
-            if result is not None and result.start_error:
-                reason = result.start_error
-        fields = {"state": state, "finished_at": clock.to_epoch(clock.now()), "wait_reason": None,
-                  "next_attempt_at": None, "reason": reason}
-        if ended:
-            fields.update(exit_code=run.exit_code, signal=run.signal, pgid=None)
-        final = dataclasses.replace(run, **fields)
-        # The final receipt first (fsynced off the loop), then the commit: whoever sees the run
-        # finished finds its receipt final. A crash in between leaves the run active in the store,
-        # and the start-up reconciliation rewrites the receipt.
-        try:
-            await self.artifacts.done(f"run {act.ref}: receipt", self._write_final, final, act.spec.file)
-        except OSError as exc:
-            log.error("run %s: cannot write its receipt: %s", act.ref, exc)
-        while True:  # an acknowledged run is never lost: its end is recorded, however long the store refuses
-            try:
-                # Durable (fsynced) and with no await before the task ends: no one sees the run
-                # finished before it is on disk, or while its job still counts as busy.
-                with self.store.write(durable=True):
-                    events = [ended.record(self.store, run)] if ended else []
-                    self.store.update_run(run.id, **fields)
-                    events.append(self.store.add_event(fields["finished_at"], "run.finished", run.job_id, run.n, {
-                        "state": state.value, "exit_code": run.exit_code, "signal": run.signal,
-                        "reason": reason or None}))
-                break
-            except InternalError as exc:  # the store cannot be written (full disk): the job stays busy meanwhile
-                if self.store.release_reserve():
-                    continue
-                if self.stopping.is_set():  # the daemon stops within its bound; the next start records it
-                    log.error("run %s: cannot record its end (%s); jobsd is stopping: the next start records it "
-                              "interrupted", act.ref, exc)
-                    return
-                log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, FINISH_RETRY)
-                try:
-                    await asyncio.wait_for(self.stopping.wait(), FINISH_RETRY)
-                except asyncio.TimeoutError:
-                    pass
-        act.row = final
-        # Its last events.jsonl lines, here (the lines before them were written with the receipt):
-        # whoever sees the run finished finds them.
-        for ev in events:
-            try:
-                self.artifacts.append_event(final, ev)
-            except OSError as exc:
-                log.error("run %s: cannot write events.jsonl: %s", act.ref, exc)
-                self.artifacts.failed(final)
-        self._announce(final)
-        log.info("run %s finished: %s%s", act.ref, state.value, f" ({reason})" if reason else "")
-
-    def _write_final(self, run: RunRow, spec_file: str) -> None:
-        self.artifacts.write_receipt(run, spec_file)
-        self.artifacts.write_summary(run, spec_file)
+        """End the run early (reason cancelled or interrupted; the first reason wins). Returns at once;
+        `act.task` ends later."""
+        for effect in act.machine.feed(m.StopRequested(self.clock.now(), reason, actor)):
+            if isinstance(effect, m.Kill) and act.attempt is not None:
+                act.attempt.stop(effect.reason)
+            elif isinstance(effect, m.Wake):
+                act.wake.set()
 
     async def shutdown(self, grace: float) -> None:
         """Stop every active run (recorded `interrupted`) and wait for their tasks."""
@@ -382,3 +122,156 @@ class Runner:
         tasks = [a.task for a in self.active.values() if a.task]
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
+
+    # ------------------------------------------------------------------ the driver
+    async def _drive(self, act: ActiveRun) -> None:
+        effects = act.machine.feed(m.Begin(self.clock.now()))
+        crashed = False
+        try:
+            while effects:
+                try:
+                    effects = await self._perform(act, effects)
+                except Exception:  # a bug or a refused step must not leave the run active forever
+                    if crashed:
+                        raise
+                    crashed = True
+                    log.exception("run %s: internal error", act.ref)
+                    effects = act.machine.feed(m.Crashed(self.clock.now(), act.row.state))
+        finally:
+            if act.machine.holding:
+                self.slots.release()
+            if act.waiter is not None:
+                act.waiter.cancel()
+            self.journal.born(act.ref)
+            self.active.pop(act.ref, None)
+            self.hub.close(act.ref)
+
+    async def _perform(self, act: ActiveRun, effects: list[object]) -> list[object]:
+        """Perform effects in order; the one that waits for an answer comes last and returns the
+        machine's next effects."""
+        for effect in effects:
+            handler = _HANDLERS[type(effect)]
+            answer = handler(self, act, effect)
+            if asyncio.iscoroutine(answer):
+                answer = await answer
+            if answer is not None:
+                return act.machine.feed(answer)
+        return []
+
+    # ------------------------------------------------------------------ effects
+    def _acquire(self, act: ActiveRun, _effect: m.AcquireSlot) -> object:
+        waiter = self.slots.acquire()
+        if waiter.done():  # a free slot: no wait, no extra loop turn
+            return m.SlotGranted(self.clock.now())
+        act.waiter = waiter
+        self.journal.born(act.ref)  # it may wait a while: its files now
+        return m.SlotBusy(self.clock.now())
+
+    async def _await_slot(self, act: ActiveRun, _effect: m.AwaitSlot) -> object:
+        waiter = act.waiter
+        if not act.wake.is_set():
+            wake = asyncio.ensure_future(act.wake.wait())
+            await asyncio.wait([waiter, wake], return_when=asyncio.FIRST_COMPLETED)
+            wake.cancel()
+        if waiter.done() and not waiter.cancelled():
+            act.waiter = None
+            return m.SlotGranted(self.clock.now())
+        return m.SlotWaitAbandoned(self.clock.now())
+
+    def _drop_slot_wait(self, act: ActiveRun, _effect: m.DropSlotWait) -> None:
+        if act.waiter is not None:
+            act.waiter.cancel()
+            act.waiter = None
+
+    def _release(self, act: ActiveRun, _effect: m.ReleaseSlot) -> None:
+        self.slots.release()
+
+    async def _spawn(self, act: ActiveRun, effect: m.Spawn) -> object:
+        spec, run = act.spec, act.row
+        act.writer = writer = OutputWriter(act.run_dir, effect.attempt, spec.limits.output)
+        launch = self._launch(act, effect.attempt)
+        program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
+        launch = dataclasses.replace(launch, program=program)
+        if not problem and not os.path.isdir(launch.cwd):
+            problem = f"working directory {launch.cwd!r} does not exist"
+        if not problem:
+            try:
+                act.attempt = await start_attempt(launch, writer, self.hub.open(run.ref).bump)
+            except OSError as exc:
+                problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
+        if act.attempt is not None:
+            return m.AttemptStarted(self.clock.now(), act.attempt.pid, act.attempt.invocation_id)
+        writer.write(STDERR, f"jobsd: {problem}\n".encode(), self.clock.now_ns())
+        writer.close()
+        return m.StartFailed(self.clock.now(), problem, _output(writer))
+
+    def _launch(self, act: ActiveRun, number: int) -> Launch:
+        spec, run = act.spec, act.row
+        env = job_environment(self.daemon_env, spec.env, job=run.job_id, run=run.ref, attempt=number,
+                              trigger=run.trigger, scheduled_at=from_epoch(run.scheduled_at))
+        base = os.path.dirname(spec.file) or "."
+        cwd = os.path.join(base, spec.cwd) if spec.cwd else base
+        return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace,
+                      spec.limits.memory, spec.limits.cpu_time, spec.limits.open_files)
+
+    async def _await_attempt(self, act: ActiveRun, _effect: m.AwaitAttempt) -> object:
+        result = await act.attempt.wait()
+        act.attempt = None
+        act.writer.close()
+        return m.AttemptEnded(self.clock.now(), result, _output(act.writer))
+
+    def _kill(self, act: ActiveRun, effect: m.Kill) -> None:
+        if act.attempt is not None:
+            act.attempt.stop(effect.reason)
+
+    async def _reap(self, act: ActiveRun, _effect: m.Reap) -> None:
+        if act.attempt is not None:  # nothing of the attempt may run on unattended
+            await act.attempt.wait()
+            act.attempt = None
+
+    def _wake(self, act: ActiveRun, _effect: m.Wake) -> None:
+        act.wake.set()
+
+    def _record(self, act: ActiveRun, effect: m.Record) -> None:
+        act.row = self.journal.step(act.row, effect.step)
+
+    async def _wait_until(self, act: ActiveRun, effect: m.WaitUntil) -> object:
+        backoff = act.machine.phase is m.Phase.BACKOFF
+        await self.clock.wait_until(effect.at, act.wake)
+        return m.BackoffOver(self.clock.now()) if backoff else m.RetryDue(self.clock.now())
+
+    async def _record_end(self, act: ActiveRun, effect: m.RecordEnd) -> object:
+        if effect.first:
+            await self.journal.write_final_files(self.journal.final_row(act.row, effect), act.spec.file)
+        try:
+            # Durable (synced) and with no await before the task ends: no one sees the run finished
+            # before it is on disk, or while its job still counts as busy.
+            act.row = self.journal.end(act.row, effect)
+        except StoreUnwritable as exc:  # a full disk: the job stays busy meanwhile
+            freed = self.journal.free_reserve()
+            if not freed:
+                if self.stopping.is_set():
+                    log.error("run %s: cannot record its end (%s); jobsd is stopping: the next start records it "
+                              "interrupted", act.ref, exc)
+                else:
+                    log.error("run %s: cannot record its end (%s): retrying in %gs", act.ref, exc, m.FINISH_RETRY)
+                    act.wake.clear()  # only a stop from now on cuts the wait short
+            return m.EndNotRecorded(self.clock.now(), freed, self.stopping.is_set())
+        reason = effect.reason
+        log.info("run %s finished: %s%s", act.ref, effect.state.value, f" ({reason})" if reason else "")
+        return m.EndRecorded(self.clock.now())
+
+    def _done(self, act: ActiveRun, _effect: m.Done) -> None:
+        pass
+
+
+def _output(writer: OutputWriter) -> m.Output:
+    return m.Output(writer.stored, writer.dropped, writer.write_error)
+
+
+_HANDLERS = {
+    m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
+    m.ReleaseSlot: Runner._release, m.Spawn: Runner._spawn, m.AwaitAttempt: Runner._await_attempt,
+    m.Kill: Runner._kill, m.Reap: Runner._reap, m.Wake: Runner._wake, m.Record: Runner._record,
+    m.WaitUntil: Runner._wait_until, m.RecordEnd: Runner._record_end, m.Done: Runner._done,
+}

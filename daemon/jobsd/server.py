@@ -24,7 +24,7 @@ from jobsd.api.errors import ErrorInterceptor
 from jobsd.api.servicers import DaemonServicer, JobsServicer
 from jobsd.folders import make_folder
 from jobsd.peer import PeerRelay, backend_path
-from jobsd.service import Service
+from jobsd.context import Context
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
 
@@ -98,11 +98,10 @@ def _bind_public(path: str, socket_group: str | None) -> socket.socket:
     return sock
 
 
-def build_server(service: Service, socket_path: str, health_fn,  # noqa: ANN001
-                 socket_group: str | None = None) -> tuple[RelayedServer, object]:
+def build_server(ctx: Context, socket_path: str, socket_group: str | None = None) -> tuple[RelayedServer, object]:
     server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=[("grpc.so_reuseport", 0)])
-    pb_grpc.add_JobsServicer_to_server(JobsServicer(service), server)
-    pb_grpc.add_DaemonServicer_to_server(DaemonServicer(service, health_fn), server)
+    pb_grpc.add_JobsServicer_to_server(JobsServicer(ctx), server)
+    pb_grpc.add_DaemonServicer_to_server(DaemonServicer(ctx), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 from jobsd.output import Chunk, OutputReader, idx_path
-from jobsd.service import Service
+from jobsd.context import Context
+from jobsd.handlers.jobs import get_job
+from jobsd.handlers.runs import get_run
 from jobsd.store import EventRow, RunRow
 from jobsd_lib.errors import InvalidArgument, RunNotFound
 from jobsd_lib.refs import require_job_id
@@ -98,11 +100,11 @@ class WriteGuard:
             self._task.cancel()
 
 
-def resolve_run(service: Service, job_id: str, n: int) -> RunRow:
-    service.get_job(job_id)  # job_not_found / invalid_argument
+def resolve_run(ctx: Context, job_id: str, n: int) -> RunRow:
+    get_job(ctx, job_id)  # job_not_found / invalid_argument
     if n:
-        return service.get_run(f"{job_id}/{n}")
-    run = service.store.active_run(job_id) or service.store.latest_run(job_id)
+        return get_run(ctx, f"{job_id}/{n}")
+    run = ctx.store.active_run(job_id) or ctx.store.latest_run(job_id)
     if run is None:
         raise RunNotFound(job_id, f"job {job_id!r} has no runs yet: start one with `jobsctl jobs run {job_id}`")
     return run
@@ -159,7 +161,7 @@ class _Cursor:
         self._reader.close()
 
 
-async def tail(service: Service, req: TailRequest, send_start: Callable[[RunRow], Awaitable[None]],
+async def tail(ctx: Context, req: TailRequest, send_start: Callable[[RunRow], Awaitable[None]],
                send_chunk: Callable[[Chunk], Awaitable[None]], send_end: Callable[[RunRow], Awaitable[None]],
                write_timeout: float) -> None:
     """Stream one run's output: stored from the start position, then live when following.
@@ -169,24 +171,24 @@ async def tail(service: Service, req: TailRequest, send_start: Callable[[RunRow]
     require_job_id(req.job)
     if req.offset is not None and req.offset < 0:
         raise InvalidArgument("offset must be >= 0")
-    run = resolve_run(service, req.job, req.run)
-    run_dir = service.run_dir(run)
+    run = resolve_run(ctx, req.job, req.run)
+    run_dir = ctx.run_dir(run)
     guard, cursor = WriteGuard(write_timeout), _Cursor(run_dir)
     try:
         await guard.send(send_start(run))
         cursor.seek(*_start_position(run_dir, run, req))
-        service.hub.followers += 1
+        ctx.hub.followers += 1
         try:
-            run = await _follow(service, run, req.follow, cursor, lambda chunk: guard.send(send_chunk(chunk)))
+            run = await _follow(ctx, run, req.follow, cursor, lambda chunk: guard.send(send_chunk(chunk)))
             await guard.send(send_end(run))
         finally:
-            service.hub.followers -= 1
+            ctx.hub.followers -= 1
     finally:
         guard.close()
         cursor.close()
 
 
-async def _follow(service: Service, run: RunRow, follow: bool, cursor: _Cursor,
+async def _follow(ctx: Context, run: RunRow, follow: bool, cursor: _Cursor,
                   send: Callable[[Chunk], Awaitable[None]]) -> RunRow:
     """Send stored chunks until there are no more and, when following, the run has ended.
 
@@ -196,9 +198,9 @@ async def _follow(service: Service, run: RunRow, follow: bool, cursor: _Cursor,
     recheck = True  # re-read the run before the next wait
     sent_at = -_CORK
     while True:
-        channel = service.hub.get(run.ref)
+        channel = ctx.hub.get(run.ref)
         version = channel.version if channel else -1
-        limit = service.hub.chunk_limit()
+        limit = ctx.hub.chunk_limit()
         chunks = cursor.read(limit)
         if chunks is not None:
             for chunk in chunks:
@@ -206,7 +208,7 @@ async def _follow(service: Service, run: RunRow, follow: bool, cursor: _Cursor,
             sent_at = loop.time()
             continue
         if recheck or not follow or channel is None or channel.closed or cursor.next_attempt_started():
-            run = service.store.get_run(run.job_id, run.n) or run
+            run = ctx.store.get_run(run.job_id, run.n) or run
             if cursor.attempt < run.attempts:
                 cursor.seek(cursor.attempt + 1, 0, 0)
                 continue
@@ -227,26 +229,26 @@ async def _pause(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-async def watch_events(service: Service, job: str, after_seq: int, follow: bool, last: int,
+async def watch_events(ctx: Context, job: str, after_seq: int, follow: bool, last: int,
                        send: Callable[[EventRow], Awaitable[None]]) -> None:
     """Events with seq > after_seq (or the last `last`), in order, each once; then live when following."""
     if job:
         require_job_id(job)
     position = after_seq
     if not after_seq and (last or follow):
-        position = service.store.last_event_seq(job, back=last)  # events after it are the last `last`
-    service.hub.followers += 1
+        position = ctx.store.last_event_seq(job, back=last)  # events after it are the last `last`
+    ctx.hub.followers += 1
     try:
         while True:
-            version = service.events_changed.version
-            events = service.store.events_after(position, job, 500)
+            version = ctx.events.version
+            events = ctx.store.events_after(position, job, 500)
             for event in events:
                 await send(event)
                 position = event.seq
             if events:
                 continue
-            if not follow or service.events_changed.closed:
+            if not follow or ctx.events.closed:
                 return
-            await service.events_changed.wait(version, _IDLE_RECHECK)
+            await ctx.events.wait(version, _IDLE_RECHECK)
     finally:
-        service.hub.followers -= 1
+        ctx.hub.followers -= 1

@@ -3,7 +3,7 @@ answers what the runs table says: each job's last run (with its attempts) and ho
 latest finished runs failed in a row (issue 19 item 8: ~3 statements a job pinned the daemon
 under 200 clients).
 
-Real parts: a real SQLite store, real spec files loaded into the catalog, the daemon's Service.
+Real parts: a real SQLite store, real spec files loaded into the catalog, the daemon's ListJobs handler.
 SQLAlchemy's `before_cursor_execute` event counts the statements the store sends.
 """
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 import pytest
 from sqlalchemy import event
 
-from jobsd.artifacts import Artifacts
-from jobsd.output import Channel, Hub
-from jobsd.runner import Runner
-from jobsd.service import Paths, Service
+from jobsd.app import build_context
+from jobsd.context import Context as Service, Paths
+from jobsd.handlers.jobs import get_job, list_jobs
+from jobsd.handlers.reload import load_specs
 from jobsd.store import open_store
 from jobsd_lib.kernel.states import JobState, RunState
 
@@ -54,10 +54,9 @@ def make_service(home):
         store = open_store(os.path.join(base, "jobsd.sqlite3"))
         made.append(store)
         runs = os.path.join(base, "runs")
-        artifacts, hub, changed = Artifacts(runs), Hub(), Channel()
         paths = Paths(os.path.join(base, "jobs"), base, base, runs, os.path.join(base, "s.sock"),
                       os.path.join(base, "lock"), store.path)
-        return Service(paths, store, Runner(store, artifacts, hub, changed, 4, {}), artifacts, hub, changed)
+        return build_context(paths, store, environ={})
 
     yield make
     for store in made:
@@ -87,7 +86,7 @@ def add_jobs(service: Service, count: int) -> dict[str, list[str]]:
                                  finished_at=None if state == "running" else 1000.8 + i)
         if count > 1:
             store.set_operator_state("j01", JobState.PAUSED.value, 999.0, "test")
-    service.load_specs()
+    load_specs(service)
     return histories
 
 
@@ -124,7 +123,7 @@ def test_listing_50_jobs_sends_as_many_statements_as_listing_1_and_answers_each_
     for jobs in (1, 50):
         service = make_service(f"jobs{jobs}")
         histories = add_jobs(service, jobs)
-        views, statements = counted(service, service.list_jobs)
+        views, statements = counted(service, lambda: list_jobs(service))
         check_views(service, views, histories)
         counts.append(len(statements))
         assert len(statements) <= 3, statements  # operator states, last runs and failures, their attempts
@@ -136,31 +135,31 @@ def test_a_listing_reads_the_store_again_only_after_it_changed_and_then_shows_th
     run, a finished one, an operator's pause, gc) shows in the next listing."""
     service = make_service("jobs")
     histories = add_jobs(service, 7)
-    first, _ = counted(service, service.list_jobs)
-    again, statements = counted(service, service.list_jobs)
+    first, _ = counted(service, lambda: list_jobs(service))
+    again, statements = counted(service, lambda: list_jobs(service))
     assert again == first and statements == []
 
     store = service.store
     with store.write():
         run = store.create_run(job_id="j01", state=RunState.QUEUED, trigger="manual", now=2000.0)
-    listed = {v.id: v for v in service.list_jobs()}
+    listed = {v.id: v for v in list_jobs(service)}
     before = len(histories["j01"])  # failed, failed, succeeded, missed
     assert listed["j01"].last_run.n == before + 1 and listed["j01"].last_run.state is RunState.QUEUED
 
     with store.write():
         store.update_run(run.id, state=RunState.FAILED, finished_at=2001.0, exit_code=1)
-    listed = {v.id: v for v in service.list_jobs()}
+    listed = {v.id: v for v in list_jobs(service)}
     assert listed["j01"].last_run.state is RunState.FAILED and listed["j01"].consecutive_failures == 1
 
     with store.write():
         store.set_operator_state("j02", JobState.PAUSED.value, 2002.0, "test")
-    assert {v.id: v for v in service.list_jobs()}["j02"].state is JobState.PAUSED
+    assert {v.id: v for v in list_jobs(service)}["j02"].state is JobState.PAUSED
 
     with store.write():
         store.delete_runs([run.id])
-    listed = {v.id: v for v in service.list_jobs()}
+    listed = {v.id: v for v in list_jobs(service)}
     assert listed["j01"].last_run.n == before and listed["j01"].consecutive_failures == 0
-    assert service.get_job("j03").last_run.n == len(histories["j03"])
+    assert get_job(service, "j03").last_run.n == len(histories["j03"])
 
 
 def test_what_a_rolled_back_write_showed_is_not_listed_afterwards(make_service):
@@ -171,6 +170,6 @@ def test_what_a_rolled_back_write_showed_is_not_listed_afterwards(make_service):
     with pytest.raises(RuntimeError):
         with service.store.write():
             service.store.create_run(job_id="j00", state=RunState.QUEUED, trigger="manual", now=3000.0)
-            assert {v.id: v for v in service.list_jobs()}["j00"].last_run.n == len(histories["j00"]) + 1
+            assert {v.id: v for v in list_jobs(service)}["j00"].last_run.n == len(histories["j00"]) + 1
             raise RuntimeError("the write fails")
-    check_views(service, service.list_jobs(), histories)
+    check_views(service, list_jobs(service), histories)

@@ -62,13 +62,15 @@ def test_a_heartbeat_the_store_refuses_is_logged_once_and_the_daemon_beats_on(ho
     traceback: one error line, then one line when the heartbeat is saved again."""
     import logging
 
-    from jobsd.health import Heartbeat
-    from jobsd.output import Channel
+    from jobsd.app import build_context
+    from jobsd.context import Paths
+    from jobsd.heartbeat import Heartbeat
 
     caplog.set_level(logging.INFO, logger="jobsd.health")
     store = open_store(os.path.join(home, "jobsd.sqlite3"))
     try:
-        beat = Heartbeat(store, Channel())
+        ctx = build_context(Paths(home, home, home, os.path.join(home, "runs"), "", "", store.path), store)
+        beat = Heartbeat(ctx.journal, ctx.clock, None)
         beat.start()
         store.conn.exec_driver_sql("PRAGMA query_only = ON")  # every write now fails, like a full disk
         beat.beat()
@@ -95,17 +97,17 @@ def test_a_queued_run_whose_start_cannot_be_recorded_ends_interrupted_and_frees_
     every 5 s, as on a full disk)."""
     import asyncio
 
-    from jobsd.artifacts import Artifacts
-    from jobsd.output import Channel, Hub
-    from jobsd.runner import Runner
+    from jobsd.app import build_context
+    from jobsd.context import Paths
     from jobsd_lib.spec import parse_spec
 
     store = open_store(os.path.join(home, "jobsd.sqlite3"))
-    artifacts = Artifacts(os.path.join(home, "runs"))
     spec = parse_spec("j", b'command = ["true"]\n', os.path.join(home, "j.toml"))
+    ctx = build_context(Paths(home, home, home, os.path.join(home, "runs"), "", "", store.path), store)
+    artifacts = ctx.artifacts
     try:
         async def run() -> None:
-            runner = Runner(store, artifacts, Hub(), Channel(), 4, dict(os.environ))
+            runner = ctx.runs
             with store.write():
                 row = store.create_run(job_id="j", state=RunState.QUEUED, trigger="manual", now=1.0)
             store.conn.exec_driver_sql("PRAGMA query_only = ON")

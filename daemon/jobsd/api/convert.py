@@ -135,3 +135,20 @@ def event_pb(event: EventRow) -> pb.Event:
     message = pb.Event(seq=event.seq, type=event.type, job=event.job_id, run=event.run_ref, attrs=event.attrs)
     _set_times(message, ts=event.ts)
     return message
+
+
+def health_pb(view, paths) -> pb.Health:  # noqa: ANN001  (handlers.health.HealthView, context.Paths)
+    from jobsd_lib.kernel.states import JobState
+
+    message = pb.Health(
+        version=view.version, pid=view.pid, lock_file=paths.lock_file, socket=paths.socket,
+        uptime_seconds=view.uptime_seconds, scheduler_state=view.scheduler_state,
+        jobs_active=view.jobs[JobState.ACTIVE], jobs_paused=view.jobs[JobState.PAUSED],
+        jobs_disabled=view.jobs[JobState.DISABLED], jobs_invalid=view.jobs[JobState.INVALID],
+        invalid_specs=[problem_pb(j, p) for j, p in view.invalid_specs],
+        runs_active=view.runs_active, runs_queued=view.runs_queued, followers=view.followers,
+        store_path=view.store_path, store_bytes=view.store_bytes, max_concurrent_runs=view.max_concurrent_runs,
+        jobs_dir=paths.jobs_dir, state_dir=paths.state_dir, warnings=view.warnings)
+    message.degraded.extend(view.degraded)
+    _set_times(message, started_at=view.started_at, last_tick=view.last_tick)
+    return message

@@ -1,4 +1,4 @@
-"""gRPC servicers: convert the request, call the service, convert the answer. Nothing else.
+"""gRPC servicers: convert the request, call the verb's handler (handlers/), convert the answer. Nothing else.
 
 Every request reaches them parsed and within jobsd_lib.limits (every number in its field's
 range, every string bounded): api/errors.py checks it first, for every RPC, so no method here
@@ -13,12 +13,18 @@ import asyncio
 
 import grpc
 
-from jobsd.api.convert import event_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
+from jobsd.api.convert import event_pb, health_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
+from jobsd.context import Context
+from jobsd.handlers import jobs, runs
+from jobsd.handlers.gc import collect_garbage
+from jobsd.handlers.health import get_health
+from jobsd.handlers.operator import set_operator_state
+from jobsd.handlers.reload import reload
 from jobsd.output import Chunk
-from jobsd.peer import Actor, actor_for
-from jobsd.service import Service
+from jobsd.peer import actor_for
 from jobsd.store import RunRow
 from jobsd.streams import TailRequest, tail, watch_events
+from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.states import Trigger
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
@@ -49,50 +55,50 @@ async def _write(context, message) -> None:  # noqa: ANN001
 
 
 class JobsServicer(pb_grpc.JobsServicer):
-    def __init__(self, service: Service) -> None:
-        self.s = service
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     def _run(self, run: RunRow) -> pb.Run:
-        return run_pb(run, self.s.run_dir(run))
+        return run_pb(run, self.ctx.run_dir(run))
 
     def _job(self, view) -> pb.Job:  # noqa: ANN001
-        return job_pb(view, self.s.run_dir)
+        return job_pb(view, self.ctx.run_dir)
 
     async def ListJobs(self, request, context):  # noqa: ANN001, N802
-        return pb.ListJobsResponse(jobs=[self._job(v) for v in self.s.list_jobs()])
+        return pb.ListJobsResponse(jobs=[self._job(v) for v in jobs.list_jobs(self.ctx)])
 
     async def GetJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(self.s.get_job(request.job))
+        return self._job(jobs.get_job(self.ctx, request.job))
 
     async def RunJob(self, request, context):  # noqa: ANN001, N802
-        return self._run(self.s.run_job(request.job, Trigger.MANUAL, actor=actor_of(context)))
+        return self._run(runs.run_job(self.ctx, request.job, Trigger.MANUAL, actor=actor_of(context)))
 
     async def PauseJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(self.s.pause_job(request.job, actor=actor_of(context)))
+        return self._job(set_operator_state(self.ctx, "pause", request.job, actor_of(context)))
 
     async def ResumeJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(self.s.resume_job(request.job, actor=actor_of(context)))
+        return self._job(set_operator_state(self.ctx, "resume", request.job, actor_of(context)))
 
     async def DisableJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(self.s.disable_job(request.job, actor=actor_of(context)))
+        return self._job(set_operator_state(self.ctx, "disable", request.job, actor_of(context)))
 
     async def EnableJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(self.s.enable_job(request.job, actor=actor_of(context)))
+        return self._job(set_operator_state(self.ctx, "enable", request.job, actor_of(context)))
 
     async def NextRunTimes(self, request, context):  # noqa: ANN001, N802
-        times = self.s.next_run_times(request.job, request.count)
+        times = jobs.next_run_times(self.ctx, request.job, request.count)
         return pb.NextRunTimesResponse(job=request.job, times=[ts(t) for t in times])
 
     async def GetRun(self, request, context):  # noqa: ANN001, N802
-        return self._run(self.s.get_run(request.run))
+        return self._run(runs.get_run(self.ctx, request.run))
 
     async def CancelRun(self, request, context):  # noqa: ANN001, N802
-        return self._run(await self.s.cancel_run(request.run, actor=actor_of(context)))
+        return self._run(await runs.cancel_run(self.ctx, request.run, actor=actor_of(context)))
 
     async def ListRuns(self, request, context):  # noqa: ANN001, N802
         states = [state_from_pb(s) for s in request.states]
-        runs, cursor = self.s.list_runs(request.job, request.limit, request.cursor, states)
-        return pb.ListRunsResponse(runs=[self._run(r) for r in runs], next_cursor=cursor)
+        found, cursor = runs.list_runs(self.ctx, request.job, request.limit, request.cursor, states)
+        return pb.ListRunsResponse(runs=[self._run(r) for r in found], next_cursor=cursor)
 
     async def Tail(self, request, context):  # noqa: ANN001, N802
         start = request.WhichOneof("start")
@@ -114,7 +120,7 @@ class JobsServicer(pb_grpc.JobsServicer):
             await context.write(pb.TailMessage(end=pb.TailEnd(run=self._run(run))))
 
         try:  # tail bounds each send by WRITE_TIMEOUT (one timer per stream, streams.WriteGuard)
-            await tail(self.s, req, send_start, send_chunk, send_end, WRITE_TIMEOUT)
+            await tail(self.ctx, req, send_start, send_chunk, send_end, WRITE_TIMEOUT)
         except TimeoutError as exc:  # streams.WriteTimeout: the client stopped reading
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{exc}; stream ended")
 
@@ -122,23 +128,23 @@ class JobsServicer(pb_grpc.JobsServicer):
         async def send(event) -> None:  # noqa: ANN001
             await _write(context, event_pb(event))
 
-        await watch_events(self.s, request.job, request.after_seq, request.follow, request.last, send)
+        await watch_events(self.ctx, request.job, request.after_seq, request.follow, request.last, send)
 
 
 class DaemonServicer(pb_grpc.DaemonServicer):
-    def __init__(self, service: Service, health) -> None:  # noqa: ANN001
-        self.s, self.health = service, health
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
 
     async def GetHealth(self, request, context):  # noqa: ANN001, N802
-        return self.health()
+        return health_pb(get_health(self.ctx), self.ctx.paths)
 
     async def Reload(self, request, context):  # noqa: ANN001, N802
-        added, changed, removed, catalog = self.s.reload(actor=actor_of(context))
+        added, changed, removed, catalog = reload(self.ctx, actor_of(context))
         return pb.ReloadResponse(added=added, changed=changed, removed=removed, errors=spec_errors_pb(catalog))
 
     async def CollectGarbage(self, request, context):  # noqa: ANN001, N802
-        result = await self.s.collect_garbage(
-            request.keep_last if request.HasField("keep_last") else None,
+        result = await collect_garbage(
+            self.ctx, request.keep_last if request.HasField("keep_last") else None,
             request.older_than_seconds if request.HasField("older_than_seconds") else None,
             request.job, request.dry_run, actor=actor_of(context))
         return pb.CollectGarbageResponse(removed=result.removed, removed_count=result.removed_count,

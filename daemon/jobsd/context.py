@@ -1,0 +1,58 @@
+"""The explicit context every verb's handler works on (handlers/), built once by the composition
+root (app.py): what the daemon is made of, and nothing that decides anything."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jobsd.artifacts import Artifacts
+from jobsd.clock import Clock
+from jobsd.held import HeldWindows
+from jobsd.journal import Journal
+from jobsd.output import Channel, Hub
+from jobsd.runner import Runner
+from jobsd.specs import Catalog
+from jobsd.store import Store
+
+__all__ = ["Context", "Paths"]
+
+
+@dataclass(frozen=True)
+class Paths:
+    jobs_dir: str
+    state_dir: str
+    db_dir: str
+    runs_dir: str
+    socket: str
+    lock_file: str
+    store_file: str
+
+
+@dataclass
+class Context:
+    """Reads go to `store`, `catalog` and `timer`; every record is written through `journal`; active
+    runs are carried out by `runs`. `catalog` is replaced as a whole on reload."""
+    paths: Paths
+    store: Store
+    clock: Clock
+    journal: Journal
+    runs: Runner
+    artifacts: Artifacts
+    hub: Hub                   # each active run's "more output or a new step" channel, and follower count
+    events: Channel            # bumped after every recorded fact (WatchEvents)
+    held: HeldWindows          # cron windows that came while the store refused writes
+    timer: object | None = None  # the cron adapter (jobsd.timer.Timer), None until it runs
+    catalog: Catalog = field(default_factory=Catalog)
+    started_at: datetime | None = None
+    max_concurrent: int = 4
+    warnings: tuple[str, ...] = ()  # what the start-up checks found and let pass
+    fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
+    gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
+
+    def spec_file(self, job_id: str) -> str:
+        spec = self.catalog.specs.get(job_id)
+        return spec.file if spec else ""
+
+    def run_dir(self, run) -> str:  # noqa: ANN001 - a RunRow
+        return self.artifacts.run_dir(run.job_id, run.n)

@@ -1,0 +1,86 @@
+"""RunJob, GetRun, ListRuns, CancelRun."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from jobsd.context import Context
+from jobsd.handlers.jobs import never_known, require_known, state_of
+from jobsd.store import RunRow
+from jobsd_lib.errors import InternalError, InvalidArgument, JobNotFound, RunNotActive, RunNotFound, error_for_code
+from jobsd_lib.facts import Actor
+from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run
+from jobsd_lib.kernel.states import RunState, Trigger
+from jobsd_lib.limits import MAX_LIST_LIMIT
+from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
+
+__all__ = ["run_job", "get_run", "list_runs", "cancel_run", "CANCEL_SLACK"]
+
+log = logging.getLogger("jobsd.runs")
+CANCEL_SLACK = 5.0  # seconds CancelRun waits beyond the job's kill_grace for the run to end
+
+
+def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
+            actor: Actor = Actor()) -> RunRow:
+    """Admit and durably record a run (committed before this returns), then start it; what the kernel
+    does not admit is refused (manual) or recorded `skipped` (scheduled triggers)."""
+    require_known(ctx, job_id)  # admission needs the state, not the job's history: no full view
+    spec = ctx.catalog.specs.get(job_id)
+    decision = admit_run(job_id, trigger, state_of(ctx, job_id, ctx.store.operator_state(job_id)),
+                         ctx.runs.active_ref(job_id), disabled_by_spec=spec is not None and not spec.enabled)
+    if isinstance(decision, Refuse):
+        raise error_for_code(decision.code, decision.message, {"job": job_id})
+    state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
+    run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
+                                 decision.reason if isinstance(decision, Skip) else "")
+    if state is RunState.QUEUED:
+        ctx.runs.start(run, spec, ctx.run_dir(run))
+    return run
+
+
+def get_run(ctx: Context, ref: str) -> RunRow:
+    job_id, n = parse_run_ref(ref)
+    run = ctx.store.get_run(job_id, n)
+    if run is None:
+        raise RunNotFound(ref)
+    return run
+
+
+def list_runs(ctx: Context, job_id: str, limit: int, cursor: str, states: list[str]) -> tuple[list[RunRow], str]:
+    if job_id:
+        require_job_id(job_id)
+    if limit < 0 or limit > MAX_LIST_LIMIT:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    limit = limit or 20
+    for state in states:
+        if state not in {s.value for s in RunState}:
+            raise InvalidArgument(f"{state!r} is not a run state")
+    rows = ctx.store.list_runs(job_id, limit + 1, decode_cursor(cursor), states)
+    if job_id and not rows and never_known(ctx, job_id):
+        raise JobNotFound(job_id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].id) if more else ""
+
+
+async def cancel_run(ctx: Context, ref: str, actor: Actor = Actor()) -> RunRow:
+    """Cancel a queued, running or retrying run and wait (up to kill_grace + CANCEL_SLACK) for its end.
+
+    A queued or retrying run stops waiting at once; a running attempt's process group gets
+    SIGTERM, then SIGKILL after kill_grace. The run ends `cancelled` (no retry follows) with
+    reason "cancelled by <actor>". A finished run answers run_not_active.
+    """
+    run = get_run(ctx, ref)
+    if not run.active:
+        raise RunNotActive(f"run {run.ref} already ended ({run.state.value}); only queued, running or retrying "
+                           "runs can be cancelled", run=run.ref, state=run.state.value)
+    act = ctx.runs.active.get(run.ref)
+    if act is None:  # recorded active but not carried out: only a bug gets here
+        raise InternalError(f"run {run.ref} is recorded {run.state.value} but jobsd is not carrying it out; "
+                            "restart jobsd to reconcile it")
+    log.info("run %s: cancel requested by %s while %s", run.ref, actor, run.state.value)
+    ctx.runs.stop(act, "cancelled", str(actor))
+    if act.task is not None:
+        await asyncio.wait({act.task}, timeout=act.spec.kill_grace + CANCEL_SLACK)
+    return get_run(ctx, run.ref)

@@ -1,0 +1,293 @@
+"""The journal: the only writer of run and job records (DESIGN 9).
+
+Every change of a run or a job goes through one method here, and each does the same three things
+in the same order:
+  1. one store transaction: the change and its events (one per fact, `Fact.TYPE` and `attrs()`);
+  2. the run folder's files: its events.jsonl lines and receipt, queued to the artifact thread
+     (artifacts.py), except a run's end, whose receipt is written and synced before the commit and
+     whose last lines are appended right after it (whoever sees the run finished finds both);
+  3. the facts, published on the bus (bus.py): followers, WatchEvents and GetHealth's counters
+     learn of the change from there.
+Methods return the run row as committed (without reading it back). A store that refuses the write
+raises StoreUnwritable and nothing changed (no files, no facts).
+
+Durability (store.py): new runs of a manual request, runs' ends, missed windows and operator and
+daemon changes are durable when the method returns; a run's steps in between (waiting, an attempt
+started or ended, retrying) are not synced, and the next durable commit makes them so.
+
+A queued run's first files (its events.jsonl line and queued receipt) are held back until its
+first step is recorded (`born`): the artifact thread's work would otherwise compete for the CPU
+and the GIL with the spawn of the run's child. Its record is in the store already.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+
+from jobsd.artifacts import Artifacts
+from jobsd.bus import Bus
+from jobsd.clock import Clock, to_epoch
+from jobsd.folders import make_folder
+from jobsd.store import AttemptRow, EventRow, RunRow, Store
+from jobsd_lib.facts import (AttemptFinished, Fact, RunFinished, RunMissed, RunQueued, RunRetrying, RunSkipped,
+                             RunStarted, RunWaiting, Actor)
+from jobsd_lib.kernel.run import AttemptEnd, RecordEnd, Retrying, Started, Waiting
+from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+from jobsd_lib.spec import JobSpec
+
+__all__ = ["Journal"]
+
+log = logging.getLogger("jobsd.journal")
+
+
+class Journal:
+    def __init__(self, store: Store, artifacts: Artifacts, bus: Bus, clock: Clock) -> None:
+        self.store, self.artifacts, self.bus, self.clock = store, artifacts, bus, clock
+        self._unborn: dict[str, Callable[[], None]] = {}  # run ref -> its held-back first files
+
+    # ------------------------------------------------------------------ plumbing
+    def _event(self, fact: Fact) -> EventRow:
+        return self.store.add_event(fact.ts, fact.TYPE, fact.job_id, fact.run_n, fact.attrs())
+
+    def _lines(self, run: RunRow, events: Iterable[EventRow]) -> None:
+        for ev in events:
+            self.artifacts.later(f"run {run.ref}: events.jsonl", self.artifacts.append_event, run, ev)
+
+    def _publish(self, facts: Iterable[Fact]) -> None:
+        for fact in facts:
+            self.bus.publish(fact)
+
+    def record(self, *facts: Fact, durable: bool = True, change: Callable[[Store], None] | None = None) -> None:
+        """A change that is not a run's (operator state, reload, gc, the heartbeat): `change(store)`
+        and the facts' events in one transaction, then the facts on the bus."""
+        with self.store.write(durable=durable):
+            if change is not None:
+                change(self.store)
+            for fact in facts:
+                self._event(fact)
+        self._publish(facts)
+
+    def born(self, ref: str) -> None:
+        """Queue the run's held-back first files now (once)."""
+        birth = self._unborn.pop(ref, None)
+        if birth is not None:
+            birth()
+
+    # ------------------------------------------------------------------ new runs
+    def create_run(self, job_id: str, state: RunState, trigger: Trigger, spec: JobSpec | None, actor: Actor,
+                   scheduled_at: datetime | None = None, reason: str = "") -> RunRow:
+        """A new run, queued (its first files held back until `born`) or skipped (terminal at birth).
+
+        A manual run is acknowledged to its caller: its record is synced first. Nobody waits on a
+        cron window's record; it commits like APScheduler's job store (WAL, synced at the next
+        durable commit or checkpoint), so a power cut loses or repeats both together."""
+        now = self.clock.epoch()
+        queued = state is RunState.QUEUED
+        with self.store.write(durable=trigger is Trigger.MANUAL):
+            run = self.store.create_run(
+                job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
+                wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
+                spec_digest=spec.digest if spec else "", max_attempts=spec.retry.attempts if spec else 1,
+                finished=not queued)
+            fact = (RunQueued if queued else RunSkipped)(ts=now, job_id=job_id, run_n=run.n, trigger=trigger,
+                                                         actor=actor, reason=reason, scheduled_at=scheduled_at)
+            ev = self._event(fact)
+        self._folder(run)
+        spec_file = spec.file if spec else ""
+
+        def birth() -> None:
+            self._lines(run, [ev])
+            self.artifacts.later(f"run {run.ref}: receipt", self.artifacts.write_receipt, run, spec_file, not queued)
+
+        if queued:
+            self._unborn[run.ref] = birth
+        else:
+            birth()
+        self._publish([fact])
+        return run
+
+    def missed(self, job_id: str, window: datetime, reason: str, spec: JobSpec | None) -> RunRow:
+        """A cron window that was not run: a `missed` run, terminal at birth."""
+        now = self.clock.epoch()
+        with self.store.write():
+            run = self.store.create_missed_run(job_id, now, to_epoch(window), reason, spec.digest if spec else "")
+            fact = RunMissed(ts=now, job_id=job_id, run_n=run.n, window=window, reason=reason)
+            ev = self._event(fact)
+        self._folder(run)
+        self._lines(run, [ev])
+        try:
+            self.artifacts.write_receipt(run, spec.file if spec else "")
+        except OSError as exc:  # brought in line later (repair.py)
+            log.error("run %s: cannot write its receipt: %s", run.ref, exc)
+            self.artifacts.failed(run)
+        self._publish([fact])
+        log.warning("run %s missed: %s", run.ref, reason)
+        return run
+
+    def _folder(self, run: RunRow) -> str:
+        """The run's folder. The run is recorded already: a folder that cannot be made (a full disk)
+        is logged, and the run goes on (its output is dropped and counted); the folder is brought
+        in line with the store later (repair.py)."""
+        try:
+            return self.artifacts.create(run)
+        except OSError as exc:
+            log.error("run %s: cannot create its folder: %s", run.ref, exc)
+            self.artifacts.failed(run)
+            return self.artifacts.run_dir(run.job_id, run.n)
+
+    # ------------------------------------------------------------------ a run's steps (kernel.run.Record)
+    def step(self, run: RunRow, step: Waiting | Started | AttemptEnd | Retrying) -> RunRow:
+        """Record one step of an active run in a transaction of its own, not synced."""
+        self.born(run.ref)  # its first files before this step's line
+        if isinstance(step, Started):
+            return self._started(run, step)
+        now = self.clock.epoch()
+        with self.store.write(durable=False):
+            if isinstance(step, AttemptEnd):
+                run, facts = self._attempt_end(run, step), [_attempt_fact(run, step)]
+                self.store.update_run(run.id, exit_code=run.exit_code, signal=run.signal, pgid=None)
+            elif isinstance(step, Waiting):
+                facts = [RunWaiting(ts=now, job_id=run.job_id, run_n=run.n, wait_reason=step.wait_reason)]
+                self.store.update_run(run.id, wait_reason=step.wait_reason.value)
+                run = dataclasses.replace(run, wait_reason=step.wait_reason.value)
+            else:
+                facts = [RunRetrying(ts=now, job_id=run.job_id, run_n=run.n, next_attempt_at=step.at,
+                                     delay=step.delay)]
+                fields = {"state": RunState.RETRYING, "wait_reason": WaitReason.BACKOFF.value,
+                          "next_attempt_at": to_epoch(step.at)}
+                self.store.update_run(run.id, **fields)
+                run = dataclasses.replace(run, **fields)
+            events = [self._event(f) for f in facts]
+        self._lines(run, events)
+        self._publish(facts)
+        return run
+
+    def _started(self, run: RunRow, step: Started) -> RunRow:
+        now = to_epoch(step.at)
+        fields = {"state": RunState.RUNNING, "wait_reason": None, "attempts": step.attempt,
+                  "started_at": run.started_at or now, "next_attempt_at": None, "pgid": step.pid}
+        fact = RunStarted(ts=now, job_id=run.job_id, run_n=run.n, attempt=step.attempt, pid=step.pid)
+        with self.store.write(durable=False):
+            self.store.update_run(run.id, **fields)
+            self.store.start_attempt(run.id, step.attempt, now, step.pid, step.invocation_id)
+            ev = self._event(fact)
+        attempt = AttemptRow(step.attempt, now, None, None, None, step.pid, 0, 0, "", False, step.invocation_id)
+        run = dataclasses.replace(run, **fields, attempt_list=(*run.attempt_list, attempt))
+        self._lines(run, [ev])
+        self._publish([fact])
+        return run
+
+    def _attempt_end(self, run: RunRow, end: AttemptEnd) -> RunRow:
+        """The attempt row's end, in the caller's transaction; the run row after it."""
+        self.store.finish_attempt(run.id, end.number, finished_at=to_epoch(end.finished_at), exit_code=end.exit_code,
+                                  signal=end.signal, output_bytes=end.output_bytes, dropped_bytes=end.dropped_bytes,
+                                  error=end.error, timed_out=int(end.timed_out))
+        return _with_attempt_end(run, end)
+
+    # ------------------------------------------------------------------ a run's end
+    @staticmethod
+    def final_row(run: RunRow, end: RecordEnd) -> RunRow:
+        """The run's row once `end` is recorded."""
+        if end.attempt is not None:
+            run = _with_attempt_end(run, end.attempt)
+        return dataclasses.replace(run, **_end_fields(end))
+
+    async def write_final_files(self, final: RunRow, spec_file: str) -> None:
+        """The final receipt (synced, off the loop) and summary, before the end is committed: whoever
+        sees the run finished finds its receipt final. A crash in between leaves the run active in the
+        store, and the start-up reconciliation rewrites the receipt."""
+        self.born(final.ref)
+        try:
+            await self.artifacts.done(f"run {final.ref}: receipt", self._write_final, final, spec_file)
+        except OSError as exc:
+            log.error("run %s: cannot write its receipt: %s", final.ref, exc)
+
+    def _write_final(self, run: RunRow, spec_file: str) -> None:
+        self.artifacts.write_receipt(run, spec_file)
+        self.artifacts.write_summary(run, spec_file)
+
+    def end(self, run: RunRow, end: RecordEnd) -> RunRow:
+        """Record the run's end (with its last attempt's) in one durable transaction, then its last
+        events.jsonl lines, here and now. Raises StoreUnwritable (nothing changed)."""
+        final = self.final_row(run, end)
+        facts: list[Fact] = []
+        with self.store.write(durable=True):
+            if end.attempt is not None:
+                self._attempt_end(run, end.attempt)
+                facts.append(_attempt_fact(run, end.attempt))
+            self.store.update_run(run.id, **_end_fields(end))
+            facts.append(RunFinished(ts=final.finished_at, job_id=run.job_id, run_n=run.n, state=end.state,
+                                     exit_code=final.exit_code, signal=final.signal, reason=end.reason))
+            events = [self._event(f) for f in facts]
+        for ev in events:
+            try:
+                self.artifacts.append_event(final, ev)
+            except OSError as exc:
+                log.error("run %s: cannot write events.jsonl: %s", run.ref, exc)
+                self.artifacts.failed(final)
+        self._publish(facts)
+        return final
+
+    def free_reserve(self) -> bool:
+        """Give up the store's reserve to record a run's end on a full disk (True: there was one)."""
+        return self.store.release_reserve()
+
+    def interrupted(self, run: RunRow, reason: str, log_size: Callable[[int], int], spec_file: str) -> RunRow:
+        """A run a dead daemon left active: `interrupted`, its unfinished attempts closed with what
+        their log files hold (`log_size(attempt number)`), its files brought in line."""
+        now = self.clock.epoch()
+        fact = RunFinished(ts=now, job_id=run.job_id, run_n=run.n, state=RunState.INTERRUPTED, reason=reason)
+        with self.store.write():
+            for attempt in run.attempt_list:
+                if attempt.finished_at is None:
+                    self.store.finish_attempt(run.id, attempt.number, finished_at=now, error=reason,
+                                              output_bytes=log_size(attempt.number))
+            self.store.update_run(run.id, state=RunState.INTERRUPTED, finished_at=now, wait_reason=None,
+                                  next_attempt_at=None, reason=reason, pgid=None)
+            ev = self._event(fact)
+        updated = self.store.get_run(run.job_id, run.n)
+        try:
+            make_folder(self.artifacts.run_dir(run.job_id, run.n))
+            self.artifacts.append_event(updated, ev)
+            self.artifacts.write_receipt(updated, spec_file)
+            self.artifacts.write_summary(updated, spec_file)
+        except OSError as exc:
+            log.error("run %s: cannot update its artifacts: %s", run.ref, exc)
+            self.artifacts.failed(updated)
+        self._publish([fact])
+        return updated
+
+    # ------------------------------------------------------------------ jobs and the daemon
+    def operator_state(self, fact: Fact, state: JobState, actor: Actor) -> None:
+        """An operator's pause, resume, disable or enable of `fact.job_id`."""
+        self.record(fact, change=lambda store: store.set_operator_state(fact.job_id, state.value, fact.ts, str(actor)))
+
+    def delete_runs(self, run_ids: Sequence[int]) -> None:
+        """Retention: remove finished runs' records (events stay: the audit log). The caller records
+        its DaemonGc fact once the folders are gone."""
+        with self.store.write():
+            self.store.delete_runs(run_ids)
+
+
+def _end_fields(end: RecordEnd) -> dict[str, object]:
+    fields: dict[str, object] = {"state": end.state, "finished_at": to_epoch(end.at), "wait_reason": None,
+                                 "next_attempt_at": None, "reason": end.reason}
+    if end.attempt is not None:
+        fields.update(exit_code=end.attempt.exit_code, signal=end.attempt.signal, pgid=None)
+    return fields
+
+
+def _with_attempt_end(run: RunRow, end: AttemptEnd) -> RunRow:
+    at = to_epoch(end.finished_at)
+    last = dataclasses.replace(run.attempt_list[-1], finished_at=at, exit_code=end.exit_code, signal=end.signal,
+                               output_bytes=end.output_bytes, dropped_bytes=end.dropped_bytes, error=end.error,
+                               timed_out=end.timed_out)
+    return dataclasses.replace(run, exit_code=end.exit_code, signal=end.signal, pgid=None,
+                               attempt_list=(*run.attempt_list[:-1], last))
+
+
+def _attempt_fact(run: RunRow, end: AttemptEnd) -> AttemptFinished:
+    return AttemptFinished(ts=to_epoch(end.finished_at), job_id=run.job_id, run_n=run.n, attempt=end.number,
+                           exit_code=end.exit_code, signal=end.signal, timed_out=end.timed_out, error=end.error)

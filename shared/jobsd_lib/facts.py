@@ -1,0 +1,267 @@
+"""Facts: what happened to a run, a job or the daemon, typed and defined once (DESIGN 9).
+
+The journal (daemon/jobsd/journal.py) records every change of a run or job as one or more facts:
+it stores each as an event row (`TYPE` is the event's type, `attrs()` its attributes) in the
+same transaction as the change, and then publishes the fact itself on the daemon's bus. Who
+subscribes (followers, WatchEvents, later metrics, dependencies and hooks) reads these fields,
+never the stored strings.
+
+`attrs()` gives the attributes exactly as they have always been stored and shown (events.jsonl,
+WatchEvents, `jobsctl events`): the store keeps them as strings, and None means "absent".
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+
+__all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
+           "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
+           "JobEnabled", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
+
+
+def iso(epoch: float | None) -> str | None:
+    """An epoch as the ISO 8601 UTC text events carry."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a change: the label (`uid=0(root)`, `scheduler`, `SIGHUP`), and for a caller on the
+    socket the uid the kernel reported, its user name, and the client's claimed name (information only)."""
+    label: str = ""
+    uid: int | None = None
+    user: str | None = None
+    client: str = ""
+
+    def attrs(self) -> dict[str, object]:
+        return {"actor": self.label or None, "actor_uid": self.uid, "actor_user": self.user,
+                "client": self.client or None}
+
+    def __str__(self) -> str:
+        return self.label
+
+
+SCHEDULER = Actor("scheduler")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fact:
+    """One thing that happened, at `ts` (epoch seconds), to a job (`job_id`) and run (`run_n`), if any."""
+    TYPE: ClassVar[str] = ""
+    ts: float
+    job_id: str = ""
+    run_n: int | None = None
+
+    @property
+    def run_ref(self) -> str:
+        return f"{self.job_id}/{self.run_n}" if self.run_n else ""
+
+    def attrs(self) -> dict[str, object]:
+        return {}
+
+
+# ---------------------------------------------------------------------------- runs
+@dataclass(frozen=True, kw_only=True)
+class RunFact(Fact):
+    """A fact about one run (job_id and run_n set)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunQueued(RunFact):
+    TYPE: ClassVar[str] = "run.queued"
+    trigger: Trigger
+    actor: Actor = field(default_factory=Actor)
+    reason: str = ""
+    scheduled_at: datetime | None = None
+
+    def attrs(self) -> dict[str, object]:
+        return {"trigger": self.trigger.value, **self.actor.attrs(), "reason": self.reason or None,
+                "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSkipped(RunQueued):
+    """A run that could not start (paused, disabled, overlap, invalid spec): terminal at birth."""
+    TYPE: ClassVar[str] = "run.skipped"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunMissed(RunFact):
+    """A cron window that was not run (late, coalesced, jobsd stopping, the store unwritable)."""
+    TYPE: ClassVar[str] = "run.missed"
+    window: datetime
+    reason: str
+
+    def attrs(self) -> dict[str, object]:
+        return {"trigger": Trigger.CRON.value, **SCHEDULER.attrs(), "reason": self.reason,
+                "scheduled_at": self.window.isoformat()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunWaiting(RunFact):
+    TYPE: ClassVar[str] = "run.waiting"
+    wait_reason: WaitReason
+
+    def attrs(self) -> dict[str, object]:
+        return {"wait_reason": self.wait_reason.value}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(RunFact):
+    """An attempt began (`pid` None: its program could not be started; AttemptFinished follows)."""
+    TYPE: ClassVar[str] = "run.started"
+    attempt: int
+    pid: int | None
+
+    def attrs(self) -> dict[str, object]:
+        return {"attempt": self.attempt, "pid": self.pid}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptFinished(RunFact):
+    TYPE: ClassVar[str] = "run.attempt_finished"
+    attempt: int
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool = False
+    error: str = ""
+
+    def attrs(self) -> dict[str, object]:
+        return {"attempt": self.attempt, "exit_code": self.exit_code, "signal": self.signal,
+                "timed_out": self.timed_out or None, "error": self.error or None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRetrying(RunFact):
+    TYPE: ClassVar[str] = "run.retrying"
+    next_attempt_at: datetime
+    delay: float
+
+    def attrs(self) -> dict[str, object]:
+        return {"next_attempt_at": self.next_attempt_at.isoformat(), "delay": f"{self.delay:g}"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(RunFact):
+    """The run ended in `state` (terminal). Dependencies and notifications start from this fact."""
+    TYPE: ClassVar[str] = "run.finished"
+    state: RunState
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str = ""
+
+    def attrs(self) -> dict[str, object]:
+        return {"state": self.state.value, "exit_code": self.exit_code, "signal": self.signal,
+                "reason": self.reason or None}
+
+
+# ---------------------------------------------------------------------------- jobs
+@dataclass(frozen=True, kw_only=True)
+class _OperatorFact(Fact):
+    state: JobState  # the operator state stored (active, paused or disabled)
+    actor: Actor
+
+    def attrs(self) -> dict[str, object]:
+        return {**self.actor.attrs(), "state": self.state.value}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPaused(_OperatorFact):
+    TYPE: ClassVar[str] = "job.paused"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobResumed(_OperatorFact):
+    TYPE: ClassVar[str] = "job.resumed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDisabled(_OperatorFact):
+    TYPE: ClassVar[str] = "job.disabled"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEnabled(_OperatorFact):
+    TYPE: ClassVar[str] = "job.enabled"
+
+
+OPERATOR_FACTS: dict[str, tuple[type[_OperatorFact], JobState]] = {  # verb -> (fact, operator state)
+    "pause": (JobPaused, JobState.PAUSED), "resume": (JobResumed, JobState.ACTIVE),
+    "disable": (JobDisabled, JobState.DISABLED), "enable": (JobEnabled, JobState.ACTIVE)}
+
+
+# ---------------------------------------------------------------------------- the daemon
+def _joined(ids: Sequence[str]) -> str | None:
+    return ",".join(ids) or None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonReloaded(Fact):
+    TYPE: ClassVar[str] = "daemon.reloaded"
+    actor: Actor
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    invalid: int = 0
+
+    def attrs(self) -> dict[str, object]:
+        return {**self.actor.attrs(), "added": _joined(self.added), "changed": _joined(self.changed),
+                "removed": _joined(self.removed), "invalid": self.invalid}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonGc(Fact):
+    """Runs removed by retention (job_id set when gc was limited to one job)."""
+    TYPE: ClassVar[str] = "daemon.gc"
+    actor: Actor
+    removed: int
+    bytes_freed: int
+    keep_last: int | None = None
+    older_than: float | None = None
+
+    def attrs(self) -> dict[str, object]:
+        return {**self.actor.attrs(), "removed": self.removed, "bytes_freed": self.bytes_freed,
+                "keep_last": self.keep_last, "older_than": self.older_than}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonStarted(Fact):
+    """jobsd started; with what is known of the previous daemon (None fields on a first start)."""
+    TYPE: ClassVar[str] = "daemon.started"
+    pid: int
+    version: str
+    down_since: float | None = None
+    down_seconds: float | None = None
+    previous_clean: bool | None = None
+    previous_pid: int | None = None
+    rebooted: bool | None = None
+
+    def attrs(self) -> dict[str, object]:
+        attrs: dict[str, object] = {"pid": self.pid, "version": self.version}
+        if self.down_since is not None:
+            attrs.update(down_since=iso(self.down_since), down_seconds=f"{self.down_seconds:.1f}",
+                         previous_stop="clean" if self.previous_clean else "unclean",
+                         previous_pid=self.previous_pid or None,
+                         rebooted=None if self.rebooted is None else str(self.rebooted).lower())
+        return attrs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockJumped(Fact):
+    """The wall clock moved `delta` seconds more (forward) or less (back) than the time that passed."""
+    TYPE: ClassVar[str] = "daemon.clock_jump"
+    delta: float
+    direction: str
+    elapsed: float
+    wall_before: float
+    wall_after: float
+    while_down: bool = False
+
+    def attrs(self) -> dict[str, object]:
+        return {"delta": f"{self.delta:.1f}", "direction": self.direction, "elapsed": f"{self.elapsed:.1f}",
+                "wall_before": iso(self.wall_before), "wall_after": iso(self.wall_after),
+                "while_down": self.while_down or None}

@@ -1,0 +1,217 @@
+"""A run's lifecycle as a sans-I/O machine (h11's `Connection`, applied to a run; DESIGN 9).
+
+The daemon's driver (daemon/jobsd/runner.py) feeds `RunMachine.feed` what happened, with `now`,
+and performs the effects it gets back, in order, and nothing else:
+
+    Begin -> AcquireSlot                       (SlotGranted | SlotBusy -> AwaitSlot -> SlotGranted)
+    SlotGranted -> Spawn(n)                    (AttemptStarted -> Record(Started), AwaitAttempt
+                                                | StartFailed -> Record(Started), then as an end)
+    AttemptEnded -> RecordEnd(...)             (the run is over: succeeded, failed, timed_out, ...)
+                  | Record(AttemptEnd), ReleaseSlot, Record(Retrying), WaitUntil(at)
+    BackoffOver -> AcquireSlot ...
+    RecordEnd -> EndRecorded -> ReleaseSlot?, Done(True)
+              -> EndNotRecorded -> RecordEnd again (reserve freed) | WaitUntil(+FINISH_RETRY) -> RetryDue
+                                   | Done(False) (jobsd is stopping: the next start records it interrupted)
+
+A stop (cancel or shutdown) can come at any point: StopRequested answers Kill (an attempt runs) or
+Wake (the driver waits for a slot, a backoff or a retry of the end), and the next step ends the run
+`cancelled` or `interrupted`. The first stop's reason wins. Crashed (a bug in the driver) ends the
+run `failed` (an attempt was running) or `interrupted`, after killing and reaping its attempt.
+
+The machine never reads a clock and raises IllegalTransition only on a driver bug (an input that
+its phase does not expect).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import Enum
+
+from jobsd_lib.kernel.decisions import AttemptResult, Finish, after_attempt
+from jobsd_lib.kernel.run_events import *  # noqa: F403 - the machine's inputs and effects, named here too
+from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitAttempt, AwaitSlot, DropSlotWait, Kill,
+                                         Output, Record, RecordEnd, Reap, ReleaseSlot, RetryPolicy, Retrying, Spawn,
+                                         Started, Waiting, WaitUntil, Wake, Done)
+from jobsd_lib.kernel.states import TRANSITIONS, RunState, WaitReason, advance
+
+__all__ = ["RunMachine", "RetryPolicy", "Output", "AttemptEnd", "FINISH_RETRY", "INTERNAL_ERROR", "stop_text",
+           "Begin", "SlotGranted", "SlotBusy", "SlotWaitAbandoned", "AttemptStarted", "StartFailed", "AttemptEnded",
+           "BackoffOver", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
+           "AcquireSlot", "AwaitSlot", "DropSlotWait", "ReleaseSlot", "Spawn", "AwaitAttempt", "Kill", "Reap", "Wake",
+           "Record", "Waiting", "Started", "Retrying", "WaitUntil", "RecordEnd", "Done", "Phase"]
+
+FINISH_RETRY = 5.0  # seconds between tries to record a run's end while the store refuses writes
+INTERNAL_ERROR = "internal error in jobsd (see the daemon log)"
+
+
+def stop_text(stop_reason: str, stopped_by: str) -> str:
+    """The reason a stopped run's record gives."""
+    if stop_reason == "cancelled":
+        return f"cancelled by {stopped_by or 'an operator'}"
+    return "jobsd stopped" if stop_reason == "interrupted" else ""
+
+
+class Phase(str, Enum):
+    NEW = "new"
+    ACQUIRING = "acquiring"     # AcquireSlot sent
+    WAITING_SLOT = "waiting_slot"
+    SPAWNING = "spawning"
+    RUNNING = "running"
+    BACKOFF = "backoff"
+    ENDING = "ending"           # RecordEnd sent
+    END_RETRY = "end_retry"     # waiting to try RecordEnd again
+    DONE = "done"
+
+
+_WAITING = (Phase.WAITING_SLOT, Phase.BACKOFF, Phase.END_RETRY)
+
+
+@dataclass
+class RunMachine:
+    """One run's lifecycle. `state`, `attempts` and `wait_reason` are what the store holds once the
+    effects returned so far are performed."""
+    state: RunState = RunState.QUEUED
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    attempts: int = 0
+    wait_reason: WaitReason | None = WaitReason.SLOT
+    phase: Phase = Phase.NEW
+    holding: bool = False   # a slot is ours
+    stop_reason: str = ""   # "", cancelled or interrupted
+    stopped_by: str = ""
+    _end: RecordEnd | None = None
+
+    def feed(self, event: object) -> list[object]:
+        """The effects of `event`, to perform in order."""
+        handler = getattr(self, "_on_" + type(event).__name__, None)
+        if handler is None:
+            raise TypeError(f"not an input of RunMachine: {event!r}")
+        return handler(event)
+
+    # ------------------------------------------------------------------ slots
+    def _on_Begin(self, ev: Begin) -> list[object]:  # noqa: N802
+        self._expect(Phase.NEW)
+        return self._finish(ev.now) if self.stop_reason else self._acquire()
+
+    def _acquire(self) -> list[object]:
+        self.phase = Phase.ACQUIRING
+        return [AcquireSlot()]
+
+    def _on_SlotBusy(self, ev: SlotBusy) -> list[object]:  # noqa: N802
+        self._expect(Phase.ACQUIRING)
+        self.phase = Phase.WAITING_SLOT
+        if self.wait_reason is WaitReason.SLOT:
+            return [AwaitSlot()]
+        self.wait_reason = WaitReason.SLOT
+        return [Record(Waiting(WaitReason.SLOT)), AwaitSlot()]
+
+    def _on_SlotGranted(self, ev: SlotGranted) -> list[object]:  # noqa: N802
+        self._expect(Phase.ACQUIRING, Phase.WAITING_SLOT)
+        self.holding = True
+        if self.stop_reason:
+            self.holding = False
+            return [ReleaseSlot(), *self._finish(ev.now)]
+        self.phase = Phase.SPAWNING
+        return [Spawn(self.attempts + 1)]
+
+    def _on_SlotWaitAbandoned(self, ev: SlotWaitAbandoned) -> list[object]:  # noqa: N802
+        self._expect(Phase.WAITING_SLOT)
+        return [DropSlotWait(), *self._finish(ev.now)]
+
+    # ------------------------------------------------------------------ attempts
+    def _started(self, now: datetime, pid: int | None, invocation_id: str) -> Record:
+        self._expect(Phase.SPAWNING)
+        advance(self.state, RunState.RUNNING)
+        self.state, self.wait_reason, self.phase = RunState.RUNNING, None, Phase.RUNNING
+        self.attempts += 1
+        return Record(Started(self.attempts, now, pid, invocation_id))
+
+    def _on_AttemptStarted(self, ev: AttemptStarted) -> list[object]:  # noqa: N802
+        record = self._started(ev.now, ev.pid, ev.invocation_id)
+        kill = [Kill(self.stop_reason)] if self.stop_reason else []  # stopped while it was being spawned
+        return [record, *kill, AwaitAttempt()]
+
+    def _on_StartFailed(self, ev: StartFailed) -> list[object]:  # noqa: N802
+        record = self._started(ev.now, None, "")
+        return [record, *self._after(ev.now, AttemptResult(start_error=ev.error), ev.output)]
+
+    def _on_AttemptEnded(self, ev: AttemptEnded) -> list[object]:  # noqa: N802
+        self._expect(Phase.RUNNING)
+        return self._after(ev.now, ev.result, ev.output)
+
+    def _after(self, now: datetime, result: AttemptResult, output: Output) -> list[object]:
+        end = AttemptEnd(self.attempts, now, result.exit_code, result.signal, output.stored, output.dropped,
+                         result.start_error or output.write_error, result.timed_out)
+        p = self.policy
+        decision = after_attempt(result, self.attempts, p.attempts, now, p.backoff, p.factor, p.cap)
+        if isinstance(decision, Finish):
+            return self._finish(now, decision.state, result.start_error, end)
+        advance(self.state, RunState.RETRYING)
+        self.state, self.wait_reason, self.phase, self.holding = RunState.RETRYING, WaitReason.BACKOFF, Phase.BACKOFF, False
+        return [Record(end), ReleaseSlot(), Record(Retrying(decision.at, decision.delay)), WaitUntil(decision.at)]
+
+    def _on_BackoffOver(self, ev: BackoffOver) -> list[object]:  # noqa: N802
+        self._expect(Phase.BACKOFF)
+        return self._finish(ev.now) if self.stop_reason else self._acquire()
+
+    # ------------------------------------------------------------------ stops
+    def _on_StopRequested(self, ev: StopRequested) -> list[object]:  # noqa: N802
+        if not self.stop_reason:
+            self.stop_reason, self.stopped_by = ev.reason, ev.actor
+        if self.phase is Phase.RUNNING:
+            return [Kill(ev.reason)]
+        return [Wake()] if self.phase in _WAITING else []
+
+    def _on_Crashed(self, ev: Crashed) -> list[object]:  # noqa: N802
+        if self.phase in (Phase.ENDING, Phase.END_RETRY, Phase.DONE):  # the end itself failed: nothing more to try
+            release, self.holding = [ReleaseSlot()] if self.holding else [], False
+            self.phase = Phase.DONE
+            return [*release, Done(False)]
+        self.state = ev.state  # what a step the store refused left behind
+        reap = [Kill("interrupted"), Reap()] if self.phase is Phase.RUNNING else []
+        if self.phase is Phase.WAITING_SLOT:
+            reap = [DropSlotWait()]
+        # failed where the state table allows it (a running run); a queued or retrying run, which never
+        # failed on its own, ends interrupted
+        state = RunState.FAILED if RunState.FAILED in TRANSITIONS[self.state] else RunState.INTERRUPTED
+        return [*reap, *self._finish(ev.now, state, INTERNAL_ERROR)]
+
+    # ------------------------------------------------------------------ the end
+    def _finish(self, now: datetime, state: RunState | None = None, reason: str = "",
+                attempt: AttemptEnd | None = None) -> list[object]:
+        if state is None:
+            state = RunState.CANCELLED if self.stop_reason == "cancelled" else RunState.INTERRUPTED
+        advance(self.state, state)
+        self.state, self.wait_reason, self.phase = state, None, Phase.ENDING
+        self._end = RecordEnd(state, reason or stop_text(self.stop_reason, self.stopped_by), now, attempt)
+        return [self._end]
+
+    def _on_EndRecorded(self, ev: EndRecorded) -> list[object]:  # noqa: N802
+        self._expect(Phase.ENDING)
+        self.phase = Phase.DONE
+        release, self.holding = [ReleaseSlot()] if self.holding else [], False
+        return [*release, Done(True)]
+
+    def _on_EndNotRecorded(self, ev: EndNotRecorded) -> list[object]:  # noqa: N802
+        self._expect(Phase.ENDING)
+        if ev.reserve_freed:
+            return [self._again()]
+        if ev.stopping:
+            self.phase = Phase.DONE
+            release, self.holding = [ReleaseSlot()] if self.holding else [], False
+            return [*release, Done(False)]
+        self.phase = Phase.END_RETRY
+        return [WaitUntil(ev.now + timedelta(seconds=FINISH_RETRY))]
+
+    def _on_RetryDue(self, ev: RetryDue) -> list[object]:  # noqa: N802
+        self._expect(Phase.END_RETRY)
+        self.phase = Phase.ENDING
+        return [self._again()]
+
+    def _again(self) -> RecordEnd:
+        assert self._end is not None
+        self._end = replace(self._end, first=False)
+        return self._end
+
+    def _expect(self, *phases: Phase) -> None:
+        if self.phase not in phases:
+            raise RuntimeError(f"run machine in phase {self.phase.value}, expected {', '.join(p.value for p in phases)}")
