@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import itertools
 import logging
 import os
 import secrets
 import shutil
-import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobsd import clock

@@ -8,7 +8,6 @@ import itertools
 import logging
 import os
 import signal
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 

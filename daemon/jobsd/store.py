@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -32,89 +30,18 @@ from sqlalchemy.exc import DatabaseError
 
 from jobsd import clock
 from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
+from jobsd.reserve import Reserve
+from jobsd.store_queries import RunQueries
+from jobsd.store_rows import (_ACTIVE_SQL, _RUN_COLUMNS, AttemptRow, EventRow, RunRow,  # noqa: F401
+                              StoreCorrupt, StoreUnwritable, WriteFailure)
 from jobsd_lib.errors import InternalError
-from jobsd_lib.kernel.states import ACTIVE, RunState
+from jobsd_lib.kernel.states import RunState
 
 __all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure", "open_store"]
 
 log = logging.getLogger("jobsd.store")
-_ACTIVE_SQL = "('queued', 'running', 'retrying')"
-_FAILED_STATES = ("failed", "timed_out", "interrupted")
-
-
-class StoreCorrupt(Exception):
-    """The database cannot be read or migrated; the daemon refuses to start (never resets it)."""
-
-
-@dataclass(frozen=True)
-class AttemptRow:
-    number: int
-    started_at: float | None
-    finished_at: float | None
-    exit_code: int | None
-    signal: int | None
-    pid: int | None
-    output_bytes: int
-    dropped_bytes: int
-    error: str
-    timed_out: bool
-    invocation_id: str = ""  # the attempt's JOBSD_INVOCATION_ID
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: int
-    job_id: str
-    n: int
-    state: RunState
-    trigger: str
-    wait_reason: str | None
-    reason: str
-    attempts: int
-    max_attempts: int
-    exit_code: int | None
-    signal: int | None
-    scheduled_at: float | None
-    queued_at: float
-    started_at: float | None
-    finished_at: float | None
-    next_attempt_at: float | None
-    spec_digest: str
-    pgid: int | None
-    attempt_list: tuple[AttemptRow, ...] = field(default=())
-
-    @property
-    def ref(self) -> str:
-        return f"{self.job_id}/{self.n}"
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE
-
-
-@dataclass(frozen=True)
-class EventRow:
-    seq: int
-    ts: float
-    type: str
-    job_id: str
-    run_n: int | None
-    attrs: dict[str, str]
-
-    @property
-    def run_ref(self) -> str:
-        return f"{self.job_id}/{self.run_n}" if self.run_n else ""
-
-
 _MEMO_ENTRIES = 16  # memoized answers kept (Store._memoized): the job list, single jobs' GetJob
 WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat checkpoints every few seconds
-
-_RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
-                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid")
-
-_RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
-_ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "
-                    "timed_out, invocation_id")
 
 
 def _engine(path: str) -> Engine:
@@ -151,25 +78,7 @@ def open_store(path: str) -> "Store":
         raise StoreCorrupt(f"{path}: {exc.orig or exc}") from None
 
 
-RESERVE = 1 << 20  # bytes kept beside the database for the records of runs' ends (Store.keep_reserve)
-
-
-class StoreUnwritable(InternalError):
-    """The store refused a write (full disk, I/O error); nothing was changed. `cause` is SQLite's word."""
-
-    def __init__(self, message: str, cause: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-@dataclass(frozen=True)
-class WriteFailure:
-    """Since when (epoch seconds) writes of a SQLite file fail, and SQLite's reason."""
-    since: float
-    cause: str
-
-
-class Store:
+class Store(RunQueries):
     def __init__(self, engine: Engine, conn: Connection, path: str) -> None:
         self.engine, self.conn, self.path = engine, conn, path
         self._in_write = False
@@ -218,45 +127,18 @@ class Store:
         finally:
             self._in_write = False
 
-    # ------------------------------------------------------------------ the reserve
-    # A file of RESERVE bytes beside the database, made when writes work and given up when a
-    # run's end cannot be recorded for want of space (release_reserve): a run that filled the disk
-    # with its own output would otherwise stay `running` until someone frees space, its job busy
-    # and `jobs run --wait` waiting. What it frees is enough for many commits.
-
+    # ------------------------------------------------------------------ the reserve (reserve.py)
     @property
     def reserve_path(self) -> str:
         return self.path + ".reserve"
 
     def keep_reserve(self) -> bool:
         """Make the reserve if it is missing and the disk has room to spare (True: it is there)."""
-        if os.path.exists(self.reserve_path):
-            return True
-        try:
-            disk = os.statvfs(os.path.dirname(self.path) or ".")
-            if disk.f_bavail * disk.f_frsize < 4 * RESERVE:  # not the last free bytes of a disk
-                return False
-            fd = os.open(self.reserve_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError:
-            return False
-        try:
-            os.posix_fallocate(fd, 0, RESERVE)
-            return True
-        except OSError:
-            os.unlink(self.reserve_path)
-            return False
-        finally:
-            os.close(fd)
+        return Reserve(self.reserve_path).keep()
 
     def release_reserve(self) -> bool:
         """Free the reserve's space for the store (True: there was one to free)."""
-        try:
-            os.unlink(self.reserve_path)
-        except FileNotFoundError:
-            return False
-        log.warning("the disk is full: gave up the store's reserve (%d KiB) to record a run's end; it is made "
-                    "again once there is space", RESERVE >> 10)
-        return True
+        return Reserve(self.reserve_path).release()
 
     def _q(self, sql: str, **params: object):
         return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
@@ -394,105 +276,6 @@ class Store:
     def active_runs(self) -> list[RunRow]:
         rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE state IN {_ACTIVE_SQL} ORDER BY queued_at, id")
         return [self._with_attempts(r) for r in rows]
-
-    def list_runs(self, job_id: str, limit: int, before_id: int | None, states: Sequence[str]) -> list[RunRow]:
-        """Newest first (by id, which only grows), `limit` rows with id < before_id."""
-        clauses, params = [], {"l": limit}
-        if job_id:
-            clauses.append("job_id = :j")
-            params["j"] = job_id
-        by_number = bool(job_id) and not states  # walk the (job_id, n) index: deep pages stay fast
-        if before_id is not None:
-            params["b"] = before_id
-            # n grows with id within a job; a cursor run removed by gc falls back to a scan for its place
-            clauses.append("n < coalesce((SELECT n FROM runs WHERE id = :b AND job_id = :j), "
-                           "(SELECT coalesce(max(n), 0) + 1 FROM runs WHERE job_id = :j AND id < :b))"
-                           if by_number else "id < :b")
-        if states:
-            names = [f":s{i}" for i in range(len(states))]
-            clauses.append(f"state IN ({', '.join(names)})")
-            params.update({f"s{i}": s for i, s in enumerate(states)})
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        order = "ORDER BY job_id DESC, n DESC" if by_number else "ORDER BY id DESC"
-        rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs {where} {order} LIMIT :l", **params)
-        return [self._with_attempts(r) for r in rows]
-
-    def consecutive_failures(self, job_id: str, window: int = 1000) -> int:
-        """How many of the job's latest finished runs failed in a row (skipped/missed/cancelled ignored)."""
-        rows = self._q("SELECT state FROM runs WHERE job_id = :j AND state IN ('succeeded', 'failed', 'timed_out', "
-                       "'interrupted') ORDER BY n DESC LIMIT :w", j=job_id, w=window)
-        count = 0
-        for (state,) in rows:
-            if state not in _FAILED_STATES:
-                break
-            count += 1
-        return count
-
-    def job_summaries(self, job_ids: Sequence[str], window: int = 1000) -> dict[str, tuple[RunRow | None, int]]:
-        """Each job's latest run (with its attempts) and consecutive_failures(job, window), for all of
-        `job_ids` in two statements whatever their number (ListJobs: per-job queries made it cost
-        ~3 statements a job, most of it SQLAlchemy's per-statement overhead).
-
-        The answer is memoized until a row of the store changes (_memoized): callers must not
-        change it. Per job, SQLite does what the per-job queries did: one seek on (job_id, n) for the latest
-        run; for the failures, a walk down the job's finished runs that stops at the first success
-        (the subquery in FROM is a co-routine, and its outer LIMIT 1 ends it), at most `window`
-        rows, then a count of the failures above that success, also at most `window` rows.
-        """
-        if not job_ids:
-            return {}
-        key = ("job_summaries", tuple(job_ids), window)
-        return self._memoized(key, lambda: self._read_job_summaries(job_ids, window))
-
-    def _read_job_summaries(self, job_ids: Sequence[str], window: int) -> dict[str, tuple[RunRow | None, int]]:
-        finished = "('succeeded', 'failed', 'timed_out', 'interrupted')"
-        rows = self._q(
-            f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
-            f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "
-            f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) "
-            "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w)), "
-            f"{_RUN_COLUMNS_OF_R} FROM json_each(:ids) AS j "
-            "LEFT JOIN runs AS r ON r.id = (SELECT id FROM runs WHERE job_id = j.value ORDER BY n DESC LIMIT 1)",
-            ids=json.dumps(list(job_ids)), w=window).all()
-        latest = [row[2:] for row in rows if row[2] is not None]
-        attempts = self._attempts_of([row[0] for row in latest])
-        summaries: dict[str, tuple[RunRow | None, int]] = {}
-        for job_id, failures, *run in rows:
-            summaries[job_id] = (self._run_row(run, attempts.get(run[0], ())) if run[0] is not None else None,
-                                 failures)
-        return summaries
-
-    def _attempts_of(self, run_ids: Sequence[int]) -> dict[int, list[tuple]]:
-        """The attempts of `run_ids` in one statement, by run id, in attempt order."""
-        by_run: dict[int, list[tuple]] = {}
-        if not run_ids:
-            return by_run
-        rows = self._q(f"SELECT run_id, {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id IN "
-                       "(SELECT value FROM json_each(:ids)) ORDER BY run_id, number", ids=json.dumps(list(run_ids)))
-        for run_id, *attempt in rows:
-            by_run.setdefault(run_id, []).append(attempt)
-        return by_run
-
-    @staticmethod
-    def _run_row(row, attempts) -> RunRow:  # noqa: ANN001
-        values = list(row)
-        values[3] = RunState(values[3])
-        return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9]), a[10]) for a in attempts))
-
-    def _with_attempts(self, row) -> RunRow:  # noqa: ANN001
-        attempts = self._q(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = :r ORDER BY number", r=row[0])
-        return self._run_row(row, attempts)
-
-    def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
-        """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):
-        ranked newest first within each job, rank > keep_last and finished before `cutoff`."""
-        where = f"state NOT IN {_ACTIVE_SQL}" + (" AND job_id = :j" if job_id else "")
-        age = " AND finished < :c" if math.isfinite(cutoff) else ""
-        rows = self._q(
-            "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
-            f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
-            f"WHERE rank > :k{age} ORDER BY job_id, n", j=job_id, k=keep_last, c=cutoff)
-        return [tuple(r) for r in rows]
 
     def delete_runs(self, run_ids: Sequence[int]) -> int:
         """Delete finished runs (and their attempts) in the caller's transaction; active ones are never

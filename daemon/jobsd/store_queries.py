@@ -1,0 +1,116 @@
+"""The store's reads of run history (list_runs, job_summaries, removable_runs): SQLite statements
+tuned on the (job_id, n) index, as a part of Store (store.py) kept in a module of its own."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+from jobsd.store_rows import _ACTIVE_SQL, _ATTEMPT_COLUMNS, _FAILED_STATES, _RUN_COLUMNS, _RUN_COLUMNS_OF_R, AttemptRow, RunRow
+from jobsd_lib.kernel.states import RunState
+
+__all__ = ["RunQueries"]
+
+
+class RunQueries:
+    """Mixed into Store: needs its `_q`, `_memoized`."""
+
+    def list_runs(self, job_id: str, limit: int, before_id: int | None, states: Sequence[str]) -> list[RunRow]:
+        """Newest first (by id, which only grows), `limit` rows with id < before_id."""
+        clauses, params = [], {"l": limit}
+        if job_id:
+            clauses.append("job_id = :j")
+            params["j"] = job_id
+        by_number = bool(job_id) and not states  # walk the (job_id, n) index: deep pages stay fast
+        if before_id is not None:
+            params["b"] = before_id
+            # n grows with id within a job; a cursor run removed by gc falls back to a scan for its place
+            clauses.append("n < coalesce((SELECT n FROM runs WHERE id = :b AND job_id = :j), "
+                           "(SELECT coalesce(max(n), 0) + 1 FROM runs WHERE job_id = :j AND id < :b))"
+                           if by_number else "id < :b")
+        if states:
+            names = [f":s{i}" for i in range(len(states))]
+            clauses.append(f"state IN ({', '.join(names)})")
+            params.update({f"s{i}": s for i, s in enumerate(states)})
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "ORDER BY job_id DESC, n DESC" if by_number else "ORDER BY id DESC"
+        rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs {where} {order} LIMIT :l", **params)
+        return [self._with_attempts(r) for r in rows]
+
+    def consecutive_failures(self, job_id: str, window: int = 1000) -> int:
+        """How many of the job's latest finished runs failed in a row (skipped/missed/cancelled ignored)."""
+        rows = self._q("SELECT state FROM runs WHERE job_id = :j AND state IN ('succeeded', 'failed', 'timed_out', "
+                       "'interrupted') ORDER BY n DESC LIMIT :w", j=job_id, w=window)
+        count = 0
+        for (state,) in rows:
+            if state not in _FAILED_STATES:
+                break
+            count += 1
+        return count
+
+    def job_summaries(self, job_ids: Sequence[str], window: int = 1000) -> dict[str, tuple[RunRow | None, int]]:
+        """Each job's latest run (with its attempts) and consecutive_failures(job, window), for all of
+        `job_ids` in two statements whatever their number (ListJobs: per-job queries made it cost
+        ~3 statements a job, most of it SQLAlchemy's per-statement overhead).
+
+        The answer is memoized until a row of the store changes (_memoized): callers must not
+        change it. Per job, SQLite does what the per-job queries did: one seek on (job_id, n) for the latest
+        run; for the failures, a walk down the job's finished runs that stops at the first success
+        (the subquery in FROM is a co-routine, and its outer LIMIT 1 ends it), at most `window`
+        rows, then a count of the failures above that success, also at most `window` rows.
+        """
+        if not job_ids:
+            return {}
+        key = ("job_summaries", tuple(job_ids), window)
+        return self._memoized(key, lambda: self._read_job_summaries(job_ids, window))
+
+    def _read_job_summaries(self, job_ids: Sequence[str], window: int) -> dict[str, tuple[RunRow | None, int]]:
+        finished = "('succeeded', 'failed', 'timed_out', 'interrupted')"
+        rows = self._q(
+            f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
+            f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "
+            f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) "
+            "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w)), "
+            f"{_RUN_COLUMNS_OF_R} FROM json_each(:ids) AS j "
+            "LEFT JOIN runs AS r ON r.id = (SELECT id FROM runs WHERE job_id = j.value ORDER BY n DESC LIMIT 1)",
+            ids=json.dumps(list(job_ids)), w=window).all()
+        latest = [row[2:] for row in rows if row[2] is not None]
+        attempts = self._attempts_of([row[0] for row in latest])
+        summaries: dict[str, tuple[RunRow | None, int]] = {}
+        for job_id, failures, *run in rows:
+            summaries[job_id] = (self._run_row(run, attempts.get(run[0], ())) if run[0] is not None else None,
+                                 failures)
+        return summaries
+
+    def _attempts_of(self, run_ids: Sequence[int]) -> dict[int, list[tuple]]:
+        """The attempts of `run_ids` in one statement, by run id, in attempt order."""
+        by_run: dict[int, list[tuple]] = {}
+        if not run_ids:
+            return by_run
+        rows = self._q(f"SELECT run_id, {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id IN "
+                       "(SELECT value FROM json_each(:ids)) ORDER BY run_id, number", ids=json.dumps(list(run_ids)))
+        for run_id, *attempt in rows:
+            by_run.setdefault(run_id, []).append(attempt)
+        return by_run
+
+    @staticmethod
+    def _run_row(row, attempts) -> RunRow:  # noqa: ANN001
+        values = list(row)
+        values[3] = RunState(values[3])
+        return RunRow(*values, attempt_list=tuple(AttemptRow(*a[:9], bool(a[9]), a[10]) for a in attempts))
+
+    def _with_attempts(self, row) -> RunRow:  # noqa: ANN001
+        attempts = self._q(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id = :r ORDER BY number", r=row[0])
+        return self._run_row(row, attempts)
+
+    def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
+        """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):
+        ranked newest first within each job, rank > keep_last and finished before `cutoff`."""
+        where = f"state NOT IN {_ACTIVE_SQL}" + (" AND job_id = :j" if job_id else "")
+        age = " AND finished < :c" if math.isfinite(cutoff) else ""
+        rows = self._q(
+            "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
+            f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
+            f"WHERE rank > :k{age} ORDER BY job_id, n", j=job_id, k=keep_last, c=cutoff)
+        return [tuple(r) for r in rows]
+

@@ -1,0 +1,102 @@
+"""The rows the store answers with, and its errors: plain values shared by every store (store.py,
+memstore.py) and their callers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobsd_lib.errors import InternalError
+from jobsd_lib.kernel.states import ACTIVE, RunState
+
+__all__ = ["RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure"]
+
+_ACTIVE_SQL = "('queued', 'running', 'retrying')"
+_FAILED_STATES = ("failed", "timed_out", "interrupted")
+
+
+class StoreCorrupt(Exception):
+    """The database cannot be read or migrated; the daemon refuses to start (never resets it)."""
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    number: int
+    started_at: float | None
+    finished_at: float | None
+    exit_code: int | None
+    signal: int | None
+    pid: int | None
+    output_bytes: int
+    dropped_bytes: int
+    error: str
+    timed_out: bool
+    invocation_id: str = ""  # the attempt's JOBSD_INVOCATION_ID
+
+
+@dataclass(frozen=True)
+class RunRow:
+    id: int
+    job_id: str
+    n: int
+    state: RunState
+    trigger: str
+    wait_reason: str | None
+    reason: str
+    attempts: int
+    max_attempts: int
+    exit_code: int | None
+    signal: int | None
+    scheduled_at: float | None
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    next_attempt_at: float | None
+    spec_digest: str
+    pgid: int | None
+    attempt_list: tuple[AttemptRow, ...] = field(default=())
+
+    @property
+    def ref(self) -> str:
+        return f"{self.job_id}/{self.n}"
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    ts: float
+    type: str
+    job_id: str
+    run_n: int | None
+    attrs: dict[str, str]
+
+    @property
+    def run_ref(self) -> str:
+        return f"{self.job_id}/{self.run_n}" if self.run_n else ""
+
+
+
+_RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
+                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid")
+
+_RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
+_ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "
+                    "timed_out, invocation_id")
+
+
+class StoreUnwritable(InternalError):
+    """The store refused a write (full disk, I/O error); nothing was changed. `cause` is SQLite's word."""
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class WriteFailure:
+    """Since when (epoch seconds) writes of a SQLite file fail, and SQLite's reason."""
+    since: float
+    cause: str
+
