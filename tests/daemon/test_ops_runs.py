@@ -1,5 +1,6 @@
 """Ops tests of a run's lifecycle in process: the real handlers, journal, driver and child processes,
-an in-process store and a fake clock, so a backoff of minutes costs no real seconds.
+the in-memory store (memstore.py, which passes the store contract suite) and a fake clock, so a
+backoff of minutes costs no real seconds.
 
 What these prove beyond the kernel's table (tests/kernel/test_run.py): that the driver performs
 the machine's effects and the journal records them (store rows, events, run folder files, facts).
@@ -16,7 +17,7 @@ from jobsd.app import build_context
 from jobsd.context import Paths
 from jobsd.handlers.reload import load_specs
 from jobsd.handlers.runs import cancel_run, run_job
-from jobsd.store import open_store
+from jobsd.memstore import MemoryStore
 from jobsd_lib.facts import Actor, Fact, RunFinished
 from jobsd_lib.kernel.states import RunState
 from tests.fakes import FakeClock
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.timeout(30)
 def ops(home):
     """(context, clock, facts seen on the bus) for specs written to HOME/jobs."""
     os.makedirs(os.path.join(home, "jobs"), mode=0o700)
-    store = open_store(os.path.join(home, "jobsd.sqlite3"))
     clock = FakeClock()
+    store = MemoryStore(clock.epoch)
     ctx = build_context(Paths(os.path.join(home, "jobs"), home, home, os.path.join(home, "runs"), "", "", store.path),
                         store, clock, environ={"PATH": os.environ["PATH"]})
     seen: list[Fact] = []
@@ -107,3 +108,28 @@ async def _timed(scenario) -> float:  # noqa: ANN001
     began = loop.time()
     await scenario()
     return loop.time() - began
+
+
+def test_a_full_disk_at_the_end_gives_up_the_reserve_or_retries_until_the_store_takes_it(ops):
+    """The end of a run the store refuses is retried every FINISH_RETRY seconds (on the fake clock);
+    the job stays busy meanwhile, and nothing is lost once writes work again."""
+    ctx, clock, seen = ops
+    spec(ctx, "fills", 'command = ["true"]\n')
+
+    async def scenario() -> None:
+        run = run_job(ctx, "fills", actor=Actor("test"))
+        task = ctx.runs.active[run.ref].task
+        await until(lambda: ctx.store.get_run("fills", 1).state is RunState.RUNNING, "the start")
+        ctx.store.fail_writes("database or disk is full")  # the reserve goes first, then it waits
+        await until(lambda: clock.waiting == 1, "the first retry's wait")
+        assert ctx.runs.active_ref("fills") == run.ref  # still busy: a second run would be refused
+        clock.advance(5)
+        await until(lambda: clock.waiting == 1, "the second retry's wait")
+        ctx.store.fail_writes(None)
+        clock.advance(5)
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    final = ctx.store.get_run("fills", 1)
+    assert final.state is RunState.SUCCEEDED and ctx.runs.active_ref("fills") is None
+    assert [f.TYPE for f in seen if isinstance(f, RunFinished)] == ["run.finished"]
