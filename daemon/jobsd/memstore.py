@@ -20,12 +20,11 @@ from contextlib import contextmanager
 
 from jobsd.store import AttemptRow, EventRow, RunRow, StoreUnwritable, WriteFailure
 from jobsd_lib.errors import InternalError
-from jobsd_lib.kernel.states import RunState
+from jobsd_lib.kernel.states import FAILURES, OUTCOMES, RunState
 
 __all__ = ["MemoryStore"]
 
 _MISSING = object()
-_FINISHED = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.INTERRUPTED})
 _FIXED_FIELDS = frozenset({"id", "job_id", "n", "attempt_list"})
 _Undo = list[tuple[dict, object, object]]  # (table, key, old value or _MISSING), oldest first
 
@@ -237,13 +236,13 @@ class MemoryStore:
         return found
 
     def _finished(self, job_id: str, window: int) -> list[RunRow]:
-        finished = (run for run in self._job_runs(job_id) if run.state in _FINISHED)
+        finished = (run for run in self._job_runs(job_id) if run.state in OUTCOMES)
         return [run for _, run in zip(range(window), finished)]
 
     def consecutive_failures(self, job_id: str, window: int = 1000) -> int:
         count = 0
         for run in self._finished(job_id, window):
-            if run.state is RunState.SUCCEEDED:
+            if run.state not in FAILURES:
                 break
             count += 1
         return count

@@ -6,7 +6,8 @@ import json
 import math
 from collections.abc import Sequence
 
-from jobsd.store_rows import _ACTIVE_SQL, _ATTEMPT_COLUMNS, _FAILED_STATES, _RUN_COLUMNS, _RUN_COLUMNS_OF_R, AttemptRow, RunRow
+from jobsd.store_rows import (_ACTIVE_SQL, _ATTEMPT_COLUMNS, _FAILED_STATES, _OUTCOMES_SQL, _RUN_COLUMNS,
+                              _RUN_COLUMNS_OF_R, AttemptRow, RunRow)
 from jobsd_lib.kernel.states import RunState
 
 __all__ = ["RunQueries"]
@@ -39,8 +40,8 @@ class RunQueries:
 
     def consecutive_failures(self, job_id: str, window: int = 1000) -> int:
         """How many of the job's latest finished runs failed in a row (skipped/missed/cancelled ignored)."""
-        rows = self._q("SELECT state FROM runs WHERE job_id = :j AND state IN ('succeeded', 'failed', 'timed_out', "
-                       "'interrupted') ORDER BY n DESC LIMIT :w", j=job_id, w=window)
+        rows = self._q(f"SELECT state FROM runs WHERE job_id = :j AND state IN {_OUTCOMES_SQL} "
+                       "ORDER BY n DESC LIMIT :w", j=job_id, w=window)
         count = 0
         for (state,) in rows:
             if state not in _FAILED_STATES:
@@ -65,7 +66,7 @@ class RunQueries:
         return self._memoized(key, lambda: self._read_job_summaries(job_ids, window))
 
     def _read_job_summaries(self, job_ids: Sequence[str], window: int) -> dict[str, tuple[RunRow | None, int]]:
-        finished = "('succeeded', 'failed', 'timed_out', 'interrupted')"
+        finished = _OUTCOMES_SQL
         rows = self._q(
             f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
             f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jobsd_lib.errors import InternalError
-from jobsd_lib.kernel.states import ACTIVE, RunState
+from jobsd_lib.kernel.states import ACTIVE, FAILURES, OUTCOMES, RunState, sql_list
 
 __all__ = ["RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure"]
 
-_ACTIVE_SQL = "('queued', 'running', 'retrying')"
-_FAILED_STATES = ("failed", "timed_out", "interrupted")
+_ACTIVE_SQL = sql_list(ACTIVE)
+_FAILED_STATES = frozenset(s.value for s in FAILURES)
+_OUTCOMES_SQL = sql_list(OUTCOMES)
 
 
 class StoreCorrupt(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import Enum
 
 __all__ = ["RunState", "Trigger", "WaitReason", "JobState", "IllegalTransition", "advance",
-           "TERMINAL", "ACTIVE", "INITIAL", "TRANSITIONS"]
+           "TERMINAL", "ACTIVE", "INITIAL", "TRANSITIONS", "FAILURES", "OUTCOMES", "sql_list"]
 
 
 class RunState(str, Enum):
@@ -58,6 +58,11 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 TERMINAL = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
 ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.RETRYING})
+# What counts as a failure of the job's command, and what as one of its outcomes at all: a job's
+# "failures in a row" count FAILURES back to its latest success, ignoring the runs that never ran its
+# command to an end of its own (skipped, missed, cancelled).
+FAILURES = frozenset({S.FAILED, S.TIMED_OUT, S.INTERRUPTED})
+OUTCOMES = FAILURES | {S.SUCCEEDED}
 
 
 class IllegalTransition(ValueError):
@@ -72,3 +77,8 @@ def advance(current: RunState, target: RunState) -> RunState:
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(current, target)
     return target
+
+
+def sql_list(states: frozenset[RunState]) -> str:
+    """`('a', 'b')`: a set of states as an SQL list, in a stable order (store queries)."""
+    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states, key=lambda st: st.value)) + ")"
