@@ -1,4 +1,5 @@
-"""Cron triggers and the DST policy (jobsd.triggers), checked against croniter.
+"""Cron triggers (jobsd.triggers) and the DST policy they apply (jobsd_lib.kernel.dst), checked
+against croniter. The policy's maths alone is tested in tests/kernel/test_dst.py.
 
 croniter is an independent cron implementation (test-only). It agrees with cron's meaning of
 the fields (Sunday = 0 or 7, day-of-month OR day-of-week), so it catches translation
@@ -30,7 +31,7 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from croniter import croniter
 
-from jobsd.triggers import WallClockCronTrigger, build_trigger, next_fire_times, same_window
+from jobsd.triggers import WallClockCronTrigger, build_trigger, next_fire_times
 from jobsd_lib.kernel.cron import CronError, parse_cron
 
 
@@ -178,7 +179,7 @@ SPRING_FORWARD = [
 def test_spring_forward_follows_apscheduler(
     expr: str, zone: str, after: str, expected: list[str], local: str
 ) -> None:
-    """Pins APScheduler 3.11.3's spring-forward behaviour, documented in jobsd.triggers."""
+    """Pins APScheduler 3.11.3's spring-forward behaviour, documented in jobsd.triggers and kernel.dst."""
     times = fire_times(expr, zone, utc(after), len(expected))
     assert times == [utc(text) for text in expected], local
 
@@ -223,15 +224,6 @@ def test_thousand_times_across_a_fold_advance_and_stay_unique() -> None:
     assert gaps == {timedelta(seconds=1), timedelta(seconds=3601)}
 
 
-def test_count_zero_and_bad_arguments() -> None:
-    trigger = build_trigger(parse_cron("@hourly"), "UTC")
-    assert next_fire_times(trigger, utc("2026-01-01T00:00"), 0) == []
-    with pytest.raises(ValueError, match="negative"):
-        next_fire_times(trigger, utc("2026-01-01T00:00"), -1)
-    with pytest.raises(ValueError, match="aware"):
-        next_fire_times(trigger, datetime(2026, 1, 1), 1)
-
-
 def test_stops_when_the_trigger_ends() -> None:
     trigger = CronTrigger(hour=0, timezone=ZoneInfo("UTC"), end_date=utc("2026-01-03T12:00"))
     assert next_fire_times(trigger, utc("2026-01-01T12:00"), 5) == [
@@ -261,26 +253,6 @@ def test_build_trigger_rejects_bad_zones(zone: str) -> None:
         build_trigger(parse_cron("@daily"), zone)
 
 
-# --- same_window -----------------------------------------------------------------------------
-
-
-def test_same_window_joins_the_two_passes_of_a_fold() -> None:
-    first, second = utc("2026-10-25T00:30"), utc("2026-10-25T01:30")  # 02:30 CEST / CET
-    assert same_window(first, second, "Europe/Berlin")
-    assert not same_window(first, second, "America/New_York")  # 20:30 vs 21:30 there
-    assert not same_window(first, second, "UTC")
-
-
-def test_same_window_compares_local_date_and_time() -> None:
-    a = utc("2026-10-25T00:30")
-    assert same_window(a, a.astimezone(ZoneInfo("Asia/Kolkata")), "Europe/Berlin")
-    assert not same_window(a, utc("2026-10-26T01:30"), "Europe/Berlin")  # 02:30, next day
-    with pytest.raises(ValueError):
-        same_window(a, datetime(2026, 10, 25, 0, 30), "Europe/Berlin")
-    with pytest.raises(CronError):
-        same_window(a, a, "local")
-
-
 # --- WallClockCronTrigger and the stock CronTrigger it corrects ----------------------------
 
 
@@ -306,6 +278,14 @@ def test_wall_clock_trigger_pickles() -> None:
         after = utc("2026-03-27T00:00")
         assert next_fire_times(copy, after, 50) == next_fire_times(trigger, after, 50)
     assert isinstance(build_trigger(parse_cron("@daily"), "UTC"), WallClockCronTrigger)
+
+
+def test_the_pickled_class_path_stays_jobsd_triggers() -> None:
+    """Every job in schedule.sqlite3 names its trigger's class: a job stored by an earlier jobsd must
+    load, and one stored now must load in it."""
+    data = pickle.dumps(build_trigger(parse_cron("30 2 * * *"), "Europe/Berlin"), pickle.HIGHEST_PROTOCOL)
+    assert b"jobsd.triggers" in data and b"WallClockCronTrigger" in data
+    assert b"apscheduler_private" not in data and b"WallClockStep" not in data
 
 
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"])
