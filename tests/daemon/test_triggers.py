@@ -1,4 +1,5 @@
-"""Cron triggers and the DST policy (jobsd.triggers), checked against croniter.
+"""Cron triggers (jobsd.triggers) and the DST policy they apply (jobsd_lib.kernel.dst), checked
+against croniter. The policy's maths alone is tested in tests/kernel/test_dst.py.
 
 croniter is an independent cron implementation (test-only). It agrees with cron's meaning of
 the fields (Sunday = 0 or 7, day-of-month OR day-of-week), so it catches translation
@@ -30,7 +31,7 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from croniter import croniter
 
-from jobsd.triggers import WallClockCronTrigger, build_trigger, next_fire_times, same_window
+from jobsd.triggers import WallClockCronTrigger, build_trigger, next_fire_times
 from jobsd_lib.kernel.cron import CronError, parse_cron
 
 
@@ -178,7 +179,7 @@ SPRING_FORWARD = [
 def test_spring_forward_follows_apscheduler(
     expr: str, zone: str, after: str, expected: list[str], local: str
 ) -> None:
-    """Pins APScheduler 3.11.3's spring-forward behaviour, documented in jobsd.triggers."""
+    """Pins APScheduler 3.11.3's spring-forward behaviour, documented in jobsd.triggers and kernel.dst."""
     times = fire_times(expr, zone, utc(after), len(expected))
     assert times == [utc(text) for text in expected], local
 
@@ -223,15 +224,6 @@ def test_thousand_times_across_a_fold_advance_and_stay_unique() -> None:
     assert gaps == {timedelta(seconds=1), timedelta(seconds=3601)}
 
 
-def test_count_zero_and_bad_arguments() -> None:
-    trigger = build_trigger(parse_cron("@hourly"), "UTC")
-    assert next_fire_times(trigger, utc("2026-01-01T00:00"), 0) == []
-    with pytest.raises(ValueError, match="negative"):
-        next_fire_times(trigger, utc("2026-01-01T00:00"), -1)
-    with pytest.raises(ValueError, match="aware"):
-        next_fire_times(trigger, datetime(2026, 1, 1), 1)
-
-
 def test_stops_when_the_trigger_ends() -> None:
     trigger = CronTrigger(hour=0, timezone=ZoneInfo("UTC"), end_date=utc("2026-01-03T12:00"))
     assert next_fire_times(trigger, utc("2026-01-01T12:00"), 5) == [
@@ -261,26 +253,6 @@ def test_build_trigger_rejects_bad_zones(zone: str) -> None:
         build_trigger(parse_cron("@daily"), zone)
 
 
-# --- same_window -----------------------------------------------------------------------------
-
-
-def test_same_window_joins_the_two_passes_of_a_fold() -> None:
-    first, second = utc("2026-10-25T00:30"), utc("2026-10-25T01:30")  # 02:30 CEST / CET
-    assert same_window(first, second, "Europe/Berlin")
-    assert not same_window(first, second, "America/New_York")  # 20:30 vs 21:30 there
-    assert not same_window(first, second, "UTC")
-
-
-def test_same_window_compares_local_date_and_time() -> None:
-    a = utc("2026-10-25T00:30")
-    assert same_window(a, a.astimezone(ZoneInfo("Asia/Kolkata")), "Europe/Berlin")
-    assert not same_window(a, utc("2026-10-26T01:30"), "Europe/Berlin")  # 02:30, next day
-    with pytest.raises(ValueError):
-        same_window(a, datetime(2026, 10, 25, 0, 30), "Europe/Berlin")
-    with pytest.raises(CronError):
-        same_window(a, a, "local")
-
-
 # --- WallClockCronTrigger and the stock CronTrigger it corrects ----------------------------
 
 
@@ -308,6 +280,14 @@ def test_wall_clock_trigger_pickles() -> None:
     assert isinstance(build_trigger(parse_cron("@daily"), "UTC"), WallClockCronTrigger)
 
 
+def test_the_pickled_class_path_stays_jobsd_triggers() -> None:
+    """Every job in schedule.sqlite3 names its trigger's class: a job stored by an earlier jobsd must
+    load, and one stored now must load in it."""
+    data = pickle.dumps(build_trigger(parse_cron("30 2 * * *"), "Europe/Berlin"), pickle.HIGHEST_PROTOCOL)
+    assert b"jobsd.triggers" in data and b"WallClockCronTrigger" in data
+    assert b"apscheduler_private" not in data and b"WallClockStep" not in data
+
+
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"])
 def test_daily_schedules_run_once_on_every_day_of_2026(zone: str) -> None:
     """Whatever the DST changes (Santiago's happen at midnight), a daily time runs once a day."""
@@ -318,79 +298,3 @@ def test_daily_schedules_run_once_on_every_day_of_2026(zone: str) -> None:
         assert [t.astimezone(local).date() for t in times] == [
             date(2026, 1, 1) + timedelta(days=n) for n in range(365)
         ], f"{hour:02}:{minute:02}"
-
-
-# --- The adapter (jobsd.scheduler) on a real job store --------------------------------------
-
-def _specs(folder, crons: dict[str, str]):  # noqa: ANN001, ANN202
-    from jobsd.specs import load_catalog
-
-    jobs = folder / "jobs"
-    jobs.mkdir(exist_ok=True)
-    for job_id, cron in crons.items():
-        (jobs / f"{job_id}.toml").write_text(f'command = ["true"]\n[schedule]\ncron = "{cron}"\ntimezone = "UTC"\n')
-    return list(load_catalog(str(jobs)).specs.values())
-
-
-def test_sync_and_next_run_times_never_unpickle_stored_jobs(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A restart compares digests and lists next run times without loading any stored job; only a
-    changed job is written again, a deleted one removed."""
-    import asyncio
-
-    from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-
-    crons = {f"j{k}": f"{k} 3 * * *" for k in range(20)}
-    first, _times = asyncio.run(_synced(tmp_path, _specs(tmp_path, crons)))
-    assert len(first.added) == 20 and not first.changed and not first.removed
-
-    def unpickle(*_args):  # noqa: ANN002, ANN202
-        raise AssertionError("a stored job was unpickled")
-
-    monkeypatch.setattr(SQLAlchemyJobStore, "_reconstitute_job", unpickle)
-    (tmp_path / "jobs" / "j19.toml").unlink()
-    del crons["j19"]
-    result, times = asyncio.run(_synced(tmp_path, _specs(tmp_path, {**crons, "j3": "0 4 * * *"})))
-    assert (result.added, result.changed, result.removed, result.unchanged) == ([], ["j3"], ["j19"], 18)
-    assert set(times) == set(crons)
-    assert times["j3"].astimezone(UTC).time() == time(4, 0) and times["j5"].astimezone(UTC).time() == time(3, 5)
-
-
-async def _synced(folder, specs):  # noqa: ANN001, ANN202
-    """Sync `specs` on the job store in `folder`, resume; (SyncResult, all_next_run_times())."""
-    import asyncio
-
-    from jobsd.scheduler import CronScheduler
-
-    scheduler = CronScheduler(str(folder), asyncio.get_running_loop(), lambda *_: None)
-    scheduler.start_paused()
-    try:
-        result = scheduler.sync(specs)
-        scheduler.resume()
-        times = scheduler.all_next_run_times()
-        assert all(scheduler.next_run_at(job_id) == t for job_id, t in times.items())
-        return result, times
-    finally:
-        scheduler.shutdown()
-
-
-def test_a_window_reaches_the_service_once_compared_as_an_instant(tmp_path) -> None:
-    """Windows are handed to on_fire in arrival order; one not later (as a UTC instant) than the
-    latest the job already had is dropped, even where its wall time looks earlier (fall-back)."""
-    import asyncio
-
-    from jobsd.scheduler import CronScheduler
-
-    berlin = ZoneInfo("Europe/Berlin")
-    first = datetime(2026, 10, 25, 2, 45, tzinfo=berlin)           # 00:45Z, CEST
-    later = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=berlin)   # 01:15Z, CET: a smaller wall time
-    fired: list[tuple[str, list[datetime]]] = []
-
-    async def scenario() -> None:
-        scheduler = CronScheduler(str(tmp_path), asyncio.get_running_loop(), lambda j, w: fired.append((j, w)))
-        for job_id, windows in [("a", [first]), ("a", [first, later]), ("b", [first]), ("a", [later])]:
-            scheduler._arrived(job_id, windows)  # what the APScheduler thread's listener hands over
-        for _ in range(10):
-            await asyncio.sleep(0)
-
-    asyncio.run(scenario())
-    assert fired == [("a", [first]), ("a", [later]), ("b", [first])]

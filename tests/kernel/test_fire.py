@@ -1,11 +1,14 @@
-"""decide_firing: table-driven, no clock, no sleeps."""
+"""What happens to due cron windows (jobsd_lib.kernel.fire): table-driven, no clock, no sleeps."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobsd_lib.kernel.fire import CatchUp, Miss, Run, decide_firing, unrecorded
+from jobsd_lib.kernel.fire import (BACKLOG, FAR_BEHIND, MAX_MISSED, CatchUp, Miss, NextFire, Run, SkipInvalid,
+                                   catch_up_start, decide_firing, new_windows, plan_firing, unrecorded)
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
@@ -103,3 +106,150 @@ def test_unrecorded_compares_instants_across_zones():
     assert unrecorded(windows, recorded) == ([windows[0], windows[2]], [windows[1]])
     with pytest.raises(ValueError):
         unrecorded([datetime(2026, 11, 23, 12, 0, 0)], set())
+
+
+def test_decide_firing_orders_and_merges_windows_as_instants_not_wall_times():
+    """Aware datetimes of one zone compare by wall time and ignore the fold (PITFALLS 6): 02:45 CEST
+    comes before 02:15 CET, and 02:30 CEST and 02:30 CET are two windows, not one."""
+    berlin = ZoneInfo("Europe/Berlin")
+    cest, cet = datetime(2026, 10, 25, 2, 45, tzinfo=berlin), datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=berlin)
+    now = datetime(2026, 10, 25, 1, 15, 30, tzinfo=UTC)
+    assert decide_firing([cet, cest], now, 3600, False).runs == [cest, cet]
+    first, second = datetime(2026, 10, 25, 2, 30, tzinfo=berlin), datetime(2026, 10, 25, 2, 30, fold=1, tzinfo=berlin)
+    assert decide_firing([second, first], now, 3600, False).runs == [first, second]
+
+
+# --- new_windows: what the adapter has already handed over ----------------------------------
+
+def test_new_windows_splits_at_the_latest_window_handed_over():
+    windows = [ago(10), ago(30), ago(20)]
+    assert new_windows(windows, None) == ([ago(30), ago(20), ago(10)], [])
+    assert new_windows(windows, ago(20)) == ([ago(10)], [ago(30), ago(20)])
+    assert new_windows(windows, ago(5)) == ([], [ago(30), ago(20), ago(10)])
+    assert new_windows([], ago(5)) == ([], [])
+
+
+def test_new_windows_compares_instants_across_a_fold():
+    berlin = ZoneInfo("Europe/Berlin")
+    handed = datetime(2026, 10, 25, 2, 45, tzinfo=berlin)            # 00:45Z, CEST
+    later = datetime(2026, 10, 25, 2, 15, fold=1, tzinfo=berlin)     # 01:15Z, CET: a smaller wall time
+    assert new_windows([later, handed], handed.astimezone(UTC)) == ([later], [handed])
+    with pytest.raises(ValueError):
+        new_windows([datetime(2026, 1, 1)], None)
+    with pytest.raises(ValueError):
+        new_windows([NOW], datetime(2026, 1, 1))
+
+
+# --- catch_up_start: where a job far behind starts its listing -------------------------------
+
+def every(step: timedelta) -> NextFire:
+    """A trigger firing at every multiple of `step` since 2026-01-01, answering as APScheduler's
+    CronTrigger.get_next_fire_time does: the earliest fire time at or after `now`, or after `previous`
+    when there is one (then possibly before `now`)."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def next_fire(previous: datetime | None, now: datetime) -> datetime:
+        after = now
+        if previous is not None:
+            after = min(now, previous + timedelta(microseconds=1))
+            after += timedelta(microseconds=1) if after == previous else timedelta(0)
+        k = -((t0 - after) // step)  # ceil((after - t0) / step)
+        return t0 + k * step
+    return next_fire
+
+
+def test_a_job_not_far_behind_lists_every_window():
+    assert catch_up_start(None, NOW, every(timedelta(seconds=1))) is None
+    assert catch_up_start(NOW - FAR_BEHIND, NOW, every(timedelta(seconds=1))) is None
+    assert catch_up_start(NOW + timedelta(days=1), NOW, every(timedelta(seconds=1))) is None
+
+
+def test_a_job_far_behind_starts_at_the_shortest_span_holding_a_backlog():
+    """Every second, two days behind: 1 min back holds 61 windows (< BACKLOG), 4 min holds 241."""
+    next_fire = every(timedelta(seconds=1))
+    start = catch_up_start(NOW - timedelta(days=2), NOW, next_fire)
+    assert start == NOW - timedelta(minutes=4)
+    assert catch_up_start(NOW - timedelta(days=2), NOW, next_fire, backlog=61) == NOW - timedelta(minutes=1)
+
+
+def test_a_sparse_job_far_behind_keeps_all_its_windows():
+    """Hourly, a day behind: even the span back to its next run time holds fewer than BACKLOG."""
+    assert catch_up_start(NOW - timedelta(days=1), NOW, every(timedelta(hours=1))) is None
+    assert BACKLOG == MAX_MISSED + 1
+
+
+def test_a_job_far_behind_with_a_trigger_that_ended_lists_from_its_next_run_time():
+    assert catch_up_start(NOW - timedelta(days=2), NOW, lambda previous, now: None) is None
+
+
+# --- plan_firing: every path of one firing -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Rules:
+    misfire_grace: float = 60
+    coalesce: bool = True
+    catch_up: bool = False
+
+
+def kinds(plan):
+    return [(type(a).__name__, a.window) for a in plan.actions]
+
+
+@pytest.mark.parametrize(("windows", "rules", "first", "recorded", "valid", "expected", "unrecorded_count"), [
+    # on time: runs
+    ([ago(0)], Rules(), False, set(), True, [("Run", ago(0))], 0),
+    # late: missed; coalesce: only the latest on time runs
+    ([ago(300), ago(20), ago(10)], Rules(), False, set(), True,
+     [("Miss", ago(300)), ("Miss", ago(20)), ("Run", ago(10))], 0),
+    # catch-up only on the first firing
+    ([ago(300), ago(120)], Rules(catch_up=True), True, set(), True, [("Miss", ago(300)), ("CatchUp", ago(120))], 0),
+    ([ago(300), ago(120)], Rules(catch_up=True), False, set(), True, [("Miss", ago(300)), ("Miss", ago(120))], 0),
+    # recorded windows are dropped on the first firing only; the others are decided as usual
+    ([ago(300), ago(120)], Rules(catch_up=True), True, {ago(120).timestamp()}, True,
+     [("CatchUp", ago(300)), ("AlreadyRecorded", ago(120))], 0),
+    ([ago(5)], Rules(), False, {ago(5).timestamp()}, True, [("Run", ago(5))], 0),
+    ([ago(5), ago(4)], Rules(), True, {ago(5).timestamp(), ago(4).timestamp()}, True,
+     [("AlreadyRecorded", ago(5)), ("AlreadyRecorded", ago(4))], 0),
+    # an invalid spec: every window to admission (skipped invalid_spec), late or not, whatever the rules
+    ([ago(300), ago(5)], Rules(), False, set(), False, [("SkipInvalid", ago(300)), ("SkipInvalid", ago(5))], 0),
+    ([ago(300), ago(5)], None, True, {ago(300).timestamp()}, False,
+     [("AlreadyRecorded", ago(300)), ("SkipInvalid", ago(5))], 0),
+    # no scheduled spec: dropped
+    ([ago(5), ago(1)], None, False, set(), True, [("Unscheduled", ago(5)), ("Unscheduled", ago(1))], 0),
+    ([], Rules(), True, set(), True, [], 0),
+])
+def test_plan_firing(windows, rules, first, recorded, valid, expected, unrecorded_count):
+    plan = plan_firing(windows, NOW, rules, first=first, recorded=recorded, valid=valid)
+    assert kinds(plan) == expected
+    assert plan.missed_unrecorded == unrecorded_count
+
+
+def test_plan_firing_keeps_what_decide_firing_says():
+    windows = [ago(10_000 - i) for i in range(300)]
+    plan = plan_firing(windows, NOW, Rules(misfire_grace=5, coalesce=False), first=False, recorded=set(),
+                       max_missed=10)
+    assert plan == decide_firing(windows, NOW, 5, False, max_missed=10)
+    assert plan.missed == windows[-10:] and plan.missed_unrecorded == 290
+
+
+def test_plan_firing_caps_invalid_spec_windows_keeping_the_latest():
+    windows = [ago(1000 - i) for i in range(250)]
+    plan = plan_firing(windows, NOW, None, first=False, recorded=set(), valid=False, max_missed=100)
+    assert plan.windows(SkipInvalid) == windows[-100:] and plan.missed_unrecorded == 150
+    assert plan_firing(windows, NOW, None, first=False, recorded=set(), valid=False, max_missed=0).actions == ()
+
+
+def test_plan_firing_refuses_naive_times():
+    with pytest.raises(ValueError):
+        plan_firing([ago(1)], datetime(2026, 1, 1), Rules(), first=False, recorded=set())
+    with pytest.raises(ValueError):
+        plan_firing([datetime(2026, 1, 1)], NOW, None, first=True, recorded=set(), valid=False)
+
+
+def test_plan_firing_reads_a_spec_schedule():
+    """jobsd_lib.spec.ScheduleSpec is what the daemon passes."""
+    from jobsd_lib.spec import ScheduleSpec
+
+    rules = ScheduleSpec(cron="* * * * *", timezone="UTC", misfire_grace=30, coalesce=False, catch_up=True)
+    plan = plan_firing([ago(60), ago(45)], NOW, rules, first=True, recorded=set())
+    assert kinds(plan) == [("Miss", ago(60)), ("CatchUp", ago(45))]
