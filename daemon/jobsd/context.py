@@ -14,6 +14,7 @@ from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.specs import Catalog
 from jobsd.store import Store
+from jobsd.timer import Timer
 
 __all__ = ["Context", "Paths"]
 
@@ -42,7 +43,7 @@ class Context:
     hub: Hub                   # each active run's "more output or a new step" channel, and follower count
     events: Channel            # bumped after every recorded fact (WatchEvents)
     held: HeldWindows          # cron windows that came while the store refused writes
-    timer: object | None = None  # the cron adapter (jobsd.timer.Timer), None until it runs
+    timer: Timer | None = None  # the cron adapter; None in tests that need no cron
     catalog: Catalog = field(default_factory=Catalog)
     started_at: datetime | None = None
     max_concurrent: int = 4

@@ -30,7 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobsd import __version__
 from jobsd.clock import Clock
 from jobsd.journal import Journal
-from jobsd.scheduler import HEARTBEAT, CronScheduler
+from jobsd.scheduler import HEARTBEAT
+from jobsd.timer import Timer
 from jobsd_lib.errors import InternalError
 from jobsd_lib.facts import ClockJumped, DaemonStarted, Fact, iso
 from jobsd_lib.kernel.drift import (ClockJump, ClockReading, HeartbeatRecord, Restart, assess_restart,
@@ -59,7 +60,7 @@ def _jumped(wall: float, jump: ClockJump, while_down: bool) -> ClockJumped:
 class Heartbeat:
     """Saves the daemon's heartbeat and watches the wall clock. Event-loop thread only."""
 
-    def __init__(self, journal: Journal, clock: Clock, timer: CronScheduler | None, pid: int | None = None) -> None:
+    def __init__(self, journal: Journal, clock: Clock, timer: Timer | None, pid: int | None = None) -> None:
         self.journal, self.store, self.clock = journal, journal.store, clock
         self.pid = os.getpid() if pid is None else pid
         self.scheduler = timer  # kicked after a jump back; checkpointed after each beat

@@ -19,7 +19,7 @@ from jobsd.handlers.runs import run_job
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.facts import SCHEDULER
-from jobsd_lib.kernel.fire import MAX_MISSED, CatchUp, Miss, decide_firing, unrecorded
+from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Miss, Unscheduled, plan_firing
 from jobsd_lib.kernel.states import Trigger
 
 __all__ = ["on_fire", "record_missed", "record_dropped", "record_held"]
@@ -28,45 +28,43 @@ log = logging.getLogger("jobsd.fire")
 
 
 def on_fire(ctx: Context, job_id: str, run_times: list[datetime]) -> None:
-    """The timer found windows of `job_id` due."""
+    """The timer found windows of `job_id` due: do what the kernel's plan says for each."""
     first = job_id not in ctx.fired
-    if first:
-        ctx.fired.add(job_id)
-        run_times, again = unrecorded(run_times, ctx.store.recent_windows(job_id))
-        if again:
-            log.warning("job %s: %d cron window(s) up to %s dropped: recorded before the restart", job_id,
-                        len(again), again[-1].isoformat())
-        if not run_times:
-            return
+    ctx.fired.add(job_id)
     spec = ctx.catalog.specs.get(job_id)
-    if spec is None and job_id in ctx.catalog.invalid:
-        # the file broke after the job was scheduled: its windows are recorded, never dropped
-        for window in sorted(run_times)[-MAX_MISSED:]:
-            run_job(ctx, job_id, Trigger.CRON, scheduled_at=window, actor=SCHEDULER)  # skipped, invalid_spec
-        return
-    if spec is None or spec.schedule is None:
-        log.warning("cron firing of %s ignored: no scheduled spec (removed before the scheduler synced)", job_id)
-        return
-    decision = decide_firing(run_times, ctx.clock.now(), spec.schedule.misfire_grace, spec.schedule.coalesce,
-                             catch_up=spec.schedule.catch_up and first)
-    if decision.missed_unrecorded:
-        log.warning("job %s: %d older missed windows not recorded one by one", job_id, decision.missed_unrecorded)
+    plan = plan_firing(run_times, ctx.clock.now(), spec.schedule if spec else None, first=first,
+                       recorded=ctx.store.recent_windows(job_id) if first else frozenset(),
+                       valid=job_id not in ctx.catalog.invalid)
+    _log_plan(job_id, plan)
     held = ctx.held
     if held.holds(job_id):
         held.flush()  # its history in order: the held windows first
-    for action in decision.actions:
+    for action in plan.actions:
+        if isinstance(action, (AlreadyRecorded, Unscheduled)):
+            continue
         try:
             if held.holds(job_id):
                 held.hold(job_id, action.window, held.cause(job_id))
             elif isinstance(action, Miss):
                 record_missed(ctx, job_id, action.window, action.reason)
-            else:
+            else:  # Run, CatchUp, SkipInvalid (recorded skipped, reason invalid_spec, by admission)
                 trigger = Trigger.CATCH_UP if isinstance(action, CatchUp) else Trigger.CRON
                 run_job(ctx, job_id, trigger, scheduled_at=action.window, actor=SCHEDULER)
         except StoreUnwritable as exc:  # recorded `missed` once the store works again (held.py)
             held.hold(job_id, action.window, exc.cause)
         except JobsdError as exc:
             log.warning("cron window %s of %s: %s", action.window.isoformat(), job_id, exc)
+
+
+def _log_plan(job_id: str, plan: FireDecision) -> None:
+    again = [a.window for a in plan.actions if isinstance(a, AlreadyRecorded)]
+    if again:
+        log.warning("job %s: %d cron window(s) up to %s dropped: recorded before the restart", job_id, len(again),
+                    again[-1].isoformat())
+    if any(isinstance(a, Unscheduled) for a in plan.actions):
+        log.warning("cron firing of %s ignored: no scheduled spec (removed before the scheduler synced)", job_id)
+    if plan.missed_unrecorded:
+        log.warning("job %s: %d older missed windows not recorded one by one", job_id, plan.missed_unrecorded)
 
 
 def record_missed(ctx: Context, job_id: str, window: datetime, reason: str) -> RunRow:
