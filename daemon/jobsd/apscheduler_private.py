@@ -55,11 +55,12 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.util import datetime_to_utc_timestamp, utc_timestamp_to_datetime
-from sqlalchemy import Column, Table, Unicode, create_engine, event
+from sqlalchemy import Column, Table, Unicode
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobsd import clock
+from jobsd.sqlite import sqlite_engine
 from jobsd.store import WriteFailure
 from jobsd_lib.kernel.dst import wall_clock_step
 from jobsd_lib.kernel.fire import catch_up_start
@@ -108,14 +109,7 @@ def jobstores_lock(scheduler: BaseScheduler) -> threading.RLock:
 
 def _engine(path: str) -> Engine:
     """The job store's own engine; every connection in WAL with synchronous=NORMAL."""
-    engine = create_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
-    return engine
+    return sqlite_engine(path, ("journal_mode=WAL", "synchronous=NORMAL"))
 
 
 class JobStore(SQLAlchemyJobStore):

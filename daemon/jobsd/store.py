@@ -24,13 +24,13 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError
 
 from jobsd import clock
 from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
 from jobsd.reserve import Reserve
+from jobsd.sqlite import sqlite_engine
 from jobsd.store_queries import RunQueries
 from jobsd.store_rows import (_ACTIVE_SQL, _RUN_COLUMNS, AttemptRow, EventRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
@@ -45,18 +45,9 @@ WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat check
 
 
 def _engine(path: str) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", poolclass=None)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
-        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
-        cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL",
-                       f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    return engine
+    # BEGIN IMMEDIATE is ours (write()); synchronous=FULL unless a write asks for less
+    return sqlite_engine(path, ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL",
+                                f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}"), own_begin=True, poolclass=None)
 
 
 def open_store(path: str) -> "Store":
