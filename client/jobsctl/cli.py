@@ -1,4 +1,5 @@
-"""jobsctl commands: parse -> call the RPC -> render. Business rules live in the daemon."""
+"""jobsctl commands: parse -> call the RPC -> render. Business rules live in the daemon, every
+text and JSON shape in jobsctl.render; a command here only parses, calls and prints."""
 import os
 import sys
 from collections.abc import Callable
@@ -9,6 +10,7 @@ import typer
 from jobsctl import render
 from jobsctl.connection import Connection, resolve_socket
 from jobsd_lib.errors import EXIT_NOT_STARTED, EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, JobsdError, exit_code_for
+from jobsd_lib.kernel.states import RunState
 
 app = typer.Typer(help="Control jobsd, the local job scheduler.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -21,7 +23,9 @@ app.add_typer(daemon_app, name="daemon")
 
 JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
 _state: dict[str, Optional[str]] = {"socket": None}
-RUN_EXIT = {"succeeded": EXIT_OK, "skipped": EXIT_NOT_STARTED, "missed": EXIT_NOT_STARTED}
+RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
+            RunState.MISSED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
+RUN_STATES = tuple(state.value for state in RunState)
 LONG_TIMEOUT = 3600.0  # seconds: cancel waits out kill_grace, gc removes files; the daemon bounds both
 
 
@@ -31,21 +35,15 @@ def _main(socket: Optional[str] = typer.Option(None, "--socket", help="jobsd's s
     _state["socket"] = socket
 
 
-def _emit(data: dict, as_json: bool, human: Callable[[], str]) -> None:
-    print(_dumps(data) if as_json else human())
-
-
-def _dumps(data: dict) -> str:
-    import json  # only --json needs it
-
-    return json.dumps(data)
+def _emit(data: dict, as_json: bool, human: Callable[[dict], str]) -> None:
+    print(render.dumps(data) if as_json else human(data))
 
 
 def _fail(error: JobsdError, as_json: bool) -> None:
     if as_json:
-        print(_dumps({"error": {"code": error.code.value, "message": error.message}}))
+        print(render.dumps(render.error_json(error)))
     else:
-        print(f"jobsctl: {error.message} [{error.code.value}]", file=sys.stderr)
+        print(render.error_text(error), file=sys.stderr)
     raise typer.Exit(exit_code_for(error.code))
 
 
@@ -97,22 +95,9 @@ def jobs_list(as_json: bool = JsonOpt) -> None:
     """Every job: state, schedule, next run, last result, consecutive failures."""
     def action() -> None:
         conn = _connect()
-        jobs = [render.job_json(j) for j in conn.call(conn.jobs.ListJobs, _pb().ListJobsRequest()).jobs]
-        _emit({"jobs": jobs}, as_json, lambda: _jobs_table(jobs))
+        answer = conn.call(conn.jobs.ListJobs, _pb().ListJobsRequest())
+        _emit(render.jobs_json(answer), as_json, render.jobs_table)
     _guard(as_json, action)
-
-
-def _jobs_table(jobs: list[dict]) -> str:
-    rows = []
-    for j in jobs:
-        last = j["last_run"]
-        schedule = f"{j['schedule']['cron']} {j['schedule']['timezone']}" if j["schedule"] else "manual"
-        rows.append([j["id"], j["state"], schedule, render.when(j["next_run_at"]),
-                     render.when(last["started_at"] or last["queued_at"]) if last else "-",
-                     render.result_text(last), str(j["consecutive_failures"] or "-")])
-    text = render.table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
-    problems = [f"  {j['id']}: {j['error']['message']}" for j in jobs if j["error"]]
-    return text + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else "")
 
 
 @jobs_app.command("show")
@@ -121,27 +106,8 @@ def jobs_show(job: str, as_json: bool = JsonOpt) -> None:
     def action() -> None:
         conn = _connect()
         data = render.job_json(conn.call(conn.jobs.GetJob, _pb().GetJobRequest(job=job)))
-        _emit(data, as_json, lambda: _job_text(data))
+        _emit(data, as_json, render.job_text)
     _guard(as_json, action)
-
-
-def _job_text(j: dict) -> str:
-    lines = [f"job:          {j['id']}", f"state:        {j['state']}", f"description:  {j['description'] or '-'}",
-             f"file:         {j['file']}", f"command:      {' '.join(j['command']) or '-'}"]
-    if j["schedule"]:
-        s = j["schedule"]
-        lines.append(f"schedule:     {s['cron']} ({s['timezone']}), misfire grace {s['misfire_grace']:g}s, "
-                     f"coalesce {str(s['coalesce']).lower()}, catch_up {str(s['catch_up']).lower()}")
-        lines.append(f"next run:     {render.when(j['next_run_at'])}")
-    else:
-        lines.append("schedule:     manual only")
-    last = j["last_run"]
-    lines.append(f"last run:     {last['run'] + ' ' + render.result_text(last) if last else '-'}")
-    lines.append(f"failures:     {j['consecutive_failures']} in a row")
-    if j["error"]:
-        where = f" ({j['error']['field']})" if j["error"]["field"] else ""
-        lines.append(f"error:        {j['error']['code']}{where}: {j['error']['message']}")
-    return "\n".join(lines)
 
 
 @jobs_app.command("run")
@@ -153,16 +119,15 @@ def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for
         conn = _connect()
         run = render.run_json(conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)))
         if not (wait or follow):
-            _emit(run, as_json, lambda: f"started {run['run']} ({run['state']}); artifacts in {run['artifacts']}")
-            raise typer.Exit(RUN_EXIT.get(run["state"], EXIT_OK) if run["state"] == "skipped" else EXIT_OK)
+            _emit(run, as_json, render.started_text)
+            raise typer.Exit(EXIT_NOT_STARTED if run["state"] == RunState.SKIPPED.value else EXIT_OK)
         from jobsctl.follow import follow_run
 
         final = follow_run(conn, job, run["n"], print_output=follow, from_start=True)
-        summary = f"{final['run']}: {final['state']} ({render.result_text(final)})"
         if follow and not as_json:  # stdout carries only the job's own stdout
-            print(summary, file=sys.stderr)
+            print(render.outcome_text(final), file=sys.stderr)
         else:
-            _emit(final, as_json, lambda: summary)
+            _emit(final, as_json, render.outcome_text)
         raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
     _guard(as_json, action)
 
@@ -186,10 +151,6 @@ def jobs_tail(job: str, run: int = typer.Option(0, "--run", callback=_fits("Tail
     _guard(False, action)
 
 
-RUN_STATES = ("queued", "running", "retrying", "succeeded", "failed", "timed_out", "cancelled", "interrupted",
-              "skipped", "missed")
-
-
 @jobs_app.command("history")
 def jobs_history(job: str, limit: int = typer.Option(20, "--limit", callback=_fits("ListRunsRequest.limit", 1),
                                                     help="runs per page (1-1000)"),
@@ -208,23 +169,8 @@ def jobs_history(job: str, limit: int = typer.Option(20, "--limit", callback=_fi
         states = [_pb().RunState.Value(f"RUN_STATE_{name.upper()}") for name in state]
         answer = conn.call(conn.jobs.ListRuns, _pb().ListRunsRequest(job=job, limit=limit, cursor=cursor,
                                                                      states=states))
-        runs = [render.run_json(r) for r in answer.runs]
-        data = {"runs": runs, "next_cursor": answer.next_cursor or None}
-        _emit(data, as_json, lambda: _runs_table(runs, answer.next_cursor))
+        _emit(render.runs_json(answer), as_json, render.runs_table)
     _guard(as_json, action)
-
-
-def _runs_table(runs: list[dict], cursor: str) -> str:
-    rows = [[r["run"], r["state"], r["trigger"] or "-", render.when(r["queued_at"]), render.when(r["finished_at"]),
-             str(r["attempts"]), render.result_text(r)] for r in runs]
-    text = render.table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
-    return text + (f"\nmore: --cursor {cursor}" if cursor else "")
-
-
-def _rfc3339(stamp) -> str:  # noqa: ANN001
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, timezone.utc).isoformat()
 
 
 @jobs_app.command("next")
@@ -235,9 +181,7 @@ def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", callback=_
     def action() -> None:
         conn = _connect()
         answer = conn.call(conn.jobs.NextRunTimes, _pb().NextRunTimesRequest(job=job, count=count))
-        times = [_rfc3339(t) for t in answer.times]
-        data = {"job": job, "times": times}
-        _emit(data, as_json, lambda: "\n".join(times) if times else f"{job}: no schedule (manual only)")
+        _emit(render.next_json(job, answer), as_json, render.next_text)
     _guard(as_json, action)
 
 
@@ -245,13 +189,7 @@ def _operator(job: str, method: str, verb: str, as_json: bool) -> None:
     def action() -> None:
         conn = _connect()
         data = render.job_json(conn.call(getattr(conn.jobs, method), _pb().JobRequest(job=job)))
-
-        def human() -> str:
-            text = f"{data['id']}: {verb}; state {data['state']}"
-            if verb == "enabled" and data["state"] == "disabled":
-                text += " (still disabled: the spec says enabled = false; edit it and `jobsctl daemon reload`)"
-            return text
-        _emit(data, as_json, human)
+        _emit(data, as_json, lambda d: render.operator_text(d, verb))
     _guard(as_json, action)
 
 
@@ -284,19 +222,12 @@ def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec f
                   as_json: bool = JsonOpt) -> None:
     """Check spec files without a daemon, with the daemon's messages."""
     from jobsctl.validate import validate_paths
+    from jobsd_lib.paths import default_home, jobs_dir
 
-    results = validate_paths(paths or [os.path.join(os.environ.get("JOBSD_HOME") or
-                                                    os.path.expanduser("~/.local/state/jobsd"), "jobs")])
-    bad = [r for r in results if r["problems"]]
-    if as_json:
-        print(_dumps({"files": results, "valid": not bad}))
-    else:
-        for r in results:
-            if not r["problems"]:
-                print(f"ok       {r['file']}")
-            for p in r["problems"]:
-                print(f"invalid  {r['file']}: {p['field'] + ': ' if p['field'] else ''}{p['message']}")
-    raise typer.Exit(EXIT_REFUSED if bad else EXIT_OK)
+    results = validate_paths(paths or [jobs_dir(default_home(os.environ, os.path.expanduser("~")))])
+    data = render.validate_json(results)
+    _emit(data, as_json, lambda d: render.validate_text(d["files"]))
+    raise typer.Exit(EXIT_OK if data["valid"] else EXIT_REFUSED)
 
 
 # ---------------------------------------------------------------------- runs, events, daemon
@@ -309,19 +240,8 @@ def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
         parse_run_ref(ref)  # the daemon's parser: a reference it would refuse is refused without a call
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.GetRun, _pb().GetRunRequest(run=ref)))
-        _emit(data, as_json, lambda: _run_text(data))
+        _emit(data, as_json, render.run_text)
     _guard(as_json, action)
-
-
-def _run_text(r: dict) -> str:
-    keys = ["state", "trigger", "wait_reason", "reason", "attempts", "max_attempts", "exit_code", "signal",
-            "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts"]
-    lines = [f"run:             {r['run']} ({render.result_text(r)})"]
-    lines += [f"{k + ':':16} {r[k]}" for k in keys if r[k] not in (None, "")]
-    for a in r["attempt_list"]:
-        lines.append(f"attempt {a['number']}:       exit {a['exit_code']} signal {a['signal']} pid {a['pid']} "
-                     f"output {a['output_bytes']}B dropped {a['dropped_bytes']}B{' ' + a['error'] if a['error'] else ''}")
-    return "\n".join(lines)
 
 
 @runs_app.command("cancel")
@@ -334,12 +254,7 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
         parse_run_ref(ref)
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
-
-        def human() -> str:
-            if data["state"] == "cancelled":
-                return f"cancelled {data['run']}"
-            return f"cancel of {data['run']} requested; it is still {data['state']} (see `jobsctl runs show {data['run']}`)"
-        _emit(data, as_json, human)
+        _emit(data, as_json, render.cancel_text)
     _guard(as_json, action)
 
 
@@ -366,18 +281,7 @@ def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", callback=_fi
         request = _pb().CollectGarbageRequest(job=job, dry_run=dry_run, keep_last=keep_last,
                                               older_than_seconds=seconds)
         answer = conn.call(conn.daemon.CollectGarbage, request, timeout=LONG_TIMEOUT)
-        data = {"removed": list(answer.removed), "removed_count": answer.removed_count,
-                "bytes_freed": answer.bytes_freed, "dry_run": answer.dry_run}
-
-        def human() -> str:
-            verb = "would remove" if data["dry_run"] else "removed"
-            lines = [f"{verb} {ref}" for ref in data["removed"]]
-            if data["removed_count"] > len(data["removed"]):
-                lines.append(f"... and {data['removed_count'] - len(data['removed'])} more")
-            freed = "would free" if data["dry_run"] else "freed"
-            lines.append(f"{verb} {data['removed_count']} runs; {freed} {render.size(data['bytes_freed'])}")
-            return "\n".join(lines)
-        _emit(data, as_json, human)
+        _emit(render.gc_json(answer), as_json, render.gc_text)
     _guard(as_json, action)
 
 
@@ -394,17 +298,12 @@ def events(job: str = typer.Option("", "--job", help="only this job's events"),
         conn = _connect()
         request = _pb().WatchEventsRequest(job=job, after_seq=after, follow=follow, last=last)
         stream = conn.stream(conn.jobs.WatchEvents, request)
+        line = render.dumps if as_json else render.event_line
         try:
             for event in stream:
-                data = render.event_json(event)
-                extra = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("seq", "ts", "type", "job", "run"))
-                print(_dumps(data) if as_json else
-                      f"{data['seq']:>6} {render.when(data['ts'])} {data['type']:<22} {data['run'] or data['job'] or '-'} {extra}",
-                      flush=True)
+                print(line(render.event_json(event)), flush=True)
         except KeyboardInterrupt:
             stream.cancel()
-        except conn._grpc.RpcError as err:  # noqa: SLF001
-            raise conn.translate(err) from None
     _guard(as_json, action)
 
 
@@ -414,7 +313,7 @@ def daemon_status(as_json: bool = JsonOpt) -> None:
     def action() -> None:
         conn = _connect()
         data = render.health_json(conn.call(conn.daemon.GetHealth, _pb().GetHealthRequest()))
-        _emit(data, as_json, lambda: _health_text(data))
+        _emit(data, as_json, render.health_text)
     _guard(as_json, action)
 
 
@@ -424,28 +323,5 @@ def daemon_reload(as_json: bool = JsonOpt) -> None:
     def action() -> None:
         conn = _connect()
         answer = conn.call(conn.daemon.Reload, _pb().ReloadRequest())
-        data = {"added": list(answer.added), "changed": list(answer.changed), "removed": list(answer.removed),
-                "errors": [{"job": e.job, "file": e.file, "field": e.field or None, "message": e.message}
-                           for e in answer.errors]}
-
-        def human() -> str:
-            lines = [f"reloaded: added {', '.join(data['added']) or 'none'}; changed {', '.join(data['changed']) or 'none'}; "
-                     f"removed {', '.join(data['removed']) or 'none'}"]
-            lines += [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in data["errors"]]
-            return "\n".join(lines)
-        _emit(data, as_json, human)
+        _emit(render.reload_json(answer), as_json, render.reload_text)
     _guard(as_json, action)
-
-
-def _health_text(h: dict) -> str:
-    jobs = h["jobs"]
-    lines = [f"jobsd {h['version']} pid {h['pid']}, up {h['uptime_seconds']:.0f}s, socket {h['socket']}",
-             f"scheduler: {h['scheduler']['state']} (last tick {render.when(h['scheduler']['last_tick'])})",
-             f"jobs: {jobs['active']} active, {jobs['paused']} paused, {jobs['disabled']} disabled, {jobs['invalid']} invalid",
-             f"runs: {h['runs']['active']} active, {h['runs']['queued']} queued (slots {h['max_concurrent_runs']}); "
-             f"followers {h['followers']}",
-             f"store: {h['store']['path']} ({h['store']['bytes']} bytes); lock {h['lock_file']}"]
-    lines += [f"warning: {w}" for w in h["warnings"]]
-    lines += [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in h["invalid_specs"]]
-    lines += [f"degraded: {line}" for line in h["degraded"]]
-    return "\n".join(lines)

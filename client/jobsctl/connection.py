@@ -1,4 +1,5 @@
-"""The channel to jobsd and the one place RpcErrors become JobsdErrors with a code.
+"""The channel to jobsd and the one place RpcErrors become JobsdErrors with a code, for unary
+calls and streams alike: nothing outside this module sees a grpc error.
 
 grpc is imported here only, and only when a command talks to the daemon.
 """
@@ -6,11 +7,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterator
 
 from jobsd_lib.errors import ErrorCode, JobsdError, Unavailable, error_for_code
 from jobsd_lib.paths import check_socket_path, default_socket
 
-__all__ = ["Connection", "resolve_socket"]
+__all__ = ["Connection", "Stream", "resolve_socket"]
 
 UNARY_TIMEOUT = 30.0
 
@@ -53,16 +55,16 @@ class Connection:
         try:
             return method(request, timeout=timeout, metadata=self.metadata)
         except self._grpc.RpcError as err:
-            raise self.translate(err) from None
+            raise self._translate(err) from None
 
-    def stream(self, method, request):  # noqa: ANN001, ANN201
-        """A server stream as an iterator; errors come back as JobsdError. Cancel with .cancel()."""
+    def stream(self, method, request) -> Stream:  # noqa: ANN001
+        """A server stream as an iterator; errors come back as JobsdError, as a call's do."""
         import gc
 
         gc.enable()  # jobsctl.__main__ turns it off for start-up; a stream may run for days
-        return method(request, metadata=self.metadata)
+        return Stream(method(request, metadata=self.metadata), self._grpc.RpcError, self._translate)
 
-    def translate(self, err) -> JobsdError:  # noqa: ANN001
+    def _translate(self, err) -> JobsdError:  # noqa: ANN001
         code = err.code()
         if code == self._grpc.StatusCode.UNAVAILABLE:
             return _unreachable(self.path, err.details() or "unavailable")
@@ -75,11 +77,27 @@ class Connection:
             info = error_details_pb2.ErrorInfo()
             if detail.Unpack(info) and info.domain == "jobsd":
                 return error_for_code(info.reason, status.message, dict(info.metadata))
-        error = error_for_code(ErrorCode.INTERNAL.value, f"{code.name}: {err.details()}")
-        return error
+        return error_for_code(ErrorCode.INTERNAL.value, f"{code.name}: {err.details()}")
 
     def close(self) -> None:
         self.channel.close()
+
+
+class Stream:
+    """A server stream's messages, in order. Iterating raises JobsdError where gRPC would raise
+    an RpcError (the daemon's refusal, or the connection lost); cancel() ends the call."""
+
+    def __init__(self, call, rpc_error: type[Exception], translate: Callable[[Exception], JobsdError]) -> None:  # noqa: ANN001
+        self._call, self._rpc_error, self._translate = call, rpc_error, translate
+
+    def __iter__(self) -> Iterator:
+        try:
+            yield from self._call
+        except self._rpc_error as err:
+            raise self._translate(err) from None
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 def _rich_status(err):  # noqa: ANN001, ANN202 - a grpc.Call; a google.rpc.Status or None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 
 from jobsctl import render
 from jobsctl.connection import Connection
@@ -15,7 +14,7 @@ def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from
     """Stream the run; write stdout chunks to stdout and stderr chunks to stderr as raw bytes.
 
     Returns the run (JSON shape) from the stream's final message. Ctrl-C detaches: the run goes
-    on, and how to re-attach is printed.
+    on, and how to re-attach is printed. Errors come as JobsdError (Connection.stream).
     """
     from jobsd_lib.rpc import jobsd_pb2 as pb
 
@@ -38,12 +37,8 @@ def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from
                 return render.run_json(message.end.run)
     except KeyboardInterrupt:
         stream.cancel()
-        job_id, _, n = ref.partition("/")
-        print(f"\ndetached from {ref}; it goes on. Re-attach: jobsctl jobs tail {job_id}"
-              f"{' --run ' + n if n else ''} -f", file=sys.stderr)
+        print(render.detached_text(ref), file=sys.stderr)
         raise SystemExit(130) from None
-    except conn._grpc.RpcError as err:  # noqa: SLF001
-        raise conn.translate(err) from None
     from jobsd_lib.errors import Unavailable
 
     raise Unavailable(f"the stream from jobsd ended before {ref} did (the daemon stopped?); "
@@ -53,8 +48,6 @@ def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from
 def _write(out, chunk, timestamps: bool) -> None:  # noqa: ANN001
     data = chunk.data
     if timestamps:
-        stamp = datetime.fromtimestamp(chunk.read_at.seconds + chunk.read_at.nanos / 1e9, timezone.utc)
-        prefix = stamp.isoformat(timespec="microseconds").encode() + b" "
-        data = b"".join(prefix + line for line in data.splitlines(keepends=True))
+        data = render.timestamped(data, chunk.read_at.seconds + chunk.read_at.nanos / 1e9)
     out.write(data)
     out.flush()

@@ -1,30 +1,59 @@
-"""Pure rendering: protobuf messages -> the documented JSON shapes (docs/cli.md) and tables."""
+"""Pure rendering, all of jobsctl's: protobuf messages -> the documented JSON shapes
+(docs/cli.md), and those shapes -> the tables and texts people read. cli.py and follow.py print
+what these functions return; nothing here prints, calls the daemon or reads the clock.
+
+States, triggers and wait reasons are named by the kernel's enums (jobsd_lib.kernel.states), a
+run's result by the kernel's describe_result, times by jobsd_lib.times.
+"""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import functools
+from enum import Enum
 
-__all__ = ["run_json", "job_json", "event_json", "health_json", "table", "result_text", "when"]
+from jobsd_lib.errors import JobsdError
+from jobsd_lib.kernel.results import describe_result
+from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+from jobsd_lib.times import iso
+
+__all__ = ["run_json", "job_json", "jobs_json", "runs_json", "event_json", "health_json", "reload_json", "gc_json", "next_json",
+           "validate_json", "error_json", "dumps", "jobs_table", "job_text", "runs_table", "run_text", "health_text",
+           "reload_text", "gc_text", "operator_text", "cancel_text", "started_text", "outcome_text", "next_text",
+           "event_line", "validate_text", "error_text", "detached_text", "timestamped", "result_text", "size", "when",
+           "table"]
 
 
-def _enum(value: int, enum_type, prefix: str) -> str | None:  # noqa: ANN001
-    name = enum_type.Name(value)
-    return None if name.endswith("_UNSPECIFIED") else name.removeprefix(prefix).lower()
+# ---------------------------------------------------------------------- protobuf -> JSON shapes
+@functools.cache
+def _names(kernel_enum: type[Enum]) -> dict[int, str | None]:
+    """Proto enum number -> the kernel enum's value (None for *_UNSPECIFIED), built once per enum."""
+    from jobsd_lib.rpc import jobsd_pb2 as pb
+
+    proto, prefix = _PROTO_ENUMS[kernel_enum]
+    proto_enum = getattr(pb, proto)
+    return {number: None if name.endswith("_UNSPECIFIED") else kernel_enum(name.removeprefix(prefix).lower()).value
+            for name, number in proto_enum.items()}
+
+
+_PROTO_ENUMS: dict[type[Enum], tuple[str, str]] = {
+    RunState: ("RunState", "RUN_STATE_"), JobState: ("JobState", "JOB_STATE_"), Trigger: ("Trigger", "TRIGGER_"),
+    WaitReason: ("WaitReason", "WAIT_REASON_")}
+
+
+def _enum(kernel_enum: type[Enum], number: int) -> str | None:
+    return _names(kernel_enum)[number]
 
 
 def _time(message, field: str) -> str | None:  # noqa: ANN001
     if not message.HasField(field):
         return None
     stamp = getattr(message, field)
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, timezone.utc).isoformat()
+    return iso(stamp.seconds + stamp.nanos / 1e9)
 
 
 def run_json(run) -> dict:  # noqa: ANN001
-    from jobsd_lib.rpc import jobsd_pb2 as pb
-
     return {
-        "run": run.ref, "job": run.job, "n": run.n, "state": _enum(run.state, pb.RunState, "RUN_STATE_"),
-        "trigger": _enum(run.trigger, pb.Trigger, "TRIGGER_"),
-        "wait_reason": _enum(run.wait_reason, pb.WaitReason, "WAIT_REASON_"),
+        "run": run.ref, "job": run.job, "n": run.n, "state": _enum(RunState, run.state),
+        "trigger": _enum(Trigger, run.trigger), "wait_reason": _enum(WaitReason, run.wait_reason),
         "attempts": run.attempts, "max_attempts": run.max_attempts,
         "exit_code": run.exit_code if run.HasField("exit_code") else None,
         "signal": run.signal if run.HasField("signal") else None,
@@ -42,8 +71,6 @@ def run_json(run) -> dict:  # noqa: ANN001
 
 
 def job_json(job) -> dict:  # noqa: ANN001
-    from jobsd_lib.rpc import jobsd_pb2 as pb
-
     schedule = None
     if job.HasField("schedule"):
         s = job.schedule
@@ -54,16 +81,28 @@ def job_json(job) -> dict:  # noqa: ANN001
         error = {"code": job.error.code, "message": job.error.message, "file": job.error.file,
                  "field": job.error.field or None}
     return {
-        "id": job.id, "state": _enum(job.state, pb.JobState, "JOB_STATE_"), "description": job.description,
+        "id": job.id, "state": _enum(JobState, job.state), "description": job.description,
         "schedule": schedule, "next_run_at": _time(job, "next_run_at"),
         "last_run": run_json(job.last_run) if job.HasField("last_run") else None, "error": error,
         "consecutive_failures": job.consecutive_failures, "file": job.file, "command": list(job.command),
     }
 
 
+def jobs_json(answer) -> dict:  # noqa: ANN001 - a ListJobsResponse
+    return {"jobs": [job_json(j) for j in answer.jobs]}
+
+
+def runs_json(answer) -> dict:  # noqa: ANN001 - a ListRunsResponse
+    return {"runs": [run_json(r) for r in answer.runs], "next_cursor": answer.next_cursor or None}
+
+
 def event_json(event) -> dict:  # noqa: ANN001
     return {"seq": event.seq, "ts": _time(event, "ts"), "type": event.type, "job": event.job or None,
             "run": event.run or None, **dict(sorted(event.attrs.items()))}
+
+
+def _spec_errors(errors) -> list[dict]:  # noqa: ANN001
+    return [{"job": e.job, "file": e.file, "field": e.field or None, "message": e.message} for e in errors]
 
 
 def health_json(health) -> dict:  # noqa: ANN001
@@ -73,8 +112,7 @@ def health_json(health) -> dict:  # noqa: ANN001
         "scheduler": {"state": health.scheduler_state, "last_tick": _time(health, "last_tick")},
         "jobs": {"active": health.jobs_active, "paused": health.jobs_paused, "disabled": health.jobs_disabled,
                  "invalid": health.jobs_invalid},
-        "invalid_specs": [{"job": e.job, "file": e.file, "field": e.field or None, "message": e.message}
-                          for e in health.invalid_specs],
+        "invalid_specs": _spec_errors(health.invalid_specs),
         "runs": {"active": health.runs_active, "queued": health.runs_queued}, "followers": health.followers,
         "store": {"path": health.store_path, "bytes": health.store_bytes},
         "max_concurrent_runs": health.max_concurrent_runs, "jobs_dir": health.jobs_dir,
@@ -82,18 +120,188 @@ def health_json(health) -> dict:  # noqa: ANN001
     }
 
 
+def reload_json(answer) -> dict:  # noqa: ANN001
+    return {"added": list(answer.added), "changed": list(answer.changed), "removed": list(answer.removed),
+            "errors": _spec_errors(answer.errors)}
+
+
+def gc_json(answer) -> dict:  # noqa: ANN001
+    return {"removed": list(answer.removed), "removed_count": answer.removed_count,
+            "bytes_freed": answer.bytes_freed, "dry_run": answer.dry_run}
+
+
+def next_json(job: str, answer) -> dict:  # noqa: ANN001
+    return {"job": job, "times": [iso(t.seconds + t.nanos / 1e9) for t in answer.times]}
+
+
+def validate_json(results: list[dict]) -> dict:
+    return {"files": results, "valid": not any(r["problems"] for r in results)}
+
+
+def error_json(error: JobsdError) -> dict:
+    return {"error": {"code": error.code.value, "message": error.message}}
+
+
+def dumps(data: dict) -> str:
+    import json  # only --json needs it
+
+    return json.dumps(data)
+
+
+# ---------------------------------------------------------------------- JSON shapes -> text
+def jobs_table(data: dict) -> str:
+    rows = []
+    for j in data["jobs"]:
+        last = j["last_run"]
+        schedule = f"{j['schedule']['cron']} {j['schedule']['timezone']}" if j["schedule"] else "manual"
+        rows.append([j["id"], j["state"], schedule, when(j["next_run_at"]),
+                     when(last["started_at"] or last["queued_at"]) if last else "-",
+                     result_text(last), str(j["consecutive_failures"] or "-")])
+    text = table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
+    problems = [f"  {j['id']}: {j['error']['message']}" for j in data["jobs"] if j["error"]]
+    return text + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else "")
+
+
+def job_text(j: dict) -> str:
+    lines = [f"job:          {j['id']}", f"state:        {j['state']}", f"description:  {j['description'] or '-'}",
+             f"file:         {j['file']}", f"command:      {' '.join(j['command']) or '-'}"]
+    if j["schedule"]:
+        s = j["schedule"]
+        lines.append(f"schedule:     {s['cron']} ({s['timezone']}), misfire grace {s['misfire_grace']:g}s, "
+                     f"coalesce {str(s['coalesce']).lower()}, catch_up {str(s['catch_up']).lower()}")
+        lines.append(f"next run:     {when(j['next_run_at'])}")
+    else:
+        lines.append("schedule:     manual only")
+    last = j["last_run"]
+    lines.append(f"last run:     {last['run'] + ' ' + result_text(last) if last else '-'}")
+    lines.append(f"failures:     {j['consecutive_failures']} in a row")
+    if j["error"]:
+        where = f" ({j['error']['field']})" if j["error"]["field"] else ""
+        lines.append(f"error:        {j['error']['code']}{where}: {j['error']['message']}")
+    return "\n".join(lines)
+
+
+def runs_table(data: dict) -> str:
+    rows = [[r["run"], r["state"], r["trigger"] or "-", when(r["queued_at"]), when(r["finished_at"]),
+             str(r["attempts"]), result_text(r)] for r in data["runs"]]
+    text = table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
+    return text + (f"\nmore: --cursor {data['next_cursor']}" if data["next_cursor"] else "")
+
+
+_RUN_KEYS = ("state", "trigger", "wait_reason", "reason", "attempts", "max_attempts", "exit_code", "signal",
+             "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts")
+
+
+def run_text(r: dict) -> str:
+    lines = [f"run:             {r['run']} ({result_text(r)})"]
+    lines += [f"{k + ':':16} {r[k]}" for k in _RUN_KEYS if r[k] not in (None, "")]
+    for a in r["attempt_list"]:
+        lines.append(f"attempt {a['number']}:       exit {a['exit_code']} signal {a['signal']} pid {a['pid']} "
+                     f"output {a['output_bytes']}B dropped {a['dropped_bytes']}B{' ' + a['error'] if a['error'] else ''}")
+    return "\n".join(lines)
+
+
+def _invalid_lines(errors: list[dict]) -> list[str]:
+    return [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in errors]
+
+
+def health_text(h: dict) -> str:
+    jobs = h["jobs"]
+    lines = [f"jobsd {h['version']} pid {h['pid']}, up {h['uptime_seconds']:.0f}s, socket {h['socket']}",
+             f"scheduler: {h['scheduler']['state']} (last tick {when(h['scheduler']['last_tick'])})",
+             f"jobs: {jobs['active']} active, {jobs['paused']} paused, {jobs['disabled']} disabled, {jobs['invalid']} invalid",
+             f"runs: {h['runs']['active']} active, {h['runs']['queued']} queued (slots {h['max_concurrent_runs']}); "
+             f"followers {h['followers']}",
+             f"store: {h['store']['path']} ({h['store']['bytes']} bytes); lock {h['lock_file']}"]
+    lines += [f"warning: {w}" for w in h["warnings"]]
+    lines += _invalid_lines(h["invalid_specs"])
+    lines += [f"degraded: {line}" for line in h["degraded"]]
+    return "\n".join(lines)
+
+
+def reload_text(data: dict) -> str:
+    lines = [f"reloaded: added {', '.join(data['added']) or 'none'}; changed {', '.join(data['changed']) or 'none'}; "
+             f"removed {', '.join(data['removed']) or 'none'}"]
+    return "\n".join(lines + _invalid_lines(data["errors"]))
+
+
+def gc_text(data: dict) -> str:
+    verb = "would remove" if data["dry_run"] else "removed"
+    lines = [f"{verb} {ref}" for ref in data["removed"]]
+    if data["removed_count"] > len(data["removed"]):
+        lines.append(f"... and {data['removed_count'] - len(data['removed'])} more")
+    freed = "would free" if data["dry_run"] else "freed"
+    lines.append(f"{verb} {data['removed_count']} runs; {freed} {size(data['bytes_freed'])}")
+    return "\n".join(lines)
+
+
+def operator_text(data: dict, verb: str) -> str:
+    """What `jobs pause|resume|disable|enable` says; `verb` is what was done ("paused")."""
+    text = f"{data['id']}: {verb}; state {data['state']}"
+    if verb == "enabled" and data["state"] == JobState.DISABLED.value:
+        text += " (still disabled: the spec says enabled = false; edit it and `jobsctl daemon reload`)"
+    return text
+
+
+def cancel_text(data: dict) -> str:
+    if data["state"] == RunState.CANCELLED.value:
+        return f"cancelled {data['run']}"
+    return f"cancel of {data['run']} requested; it is still {data['state']} (see `jobsctl runs show {data['run']}`)"
+
+
+def started_text(run: dict) -> str:
+    return f"started {run['run']} ({run['state']}); artifacts in {run['artifacts']}"
+
+
+def outcome_text(run: dict) -> str:
+    """The one line `jobs run --wait/--follow` ends with."""
+    return f"{run['run']}: {run['state']} ({result_text(run)})"
+
+
+def next_text(data: dict) -> str:
+    return "\n".join(data["times"]) if data["times"] else f"{data['job']}: no schedule (manual only)"
+
+
+_EVENT_KEYS = frozenset({"seq", "ts", "type", "job", "run"})
+
+
+def event_line(data: dict) -> str:
+    extra = " ".join(f"{k}={v}" for k, v in data.items() if k not in _EVENT_KEYS)
+    return f"{data['seq']:>6} {when(data['ts'])} {data['type']:<22} {data['run'] or data['job'] or '-'} {extra}"
+
+
+def validate_text(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        if not r["problems"]:
+            lines.append(f"ok       {r['file']}")
+        for p in r["problems"]:
+            lines.append(f"invalid  {r['file']}: {p['field'] + ': ' if p['field'] else ''}{p['message']}")
+    return "\n".join(lines)
+
+
+def error_text(error: JobsdError) -> str:
+    return f"jobsctl: {error.message} [{error.code.value}]"
+
+
+def detached_text(ref: str) -> str:
+    """What Ctrl-C on a follower says: the run goes on, and how to get back to it."""
+    job_id, _, n = ref.partition("/")
+    return f"\ndetached from {ref}; it goes on. Re-attach: jobsctl jobs tail {job_id}{' --run ' + n if n else ''} -f"
+
+
+def timestamped(data: bytes, read_at: float) -> bytes:
+    """`jobs tail --timestamps`: each line of a chunk prefixed with the chunk's read time."""
+    prefix = iso(read_at, timespec="microseconds").encode() + b" "
+    return b"".join(prefix + line for line in data.splitlines(keepends=True))
+
+
+# ---------------------------------------------------------------------- small pieces
 def result_text(run: dict | None) -> str:
-    """ok / exit N / signal N / timed out / interrupted / running ... for a run dict."""
-    if run is None:
+    """describe_result for a run's JSON shape: "-" for no run (or a state this client cannot name)."""
+    if run is None or run["state"] is None:
         return "-"
-    state = run["state"]
-    if state == "succeeded":
-        return "ok"
-    if state == "failed":
-        if run.get("signal"):
-            return f"signal {run['signal']}"
-        return f"exit {run['exit_code']}" if run.get("exit_code") is not None else "failed"
-    return (state or "-").replace("_", " ")
+    return describe_result(RunState(run["state"]), run["exit_code"], run["signal"])
 
 
 def size(count: int) -> str:
@@ -106,9 +314,9 @@ def size(count: int) -> str:
     return f"{value:.1f} {units[0]}"
 
 
-def when(iso: str | None) -> str:
+def when(iso_time: str | None) -> str:
     """A compact local-free UTC time for tables: 2026-11-23 09:27:57Z."""
-    return "-" if not iso else iso[:19].replace("T", " ") + "Z"
+    return "-" if not iso_time else iso_time[:19].replace("T", " ") + "Z"
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

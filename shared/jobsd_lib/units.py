@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["parse_duration", "parse_size", "format_duration"]
+__all__ = ["parse_duration", "parse_size"]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(s|m|h|d)?\s*$")
 _DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -53,15 +53,3 @@ def parse_size(value: object) -> int:
     if size < 0:
         raise ValueError(f"a size must be >= 0, got {value!r}")
     return size
-
-
-def format_duration(seconds: float) -> str:
-    """A short human form: 0.5s, 90s -> 1m30s, 2h, 1d2h."""
-    if seconds < 60:
-        return f"{seconds:g}s"
-    parts, rest = [], int(round(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, rest = divmod(rest, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)

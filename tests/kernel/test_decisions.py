@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from jobsd_lib.kernel.decisions import (Admit, AttemptResult, Finish, Refuse, Retry, Skip, admit_run, after_attempt,
-                                        backoff_delay, describe_result, job_state)
+                                        backoff_delay, job_state)
 from jobsd_lib.kernel.states import JobState, RunState, Trigger
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
@@ -65,11 +65,3 @@ def test_backoff_grows_by_factor_and_is_capped(attempt, expected):
 ])
 def test_after_attempt(result, attempt, expected):
     assert after_attempt(result, attempt, 3, NOW, 10, 2.0, 600) == expected
-
-
-@pytest.mark.parametrize("state, code, sig, text", [
-    (RunState.SUCCEEDED, 0, None, "ok"), (RunState.FAILED, 3, None, "exit 3"), (RunState.FAILED, None, 9, "signal SIGKILL"),
-    (RunState.TIMED_OUT, None, 15, "timed out"), (RunState.INTERRUPTED, None, None, "interrupted"),
-])
-def test_describe_result(state, code, sig, text):
-    assert describe_result(state, code, sig) == text

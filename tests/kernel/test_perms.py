@@ -1,4 +1,5 @@
-"""The pure owner/mode decisions behind refused specs and state folders (jobsd_lib.perms, jobsd_lib.spec)."""
+"""The pure owner/mode decisions behind refused specs and state folders (jobsd_lib.perms), and the
+private-group rule as the spec and folder checks apply it."""
 from __future__ import annotations
 
 import stat
@@ -6,7 +7,7 @@ import stat
 import pytest
 
 from jobsd_lib.perms import is_private_group, state_folder_verdict, write_access_problem
-from jobsd_lib.spec import MAX_SPEC_BYTES, TOO_LARGE, jobs_folder_problem, spec_file_problem
+from jobsd_lib.spec import jobs_folder_problem, spec_file_problem
 
 REG, DIR = stat.S_IFREG, stat.S_IFDIR
 JOBSD = 990  # jobsd's own user in these cases
@@ -27,14 +28,6 @@ def test_only_jobsd_or_root_may_own_or_write(uid, mode, bad):
 def test_the_fix_is_a_command_for_that_path():
     assert "`chmod go-w '/j/my jobs'`" in write_access_problem("/j/my jobs", 0, DIR | 0o777, 0)
     assert "`chown 0 /j/a.toml`" in write_access_problem("/j/a.toml", 1000, REG | 0o644, 0)
-
-
-def test_spec_files_must_be_regular_and_small():
-    assert spec_file_problem("/j/x.toml", stat.S_IFIFO | 0o644, 0, 0, 0).startswith("not a regular file (a FIFO)")
-    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES + 1, 0, 0) == TOO_LARGE
-    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES, 0, 0) is None
-    assert spec_file_problem("/j/x.toml", REG | 0o666, 10, 0, 0).startswith("unsafe file, writable by other users")
-    assert jobs_folder_problem("/j", 0, DIR | 0o775, 0).startswith("unsafe jobs folder /j, writable by its group")
 
 
 def test_state_folders_refuse_others_and_warn_or_refuse_the_group():

@@ -1,9 +1,13 @@
-"""Spec parsing: every field, and bad input with file, field path and reason."""
+"""Spec parsing (jobsd_lib.spec): every field, and bad input with file, field path and reason.
+
+Durations and sizes alone: test_units.py; reading a file: test_spec_file.py."""
+import stat
+
 import pytest
 
-from jobsd_lib.spec import SpecInvalid, parse_spec
-from jobsd_lib.units import parse_duration, parse_size
+from jobsd_lib.spec import MAX_SPEC_BYTES, TOO_LARGE, SpecInvalid, jobs_folder_problem, parse_spec, spec_file_problem
 
+REG, DIR = stat.S_IFREG, stat.S_IFDIR
 FULL = b'''
 description = "Nightly"
 command = ["/usr/local/bin/backup", "--full"]
@@ -93,24 +97,10 @@ def test_bad_job_ids(job_id):
     assert any("not a valid job id" in m for _, m in problems(b'command = ["x"]', job_id))
 
 
-@pytest.mark.parametrize("value, seconds", [(5, 5), (0.5, 0.5), ("0.5s", 0.5), ("90s", 90), ("15m", 900),
-                                            ("2h", 7200), ("1d", 86400), ("30", 30)])
-def test_durations(value, seconds):
-    assert parse_duration(value) == seconds
 
-
-@pytest.mark.parametrize("value", ["", "5 minutes", "-1s", True, None, "1w", float("inf")])
-def test_bad_durations(value):
-    with pytest.raises(ValueError):
-        parse_duration(value)
-
-
-@pytest.mark.parametrize("value, size", [(1024, 1024), ("64K", 65536), ("512M", 512 << 20), ("2G", 2 << 30), ("1GiB", 1 << 30)])
-def test_sizes(value, size):
-    assert parse_size(value) == size
-
-
-@pytest.mark.parametrize("value", ["", "1.5G", "-1", "lots", True, 1.5])
-def test_bad_sizes(value):
-    with pytest.raises(ValueError):
-        parse_size(value)
+def test_spec_files_must_be_regular_and_small():
+    assert spec_file_problem("/j/x.toml", stat.S_IFIFO | 0o644, 0, 0, 0).startswith("not a regular file (a FIFO)")
+    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES + 1, 0, 0) == TOO_LARGE
+    assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES, 0, 0) is None
+    assert spec_file_problem("/j/x.toml", REG | 0o666, 10, 0, 0).startswith("unsafe file, writable by other users")
+    assert jobs_folder_problem("/j", 0, DIR | 0o775, 0).startswith("unsafe jobs folder /j, writable by its group")

@@ -19,7 +19,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from jobsd_lib.errors import DOMAIN, ErrorCode, InvalidArgument, JobsdError, grpc_status_name
+from jobsd_lib.errors import DOMAIN, InternalError, InvalidArgument, JobsdError, grpc_status_name
 from jobsd_lib.limits import check_request
 
 __all__ = ["ErrorInterceptor", "to_status"]
@@ -60,9 +60,7 @@ async def _unimplemented(context, method: str) -> None:  # noqa: ANN001
 
 def _internal(method: str) -> JobsdError:
     log.exception("internal error in %s", method)
-    error = JobsdError(f"internal error in jobsd while handling {method}; the daemon log has the details")
-    error.code = ErrorCode.INTERNAL
-    return error
+    return InternalError(f"internal error in jobsd while handling {method}; the daemon log has the details")
 
 
 def _wrap_unary(behavior, deserializer, method: str):  # noqa: ANN001, ANN202

@@ -5,10 +5,10 @@ daemon carries the decision out.
 """
 from __future__ import annotations
 
-import signal as _signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from jobsd_lib.kernel.results import describe_result  # re-exported: its home is kernel.results
 from jobsd_lib.kernel.states import JobState, RunState, Trigger
 
 __all__ = ["job_state", "Admit", "Refuse", "Skip", "admit_run", "AttemptResult", "Finish", "Retry",
@@ -119,17 +119,3 @@ def after_attempt(result: AttemptResult, attempt: int, max_attempts: int, now: d
         delay = backoff_delay(backoff, factor, cap, attempt)
         return Retry(now + timedelta(seconds=delay), delay)
     return Finish(RunState.TIMED_OUT if result.timed_out else RunState.FAILED)
-
-
-def describe_result(state: RunState, exit_code: int | None, signal: int | None) -> str:
-    """The short result a person reads in `jobs list`: ok / exit N / signal NAME / timed out / ..."""
-    if state is RunState.SUCCEEDED:
-        return "ok"
-    if state is RunState.FAILED:
-        if signal:
-            try:
-                return f"signal {_signal.Signals(signal).name}"
-            except ValueError:
-                return f"signal {signal}"
-        return f"exit {exit_code}" if exit_code is not None else "failed"
-    return state.value.replace("_", " ")

@@ -1,0 +1,31 @@
+"""Epoch seconds <-> aware datetimes <-> RFC 3339 (jobsd_lib.times)."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jobsd_lib.times import from_epoch, iso, to_epoch
+
+BERLIN_WINTER = timezone(timedelta(hours=1))
+
+
+def test_epoch_and_datetime_round_trip_in_utc():
+    moment = datetime(2026, 11, 23, 9, 27, 57, 123456, tzinfo=timezone.utc)
+    assert to_epoch(moment) == 1795426077.123456
+    assert from_epoch(to_epoch(moment)) == moment and from_epoch(0.0).tzinfo is timezone.utc
+    assert to_epoch(moment.astimezone(BERLIN_WINTER)) == to_epoch(moment)  # the instant, not the wall time
+
+
+@pytest.mark.parametrize("epoch, timespec, text", [
+    (1795426077.123456, "auto", "2026-11-23T09:27:57.123456+00:00"),
+    (1795426077.0, "auto", "2026-11-23T09:27:57+00:00"),
+    (1795426077.0, "microseconds", "2026-11-23T09:27:57.000000+00:00"),
+    (0, "auto", "1970-01-01T00:00:00+00:00"),
+])
+def test_iso_is_rfc_3339_in_utc(epoch, timespec, text):
+    assert iso(epoch, timespec) == text
+
+
+def test_none_passes_through():
+    assert to_epoch(None) is None and from_epoch(None) is None and iso(None) is None
