@@ -114,13 +114,16 @@ def test_a_full_disk_at_the_end_gives_up_the_reserve_or_retries_until_the_store_
     """The end of a run the store refuses is retried every FINISH_RETRY seconds (on the fake clock);
     the job stays busy meanwhile, and nothing is lost once writes work again."""
     ctx, clock, seen = ops
-    spec(ctx, "fills", 'command = ["true"]\n')
+    gate = os.path.join(ctx.paths.state_dir, "gate")
+    os.mkfifo(gate)  # the child's `cat` blocks until the test opens the fifo: it ends when told
+    spec(ctx, "fills", f'command = ["cat", "{gate}"]\n')
 
     async def scenario() -> None:
         run = run_job(ctx, "fills", actor=Actor("test"))
         task = ctx.runs.active[run.ref].task
         await until(lambda: ctx.store.get_run("fills", 1).state is RunState.RUNNING, "the start")
         ctx.store.fail_writes("database or disk is full")  # the reserve goes first, then it waits
+        os.close(os.open(gate, os.O_WRONLY))  # cat reads EOF and exits 0
         await until(lambda: clock.waiting == 1, "the first retry's wait")
         assert ctx.runs.active_ref("fills") == run.ref  # still busy: a second run would be refused
         clock.advance(5)
