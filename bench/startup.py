@@ -140,7 +140,7 @@ def phases(home: str, db_path: str) -> None:
     """Costs of start-up steps, measured in this process with the daemon stopped."""
     import sqlite3
 
-    from jobsd.specs import load_catalog
+    from jobsd.catalog import load_catalog
 
     print()
     print("  start-up steps, measured here (daemon stopped, warm cache):")

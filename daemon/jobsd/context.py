@@ -12,7 +12,7 @@ from jobsd.held import HeldWindows
 from jobsd.journal import Journal
 from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
-from jobsd.specs import Catalog
+from jobsd.catalog import Catalog
 from jobsd.store import Store
 from jobsd.timer import Timer
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from jobsd.specs import owner_name, private_group
+from jobsd.catalog import owner_name, private_group
 from jobsd_lib.perms import state_folder_verdict
 
 __all__ = ["FOLDER_MODE", "UnsafeFolder", "make_folder", "check_folders"]

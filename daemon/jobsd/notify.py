@@ -15,8 +15,8 @@ watchdog loop cannot flood the journal).
 
 The watchdog *loop* belongs to the daemon, which pings only while its scheduler and server are
 healthy; this module only tells it the interval (``Notifier.watchdog_interval``) and sends the
-ping. ``scrub_environ`` removes the variables that address this protocol (and socket activation)
-from an environment, so job processes never inherit them (PITFALLS 21, 24).
+ping. Job processes never inherit ``NOTIFY_SOCKET``, ``WATCHDOG_*`` or ``LISTEN_*``: their
+environment is built from a short list of names (jobsd_lib.kernel.environment; PITFALLS 21, 24).
 """
 
 from __future__ import annotations
@@ -27,25 +27,9 @@ import socket
 import threading
 from collections.abc import Mapping
 
-__all__ = ["Notifier", "SCRUBBED_VARIABLES", "scrub_environ"]
+__all__ = ["Notifier"]
 
 log = logging.getLogger("jobsd.notify")
-
-#: Variables systemd sets for the main process only. A job that inherited them could send
-#: READY/STOPPING/WATCHDOG for the daemon (ignored under NotifyAccess=main, but noisy) or
-#: mistake the daemon's socket-activation descriptors for its own.
-SCRUBBED_VARIABLES = frozenset(
-    {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
-)
-
-
-def scrub_environ(environ: Mapping[str, str]) -> dict[str, str]:
-    """Return a copy of ``environ`` without ``SCRUBBED_VARIABLES``; the input is not changed.
-
-    Everything else (``INVOCATION_ID``, ``JOURNAL_STREAM``, ``PATH``, ...) is kept.
-    """
-    return {key: value for key, value in environ.items() if key not in SCRUBBED_VARIABLES}
-
 
 class Notifier:
     """Sends sd_notify messages to ``$NOTIFY_SOCKET``.
@@ -80,8 +64,7 @@ class Notifier:
         cls, environ: Mapping[str, str] | None = None, pid: int | None = None
     ) -> Notifier:
         """Build a notifier from ``environ`` (default ``os.environ``) for process ``pid``
-        (default: ours). ``environ`` is only read; strip the variables from what children get
-        with ``scrub_environ``."""
+        (default: ours). ``environ`` is only read."""
         env = os.environ if environ is None else environ
         pid = os.getpid() if pid is None else pid
         return cls(env.get("NOTIFY_SOCKET"), pid=pid, watchdog_usec=_watchdog_usec(env, pid))
@@ -126,11 +109,6 @@ class Notifier:
     def watchdog(self) -> None:
         """``WATCHDOG=1``: keep-alive ping. Call every ``watchdog_interval`` while healthy."""
         self.send("WATCHDOG=1")
-
-    def extend_timeout(self, usec: int) -> None:
-        """``EXTEND_TIMEOUT_USEC=usec``: ask for ``usec`` more microseconds for the current
-        start-up, reload or stop (a long migration, jobs still in their kill grace)."""
-        self.send(f"EXTEND_TIMEOUT_USEC={int(usec)}")
 
     def send(self, *fields: str) -> bool:
         """Send ``fields`` as one datagram, joined by newlines. Returns True when the datagram

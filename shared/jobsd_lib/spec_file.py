@@ -1,4 +1,4 @@
-"""Reading spec files: the functions the daemon (jobsd.specs) and `jobs validate` both call.
+"""Reading spec files: the functions the daemon (jobsd.catalog) and `jobs validate` both call.
 
 So `validate` can never pass a file the daemon refuses: the same open, the same checks in the
 same order, the same messages. A jobs folder that others can write is judged by

@@ -1,4 +1,4 @@
-"""`jobs validate` (jobsctl.validate) and the daemon's loading of the jobs folder (jobsd.specs) give
+"""`jobs validate` (jobsctl.validate) and the daemon's loading of the jobs folder (jobsd.catalog) give
 every file the same verdict, in the same words: validate cannot pass a file the daemon refuses."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from jobsctl.validate import validate_paths
-from jobsd.specs import load_catalog
+from jobsd.catalog import load_catalog
 from jobsd_lib.spec import MAX_SPEC_BYTES
 
 pytestmark = pytest.mark.timeout(30)

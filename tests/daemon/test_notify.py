@@ -1,84 +1,19 @@
 """jobsd.notify against real AF_UNIX datagram sockets: a path in a short temp dir and an
-abstract-namespace name; then a real daemon feeding (or not) a fake systemd's watchdog.
-Receives use socket timeouts, never sleeps."""
+abstract-namespace name. Receives use socket timeouts, never sleeps."""
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import shutil
 import socket
-import sqlite3
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from jobsd.notify import SCRUBBED_VARIABLES, Notifier, scrub_environ
-from jobsd.scheduler import STALE_AFTER
-from jobsd_lib.rpc import jobsd_pb2 as pb
-from tests.conftest import Daemon, wait_for
-
-RECV_TIMEOUT = 5.0  # seconds; a datagram that does not arrive by then fails the test
-
-
-class Receiver:
-    """The systemd end of the protocol: a bound datagram socket and its NOTIFY_SOCKET value."""
-
-    def __init__(self, sock: socket.socket, notify_socket: str) -> None:
-        self.sock = sock
-        self.notify_socket = notify_socket
-
-    def recv(self) -> bytes:
-        return self.sock.recv(65536)
-
-    def assert_empty(self) -> None:
-        """Nothing is queued (checked without waiting: the socket is briefly non-blocking)."""
-        self.sock.setblocking(False)
-        try:
-            with pytest.raises(BlockingIOError):
-                self.sock.recv(65536)
-        finally:
-            self.sock.settimeout(RECV_TIMEOUT)
-
-
-def _datagram_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.settimeout(RECV_TIMEOUT)
-    return sock
-
-
-@pytest.fixture
-def path_receiver() -> Iterator[Receiver]:
-    # A short directory: sun_path holds at most 107 bytes, pytest's tmp_path can be longer.
-    directory = tempfile.mkdtemp(prefix="jn", dir="/tmp")
-    path = os.path.join(directory, "notify")
-    sock = _datagram_socket()
-    try:
-        sock.bind(path)
-        yield Receiver(sock, path)
-    finally:
-        sock.close()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def abstract_receiver() -> Iterator[Receiver]:
-    name = f"jobsd-test-notify-{uuid.uuid4().hex}"
-    sock = _datagram_socket()
-    try:
-        sock.bind("\0" + name)
-        yield Receiver(sock, "@" + name)
-    finally:
-        sock.close()
-
-
-@pytest.fixture(params=["path", "abstract"])
-def receiver(request: pytest.FixtureRequest) -> Receiver:
-    return request.getfixturevalue(f"{request.param}_receiver")
+from jobsd.notify import Notifier
+from tests.daemon.notify_receiver import Receiver, abstract_receiver, path_receiver, receiver  # noqa: F401
 
 
 def _notifier(receiver: Receiver, pid: int = 4242, **extra: str) -> Notifier:
@@ -106,14 +41,12 @@ def test_each_message_is_one_datagram_in_order(receiver: Receiver) -> None:
     notifier = _notifier(receiver)
     notifier.status("loading specs")
     notifier.watchdog()
-    notifier.extend_timeout(30_000_000)
     notifier.reloading(123_456_789)
     notifier.stopping("stopping 2 running jobs")
     notifier.stopping()
-    assert [receiver.recv() for _ in range(6)] == [
+    assert [receiver.recv() for _ in range(5)] == [
         b"STATUS=loading specs",
         b"WATCHDOG=1",
-        b"EXTEND_TIMEOUT_USEC=30000000",
         b"RELOADING=1\nMONOTONIC_USEC=123456789",
         b"STOPPING=1\nSTATUS=stopping 2 running jobs",
         b"STOPPING=1",
@@ -180,7 +113,6 @@ def test_disabled_without_notify_socket(value: str | None) -> None:
     notifier.reloading(1)
     notifier.status("x")
     notifier.watchdog()
-    notifier.extend_timeout(1)
     assert notifier.send("READY=1") is False
 
 
@@ -233,146 +165,3 @@ def test_unsupported_address_disables(caplog: pytest.LogCaptureFixture) -> None:
     assert not notifier.enabled
     notifier.ready()
     assert "NOTIFY_SOCKET" in caplog.text
-
-
-def test_scrub_environ() -> None:
-    environ = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/var/lib/jobsd",
-        "INVOCATION_ID": "0123456789abcdef",
-        "JOURNAL_STREAM": "8:12345",
-        "NOTIFY_SOCKET": "/run/systemd/notify",
-        "WATCHDOG_USEC": "30000000",
-        "WATCHDOG_PID": "1234",
-        "LISTEN_FDS": "1",
-        "LISTEN_PID": "1234",
-        "LISTEN_FDNAMES": "jobsd.socket",
-    }
-    original = dict(environ)
-    scrubbed = scrub_environ(environ)
-    assert scrubbed == {
-        "PATH": "/usr/bin:/bin",
-        "HOME": "/var/lib/jobsd",
-        "INVOCATION_ID": "0123456789abcdef",
-        "JOURNAL_STREAM": "8:12345",
-    }
-    assert environ == original  # a copy, the input is untouched
-    assert scrubbed is not environ
-    assert set(original) - set(scrubbed) == SCRUBBED_VARIABLES
-
-
-def test_scrub_environ_accepts_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
-    monkeypatch.setenv("WATCHDOG_USEC", "1")
-    scrubbed = scrub_environ(os.environ)
-    assert isinstance(scrubbed, dict)
-    assert "NOTIFY_SOCKET" not in scrubbed and "WATCHDOG_USEC" not in scrubbed
-    assert os.environ["NOTIFY_SOCKET"] == "/run/systemd/notify"
-
-
-# ---------------------------------------------------------------------------- a real daemon
-
-
-@pytest.mark.timeout(90)
-def test_a_job_store_that_refuses_writes_neither_kills_the_scheduler_nor_starves_the_watchdog(
-    monkeypatch: pytest.MonkeyPatch, path_receiver: Receiver, daemon: Daemon
-) -> None:
-    """A real jobsd under a fake systemd: READY=1, then WATCHDOG=1 every half WATCHDOG_USEC while
-    healthy. schedule.sqlite3 is locked by another process for longer than SQLite's 5 s busy
-    timeout, so APScheduler's writes fail. That used to end APScheduler's thread (issue 19: no
-    window ran again until a restart); now the scheduler keeps going: the pings never stop, the
-    windows still run (the run store works), `daemon status` says why it is degraded, and once the
-    lock is gone the job store is written again and no window ran twice."""
-    monkeypatch.setenv("NOTIFY_SOCKET", path_receiver.notify_socket)
-    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a ping every 0.5 s
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n')
-    daemon.start()
-    assert path_receiver.recv().startswith(b"READY=1\n")
-    assert [path_receiver.recv() for _ in range(3)] == [b"WATCHDOG=1"] * 3
-
-    def degraded() -> list[str]:
-        return list(daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10).degraded)
-
-    schedule = sqlite3.connect(os.path.join(daemon.home, "db", "schedule.sqlite3"), isolation_level=None)
-    schedule.execute("BEGIN IMMEDIATE")  # readers go on; APScheduler's next write times out
-    path_receiver.sock.settimeout(3.0)  # 6 intervals without a ping fail the test
-    try:
-        wait_for(lambda: any("job store cannot be written" in line and "locked" in line for line in degraded()),
-                 20, "daemon status to say the job store cannot be written")
-        before = daemon.jobs.ListRuns(pb.ListRunsRequest(job="tick", limit=1), timeout=10).runs[0].n
-        deadline = time.monotonic() + STALE_AFTER + 2  # longer than a dead thread would keep the pings going
-        while time.monotonic() < deadline:
-            assert path_receiver.recv() == b"WATCHDOG=1"
-        after = daemon.jobs.ListRuns(pb.ListRunsRequest(job="tick", limit=1), timeout=10).runs[0].n
-        assert after >= before + 5, "the windows stopped running while the job store was locked"
-    finally:
-        schedule.execute("ROLLBACK")
-        schedule.close()
-    assert "Exception in thread APScheduler" not in daemon.read_log()
-    wait_for(lambda: not degraded(), 20, "daemon status no longer degraded")
-    health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
-    assert health.scheduler_state == "running"
-    runs = daemon.jobs.ListRuns(pb.ListRunsRequest(job="tick", limit=1000), timeout=10).runs
-    windows = [r.scheduled_at.ToDatetime() for r in runs if r.HasField("scheduled_at")]
-    assert len(windows) == len(set(windows)), "a cron window ran twice"
-
-
-FAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")  # Debian's libfaketime (.ci/run installs it)
-
-
-@pytest.mark.timeout(120)
-@pytest.mark.skipif(not FAKETIME, reason="needs libfaketime (apt-get install libfaketime)")
-def test_clock_jumps_are_recorded_and_a_jump_back_does_not_starve_the_watchdog(
-    monkeypatch: pytest.MonkeyPatch, path_receiver: Receiver, daemon: Daemon
-) -> None:
-    """The daemon's wall clock (only it: libfaketime, CLOCK_MONOTONIC/BOOTTIME untouched) jumps
-    20 s forward, then 20 s back. Forward: the skipped windows are recorded missed. Back: the
-    cron job waits ~20 s for its next window, no window runs twice, and the heartbeat job is
-    fired at once so WATCHDOG=1 never pauses (without that kick the pings stop after 15 s)."""
-    offset = os.path.join(daemon.home, "faketime")
-    with open(offset, "w") as f:
-        f.write("+0\n")
-    monkeypatch.setenv("LD_PRELOAD", FAKETIME)
-    monkeypatch.setenv("FAKETIME_TIMESTAMP_FILE", offset)
-    monkeypatch.setenv("FAKETIME_NO_CACHE", "1")
-    monkeypatch.setenv("DONT_FAKE_MONOTONIC", "1")
-    monkeypatch.setenv("NOTIFY_SOCKET", path_receiver.notify_socket)
-    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
-    monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n'
-                     'misfire_grace = "0.5s"\n')
-    daemon.start()
-
-    def runs() -> list[pb.Run]:
-        return list(daemon.jobs.ListRuns(pb.ListRunsRequest(job="tick", limit=1000), timeout=10).runs)
-
-    def jumps() -> list[pb.Event]:
-        events = daemon.jobs.WatchEvents(pb.WatchEventsRequest(), timeout=10)
-        return [e for e in events if e.type == "daemon.clock_jump"]
-
-    def set_offset(text: str) -> None:
-        with open(offset + ".new", "w") as f:
-            f.write(text)
-        os.replace(offset + ".new", offset)
-
-    assert path_receiver.recv().startswith(b"READY=1\n")
-    wait_for(lambda: len(runs()) >= 2, 10, "cron runs")
-    set_offset("+20\n")
-    forward = wait_for(jumps, 15, "a forward jump event")[0]
-    assert forward.attrs["direction"] == "forward" and abs(float(forward.attrs["delta"]) - 20) < 1
-    wait_for(lambda: len([r for r in runs() if r.state == pb.RUN_STATE_MISSED]) >= 18, 10, "the skipped windows missed")
-    latest = max(r.scheduled_at.seconds for r in runs())
-
-    set_offset("+0\n")
-    behind_since = time.monotonic()
-    path_receiver.sock.settimeout(3.0)  # a ping is due every 0.5 s
-    while not any(r.scheduled_at.seconds > latest + 1 for r in runs()):
-        assert path_receiver.recv() == b"WATCHDOG=1"
-        assert time.monotonic() - behind_since < 60, "cron runs did not resume"
-    assert time.monotonic() - behind_since > 15  # the job really waited for the clock to come round
-    back = jumps()[1]
-    assert back.attrs["direction"] == "back" and abs(float(back.attrs["delta"]) + 20) < 1
-    windows = [r.scheduled_at.seconds for r in runs()]
-    assert len(windows) == len(set(windows)), "a window was handled twice"
-    assert "not healthy" not in daemon.read_log()

@@ -10,7 +10,7 @@ import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
 from jobsd.scheduler import CronScheduler
-from jobsd.specs import load_catalog
+from jobsd.catalog import load_catalog
 from jobsd.timer import Timer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from jobsd.context import Context
-from jobsd.specs import Catalog, load_catalog
+from jobsd.catalog import Catalog, load_catalog
 from jobsd_lib.facts import Actor, DaemonReloaded
 from jobsd_lib.kernel.catalog import diff_catalogs
 
