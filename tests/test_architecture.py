@@ -41,6 +41,20 @@ def test_each_source_root_holds_only_its_package():
         assert entries == {package}, f"{root}/ holds {entries}"
 
 
+def test_only_the_wire_layer_imports_the_generated_code():
+    """Daemon records become protobuf messages in api/ only (server.py registers the servicers): the
+    handlers, journal and store never see the wire format."""
+    allowed = {"daemon/jobsd/server.py"}
+    bad = []
+    for path in (ROOT / "daemon/jobsd").rglob("*.py"):
+        name = str(path.relative_to(ROOT))
+        if name.startswith("daemon/jobsd/api/") or name in allowed:
+            continue
+        if "jobsd_pb2" in path.read_text():
+            bad.append(name)
+    assert not bad, f"import the generated code only in daemon/jobsd/api/: {bad}"
+
+
 KERNEL_FORBIDDEN = {"time", "os", "random", "secrets"}
 CLOCK_READS = {"now", "utcnow", "today", "time", "time_ns", "monotonic", "perf_counter"}
 

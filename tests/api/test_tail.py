@@ -262,7 +262,7 @@ def test_live_follower_moves_on_to_the_next_attempt(daemon, home):
 
 def start_with_write_timeout(daemon, seconds: float) -> None:  # noqa: ANN001
     """Start the real daemon with a shorter WRITE_TIMEOUT (the constant, set before it serves)."""
-    code = ("import os; os.environ['GRPC_ENABLE_FORK_SUPPORT'] = '0'; import jobsd.api.servicers as s; "
+    code = ("import os; os.environ['GRPC_ENABLE_FORK_SUPPORT'] = '0'; import jobsd.api.streaming as s; "
             f"s.WRITE_TIMEOUT = {seconds!r}; from jobsd.__main__ import main; main()")
     daemon.args = [sys.executable, "-c", code, "--home", daemon.home]
     daemon.log = open(os.path.join(daemon.home, "daemon.log"), "ab")

@@ -1,5 +1,5 @@
-"""Daemon records -> protobuf messages. The only daemon module besides the servicers that
-imports the generated code."""
+"""Daemon records <-> protobuf messages. Only api/ (this module, the servicers, the streams'
+writers) and server.py (which registers the servicers) import the generated code."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -11,7 +11,8 @@ from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.spec import SpecProblem
 
-__all__ = ["ts", "run_pb", "job_pb", "event_pb", "problem_pb", "enum_value", "state_from_pb"]
+__all__ = ["ts", "run_pb", "job_pb", "event_pb", "problem_pb", "enum_value", "state_from_pb", "gc_request",
+           "gc_response_pb"]
 
 
 def ts(value: float | datetime | None) -> Timestamp | None:
@@ -152,3 +153,15 @@ def health_pb(view, paths) -> pb.Health:  # noqa: ANN001  (handlers.health.Healt
     message.degraded.extend(view.degraded)
     _set_times(message, started_at=view.started_at, last_tick=view.last_tick)
     return message
+
+
+def gc_request(request: pb.CollectGarbageRequest) -> dict:
+    """CollectGarbage's fields as handlers.gc.collect_garbage's arguments (unset limits: None)."""
+    return dict(keep_last=request.keep_last if request.HasField("keep_last") else None,
+                older_than=request.older_than_seconds if request.HasField("older_than_seconds") else None,
+                job_id=request.job, dry_run=request.dry_run)
+
+
+def gc_response_pb(result) -> pb.CollectGarbageResponse:  # noqa: ANN001
+    return pb.CollectGarbageResponse(removed=result.removed, removed_count=result.removed_count,
+                                     bytes_freed=result.bytes_freed, dry_run=result.dry_run)
