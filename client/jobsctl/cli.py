@@ -15,7 +15,7 @@ from jobsd_lib.kernel.states import RunState
 app = typer.Typer(help="Control jobsd, the local job scheduler.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: inspect, cancel.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: inspect, cancel, retry.", no_args_is_help=True)
 daemon_app = typer.Typer(help="The daemon itself.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
@@ -117,19 +117,24 @@ def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for
     """Start a run now. Returns once accepted (or, with --wait/--follow, when it ends)."""
     def action() -> None:
         conn = _connect()
-        run = render.run_json(conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)))
-        if not (wait or follow):
-            _emit(run, as_json, render.started_text)
-            raise typer.Exit(EXIT_NOT_STARTED if run["state"] == RunState.SKIPPED.value else EXIT_OK)
-        from jobsctl.follow import follow_run
-
-        final = follow_run(conn, job, run["n"], print_output=follow, from_start=True)
-        if follow and not as_json:  # stdout carries only the job's own stdout
-            print(render.outcome_text(final), file=sys.stderr)
-        else:
-            _emit(final, as_json, render.outcome_text)
-        raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
+        _started(conn, conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)), wait, follow, as_json)
     _guard(as_json, action)
+
+
+def _started(conn, answer, wait: bool, follow: bool, as_json: bool) -> None:  # noqa: ANN001
+    """A new run (RunJob, RetryRun): print it, or wait for its end and exit with its outcome."""
+    run = render.run_json(answer)
+    if not (wait or follow):
+        _emit(run, as_json, render.started_text)
+        raise typer.Exit(EXIT_NOT_STARTED if run["state"] == RunState.SKIPPED.value else EXIT_OK)
+    from jobsctl.follow import follow_run
+
+    final = follow_run(conn, run["job"], run["n"], print_output=follow, from_start=True)
+    if follow and not as_json:  # stdout carries only the job's own stdout
+        print(render.outcome_text(final), file=sys.stderr)
+    else:
+        _emit(final, as_json, render.outcome_text)
+    raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
 
 
 @jobs_app.command("tail")
@@ -255,6 +260,21 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
         _emit(data, as_json, render.cancel_text)
+    _guard(as_json, action)
+
+
+@runs_app.command("retry")
+def runs_retry(ref: str, wait: bool = typer.Option(False, "--wait", help="wait for the new run to end; exit with its outcome"),
+               follow: bool = typer.Option(False, "--follow", "-f", help="also stream its output"),
+               as_json: bool = JsonOpt) -> None:
+    """Run a finished run (JOB/N) again: a new run with the job's current spec, trigger retry, the
+    original's scheduled time kept. Refused (run_not_finished) while the run is active."""
+    def action() -> None:
+        from jobsd_lib.refs import parse_run_ref
+
+        parse_run_ref(ref)
+        conn = _connect()
+        _started(conn, conn.call(conn.jobs.RetryRun, _pb().RetryRunRequest(run=ref)), wait, follow, as_json)
     _guard(as_json, action)
 
 

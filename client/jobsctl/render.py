@@ -60,7 +60,7 @@ def run_json(run) -> dict:  # noqa: ANN001
         "scheduled_at": _time(run, "scheduled_at"), "queued_at": _time(run, "queued_at"),
         "started_at": _time(run, "started_at"), "finished_at": _time(run, "finished_at"),
         "next_attempt_at": _time(run, "next_attempt_at"), "reason": run.reason or None,
-        "artifacts": run.artifacts,
+        "retry_of": run.retry_of or None, "artifacts": run.artifacts,
         "attempt_list": [{
             "number": a.number, "started_at": _time(a, "started_at"), "finished_at": _time(a, "finished_at"),
             "exit_code": a.exit_code if a.HasField("exit_code") else None,
@@ -182,13 +182,17 @@ def job_text(j: dict) -> str:
 
 
 def runs_table(data: dict) -> str:
-    rows = [[r["run"], r["state"], r["trigger"] or "-", when(r["queued_at"]), when(r["finished_at"]),
+    rows = [[r["run"], r["state"], _trigger_text(r), when(r["queued_at"]), when(r["finished_at"]),
              str(r["attempts"]), result_text(r)] for r in data["runs"]]
     text = table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
     return text + (f"\nmore: --cursor {data['next_cursor']}" if data["next_cursor"] else "")
 
 
-_RUN_KEYS = ("state", "trigger", "wait_reason", "reason", "attempts", "max_attempts", "exit_code", "signal",
+def _trigger_text(r: dict) -> str:
+    return f"retry of {r['retry_of']}" if r.get("retry_of") else (r["trigger"] or "-")
+
+
+_RUN_KEYS = ("state", "trigger", "retry_of", "wait_reason", "reason", "attempts", "max_attempts", "exit_code", "signal",
              "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts")
 
 
@@ -250,7 +254,8 @@ def cancel_text(data: dict) -> str:
 
 
 def started_text(run: dict) -> str:
-    return f"started {run['run']} ({run['state']}); artifacts in {run['artifacts']}"
+    retry = f", a retry of {run['retry_of']}" if run.get("retry_of") else ""
+    return f"started {run['run']} ({run['state']}){retry}; artifacts in {run['artifacts']}"
 
 
 def outcome_text(run: dict) -> str:

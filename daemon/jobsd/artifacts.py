@@ -301,7 +301,7 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
         "spec_digest": run.spec_digest, "attempts": run.attempts, "max_attempts": run.max_attempts,
         "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": _iso(run.scheduled_at),
         "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "next_attempt_at": _iso(run.next_attempt_at),
+        "next_attempt_at": _iso(run.next_attempt_at), "retry_of": run.retry_of or None,
         "attempt_list": [{
             "number": a.number, "started_at": _iso(a.started_at), "finished_at": _iso(a.finished_at),
             "exit_code": a.exit_code, "signal": a.signal, "pid": a.pid, "output_bytes": a.output_bytes,
@@ -314,7 +314,8 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
 def summary(run: RunRow, spec_file: str) -> str:
     lines = [f"# Run {run.ref}: {run.state.value}", "",
              f"- result: {describe_result(run.state, run.exit_code, run.signal)}",
-             f"- trigger: {run.trigger}" + (f" (window {_iso(run.scheduled_at)})" if run.scheduled_at else ""),
+             f"- trigger: {run.trigger}" + (f" of {run.retry_of}" if run.retry_of else "")
+             + (f" (window {_iso(run.scheduled_at)})" if run.scheduled_at else ""),
              f"- queued: {_iso(run.queued_at)}", f"- started: {_iso(run.started_at) or '-'}",
              f"- finished: {_iso(run.finished_at) or '-'}", f"- attempts: {run.attempts} of {run.max_attempts}",
              f"- spec: {spec_file} (sha256 {run.spec_digest[:12]})"]

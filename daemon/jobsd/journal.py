@@ -77,7 +77,7 @@ class Journal:
 
     # ------------------------------------------------------------------ new runs
     def create_run(self, job_id: str, state: RunState, trigger: Trigger, spec: JobSpec | None, actor: Actor,
-                   scheduled_at: datetime | None = None, reason: str = "") -> RunRow:
+                   scheduled_at: datetime | None = None, reason: str = "", retry_of: str = "") -> RunRow:
         """A new run, queued (its first files held back until `born`) or skipped (terminal at birth).
 
         A manual run is acknowledged to its caller: its record is synced first. Nobody waits on a
@@ -85,14 +85,15 @@ class Journal:
         durable commit or checkpoint), so a power cut loses or repeats both together."""
         now = self.clock.epoch()
         queued = state is RunState.QUEUED
-        with self.store.write(durable=trigger is Trigger.MANUAL):
+        with self.store.write(durable=trigger.requested):
             run = self.store.create_run(
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
                 spec_digest=spec.digest if spec else "", max_attempts=spec.retry.attempts if spec else 1,
-                finished=not queued)
+                finished=not queued, retry_of=retry_of)
             fact = (RunQueued if queued else RunSkipped)(ts=now, job_id=job_id, run_n=run.n, trigger=trigger,
-                                                         actor=actor, reason=reason, scheduled_at=scheduled_at)
+                                                         actor=actor, reason=reason, scheduled_at=scheduled_at,
+                                                         retry_of=retry_of)
             ev = self._event(fact)
         self._folder(run)
         spec_file = spec.file if spec else ""

@@ -150,11 +150,11 @@ class MemoryStore:
     # ------------------------------------------------------------------ runs: changes
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
-                   max_attempts: int = 1, finished: bool = False) -> RunRow:
+                   max_attempts: int = 1, finished: bool = False, retry_of: str = "") -> RunRow:
         n = self._last_n.get(job_id, 0) + 1
         run = RunRow(max(self._runs, default=0) + 1, job_id, n, RunState(state), trigger, wait_reason, reason, 0,
                      max_attempts, None, None, scheduled_at, now, None, now if finished else None, None, spec_digest,
-                     None)
+                     None, retry_of)
         self._put(self._last_n, job_id, n)
         self._put(self._runs, run.id, run)
         self._put(self._numbers, (job_id, n), run.id)

@@ -68,5 +68,8 @@ _V1 = [
 # dead daemon left behind even when they left its process group.
 _V2 = ["ALTER TABLE attempts ADD COLUMN invocation_id TEXT NOT NULL DEFAULT ''"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+# v3: the run a `runs retry` run repeats ('' for every other run).
+_V3 = ["ALTER TABLE runs ADD COLUMN retry_of TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -98,14 +98,15 @@ class StorePort(Protocol):
     # ------------------------------------------------------------------ runs: changes (inside write())
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
-                   max_attempts: int = 1, finished: bool = False) -> RunRow:
+                   max_attempts: int = 1, finished: bool = False, retry_of: str = "") -> RunRow:
         """Add the job's next run and return it as stored: n = the job's last number + 1 (1 for a new
         job). A number once committed is never handed out again, also after the run was deleted
         (only a power cut that loses a durable=False commit can give its numbers out again).
         `id` is unique among existing runs and larger than the id of every run that exists when it
         is made (so ids grow with creation, but an id of a deleted run may come back).
         queued_at = now; finished_at = now if `finished` (a run born terminal) else None;
-        attempts 0, exit_code, signal, started_at, next_attempt_at and pgid None, no attempts."""
+        attempts 0, exit_code, signal, started_at, next_attempt_at and pgid None, no attempts;
+        retry_of as given (the ref of the run a retry repeats)."""
         ...
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,

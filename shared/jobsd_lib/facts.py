@@ -77,10 +77,12 @@ class RunQueued(RunFact):
     actor: Actor = field(default_factory=Actor)
     reason: str = ""
     scheduled_at: datetime | None = None
+    retry_of: str = ""  # trigger retry: the ref of the run repeated
 
     def attrs(self) -> dict[str, object]:
         return {"trigger": self.trigger.value, **self.actor.attrs(), "reason": self.reason or None,
-                "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None}
+                "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+                "retry_of": self.retry_of or None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
 @pytest.mark.parametrize("trigger, state, active, expected", [
     (Trigger.MANUAL, JobState.ACTIVE, None, Admit()),
     (Trigger.MANUAL, JobState.PAUSED, None, Admit()),
+    (Trigger.RETRY, JobState.PAUSED, None, Admit()),                # a person asked, as for a manual run
     (Trigger.CRON, JobState.PAUSED, None, Skip("paused")),
     (Trigger.CRON, JobState.DISABLED, None, Skip("disabled")),
     (Trigger.CRON, JobState.ACTIVE, "j/1", Skip("overlap")),
@@ -28,8 +29,13 @@ def test_admission(trigger, state, active, expected):
     (JobState.ACTIVE, "j/4", "job_busy"),
 ])
 def test_manual_refusals_name_the_way_out(state, active, code):
-    decision = admit_run("j", Trigger.MANUAL, state, active)
-    assert isinstance(decision, Refuse) and decision.code == code and "jobsctl" in decision.message
+    for trigger in (Trigger.MANUAL, Trigger.RETRY):  # `runs retry` is refused as `jobs run` is, never skipped
+        decision = admit_run("j", trigger, state, active)
+        assert isinstance(decision, Refuse) and decision.code == code and "jobsctl" in decision.message
+
+
+def test_only_what_a_person_asks_for_waits_for_an_answer():
+    assert {t for t in Trigger if t.requested} == {Trigger.MANUAL, Trigger.RETRY}
 
 
 def test_a_job_disabled_by_its_spec_is_not_told_to_run_jobs_enable():

@@ -73,6 +73,9 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def CancelRun(self, request, context):  # noqa: ANN001, N802
         return self._run(await runs.cancel_run(self.ctx, request.run, actor=actor_of(context)))
 
+    async def RetryRun(self, request, context):  # noqa: ANN001, N802
+        return self._run(runs.retry_run(self.ctx, request.run, actor=actor_of(context)))
+
     async def ListRuns(self, request, context):  # noqa: ANN001, N802
         states = [state_from_pb(s) for s in request.states]
         found, cursor = runs.list_runs(self.ctx, request.job, request.limit, request.cursor, states)

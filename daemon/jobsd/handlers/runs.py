@@ -1,4 +1,4 @@
-"""RunJob, GetRun, ListRuns, CancelRun."""
+"""RunJob, RetryRun, GetRun, ListRuns, CancelRun."""
 from __future__ import annotations
 
 import asyncio
@@ -8,21 +8,23 @@ from datetime import datetime
 from jobsd.context import Context
 from jobsd.handlers.jobs import never_known, require_known, state_of
 from jobsd.store import RunRow
-from jobsd_lib.errors import InternalError, InvalidArgument, JobNotFound, RunNotActive, RunNotFound, error_for_code
+from jobsd.clock import from_epoch
+from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, RunNotActive, RunNotFinished, RunNotFound,
+                               error_for_code)
 from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run
 from jobsd_lib.kernel.states import RunState, Trigger
 from jobsd_lib.limits import MAX_LIST_LIMIT
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 
-__all__ = ["run_job", "get_run", "list_runs", "cancel_run", "CANCEL_SLACK"]
+__all__ = ["run_job", "retry_run", "get_run", "list_runs", "cancel_run", "CANCEL_SLACK"]
 
 log = logging.getLogger("jobsd.runs")
 CANCEL_SLACK = 5.0  # seconds CancelRun waits beyond the job's kill_grace for the run to end
 
 
 def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
-            actor: Actor = Actor()) -> RunRow:
+            actor: Actor = Actor(), retry_of: str = "") -> RunRow:
     """Admit and durably record a run (committed before this returns), then start it; what the kernel
     does not admit is refused (manual) or recorded `skipped` (scheduled triggers)."""
     require_known(ctx, job_id)  # admission needs the state, not the job's history: no full view
@@ -33,10 +35,25 @@ def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, schedu
         raise error_for_code(decision.code, decision.message, {"job": job_id})
     state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
     run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
-                                 decision.reason if isinstance(decision, Skip) else "")
+                                 decision.reason if isinstance(decision, Skip) else "", retry_of)
     if state is RunState.QUEUED:
         ctx.runs.start(run, spec, ctx.run_dir(run))
     return run
+
+
+def retry_run(ctx: Context, ref: str, actor: Actor = Actor()) -> RunRow:
+    """A new run of a finished run's job with the job's current spec: trigger retry, retry_of = that
+    run, its cron window kept (JOBSD_SCHEDULED_TIME), admitted and acknowledged like a manual run
+    (job_busy, job_disabled, job_invalid_spec). A run still active answers run_not_finished."""
+    original = get_run(ctx, ref)
+    if original.active:
+        raise RunNotFinished(f"run {original.ref} is still {original.state.value}: retry it once it has ended, or "
+                             f"cancel it first (`jobsctl runs cancel {original.ref}`)",
+                             run=original.ref, state=original.state.value)
+    if original.job_id not in ctx.catalog.specs and original.job_id not in ctx.catalog.invalid:
+        raise JobNotFound(original.job_id, f"run {original.ref} cannot be retried: its job {original.job_id!r} "
+                          "no longer exists (its spec file was removed)")
+    return run_job(ctx, original.job_id, Trigger.RETRY, from_epoch(original.scheduled_at), actor, original.ref)
 
 
 def get_run(ctx: Context, ref: str) -> RunRow:

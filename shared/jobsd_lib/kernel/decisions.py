@@ -52,7 +52,7 @@ def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: st
     Manual requests get an answer (refusals name the way out); scheduled triggers never
     vanish: what cannot run is recorded as skipped (DESIGN 3).
     """
-    manual = trigger is Trigger.MANUAL
+    manual = trigger.requested
     if job_state is JobState.INVALID:
         if manual:
             return Refuse("job_invalid_spec", f"job {job_id!r} has an invalid spec: `jobsctl jobs show {job_id}` says why")

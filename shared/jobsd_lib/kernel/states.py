@@ -31,6 +31,13 @@ class Trigger(str, Enum):
     CRON = "cron"
     CATCH_UP = "catch_up"
     DEPENDENCY = "dependency"
+    RETRY = "retry"  # `runs retry JOB/N`: a new run of a finished one (retry_of names it)
+
+    @property
+    def requested(self) -> bool:
+        """Asked for by someone who waits for the answer (a refusal is an error, the record is synced),
+        not fired by the scheduler (what cannot run is recorded skipped)."""
+        return self in (Trigger.MANUAL, Trigger.RETRY)
 
 
 class WaitReason(str, Enum):

@@ -86,6 +86,11 @@ class JobsStub:
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
                 _registered_method=True)
+        self.RetryRun = channel.unary_unary(
+                '/jobsd.v1.Jobs/RetryRun',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+                _registered_method=True)
         self.Tail = channel.unary_stream(
                 '/jobsd.v1.Jobs/Tail',
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.TailRequest.SerializeToString,
@@ -169,6 +174,14 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryRun(self, request, context):
+        """A new run of a finished run's job (trigger RETRY, retry_of = that run, its scheduled_at kept);
+        answers once durably recorded. run_not_finished while the run is active.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Tail(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -238,6 +251,11 @@ def add_JobsServicer_to_server(servicer, server):
             'CancelRun': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelRun,
                     request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.CancelRunRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.SerializeToString,
+            ),
+            'RetryRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryRun,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.SerializeToString,
             ),
             'Tail': grpc.unary_stream_rpc_method_handler(
@@ -527,6 +545,33 @@ class Jobs:
             target,
             '/jobsd.v1.Jobs/CancelRun',
             jobsd__lib_dot_rpc_dot_jobsd__pb2.CancelRunRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Jobs/RetryRun',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
             options,
             channel_credentials,
