@@ -22,6 +22,7 @@ from jobsd.clock import SYSTEM, Clock
 from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
+from jobsd.handlers import dependency
 from jobsd.handlers.reconcile import reconcile_interrupted
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
 from jobsd.heartbeat import Heartbeat
@@ -35,7 +36,7 @@ from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
 from jobsd.store import Store, StoreCorrupt, open_store
 from jobsd_lib.errors import StoreLocked
-from jobsd_lib.facts import Actor, RunFact
+from jobsd_lib.facts import Actor, RunFact, RunFinished
 from jobsd_lib.paths import check_socket_path, default_home
 
 __all__ = ["Options", "resolve_paths", "run", "build_context"]
@@ -117,6 +118,7 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
             channel.bump()
 
     bus.subscribe(wake_followers, RunFact)
+    bus.subscribe(lambda fact: dependency.on_finished(ctx, fact), RunFinished)  # `after` chains
     artifacts = Artifacts(paths.runs_dir)
     journal = Journal(store, artifacts, bus, clock)
     runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ)
@@ -141,6 +143,8 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         reconcile_interrupted(ctx)
+        dependency.mark_new(ctx, None)
+        dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
         # touch only changed jobs, then resume (PITFALLS 2).
         try:

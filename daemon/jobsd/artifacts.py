@@ -302,6 +302,7 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
         "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": _iso(run.scheduled_at),
         "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "next_attempt_at": _iso(run.next_attempt_at), "retry_of": run.retry_of or None,
+        "upstream": run.upstream or None,
         "attempt_list": [{
             "number": a.number, "started_at": _iso(a.started_at), "finished_at": _iso(a.finished_at),
             "exit_code": a.exit_code, "signal": a.signal, "pid": a.pid, "output_bytes": a.output_bytes,
@@ -315,6 +316,7 @@ def summary(run: RunRow, spec_file: str) -> str:
     lines = [f"# Run {run.ref}: {run.state.value}", "",
              f"- result: {describe_result(run.state, run.exit_code, run.signal)}",
              f"- trigger: {run.trigger}" + (f" of {run.retry_of}" if run.retry_of else "")
+             + (f" after {run.upstream}" if run.upstream else "")
              + (f" (window {_iso(run.scheduled_at)})" if run.scheduled_at else ""),
              f"- queued: {_iso(run.queued_at)}", f"- started: {_iso(run.started_at) or '-'}",
              f"- finished: {_iso(run.finished_at) or '-'}", f"- attempts: {run.attempts} of {run.max_attempts}",

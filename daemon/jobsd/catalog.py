@@ -1,7 +1,9 @@
 """Loading the jobs directory into a Catalog: valid specs and the problems of invalid files.
 
 An invalid file never stops the daemon: it becomes an entry with its problems, and every
-other job goes on (DESIGN 2). Only `*.toml` files directly in the folder are jobs.
+other job goes on (DESIGN 2). Only `*.toml` files directly in the folder are jobs. Specs that are
+valid alone can be invalid together (DESIGN 10): `after` naming no job, itself, and
+cycles; only the jobs that name the missing job or sit on the cycle are invalid.
 
 A spec is code run with jobsd's rights, so, as cron does with crontabs, a file or a jobs folder
 that a user other than jobsd's own or root owns or can write is refused: its jobs are invalid
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 
-from jobsd_lib.spec import UNSAFE_FILE, JobSpec, SpecInvalid, SpecProblem
+from jobsd_lib.spec import UNSAFE_FILE, JobSpec, SpecInvalid, SpecProblem, catalog_problems
 from jobsd_lib.spec_file import jobs_folder_unsafe, owner_name, private_group, read_spec_file
 
 # owner_name and private_group: also what jobsd.folders judges the state folders with
@@ -29,6 +32,15 @@ class Catalog:
 
     def ids(self) -> list[str]:
         return sorted({*self.specs, *self.invalid})
+
+    @cached_property  # a catalog never changes once loaded (a reload makes a new one)
+    def downstreams(self) -> dict[str, tuple[str, ...]]:
+        """upstream job -> the valid jobs whose `after` names it, sorted."""
+        found: dict[str, list[str]] = {}
+        for spec in self.specs.values():
+            for upstream in spec.after:
+                found.setdefault(upstream, []).append(spec.id)
+        return {up: tuple(sorted(downs)) for up, downs in found.items()}
 
 
 def load_catalog(jobs_dir: str) -> Catalog:
@@ -55,4 +67,7 @@ def load_catalog(jobs_dir: str) -> Catalog:
         except SpecInvalid as exc:
             catalog.invalid[job_id] = exc.problems
             catalog.warnings.extend(str(p) for p in exc.problems if p.message.startswith(UNSAFE_FILE))
+    for job_id, problems in catalog_problems(catalog.specs, set(catalog.ids())).items():
+        del catalog.specs[job_id]  # the graph's problems (unknown upstreams, cycles) make it invalid too
+        catalog.invalid[job_id] = problems
     return catalog

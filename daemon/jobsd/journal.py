@@ -37,7 +37,7 @@ from jobsd_lib.kernel.run import AttemptEnd, RecordEnd, Retrying, Started, Waiti
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.spec import JobSpec
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "dependency_mark"]
 
 log = logging.getLogger("jobsd.journal")
 
@@ -77,8 +77,13 @@ class Journal:
 
     # ------------------------------------------------------------------ new runs
     def create_run(self, job_id: str, state: RunState, trigger: Trigger, spec: JobSpec | None, actor: Actor,
-                   scheduled_at: datetime | None = None, reason: str = "", retry_of: str = "") -> RunRow:
+                   scheduled_at: datetime | None = None, reason: str = "", retry_of: str = "",
+                   upstream: str = "") -> RunRow:
         """A new run, queued (its first files held back until `born`) or skipped (terminal at birth).
+
+        A dependency run (trigger dependency, `upstream` the run that completed the set) moves its
+        job's dependency mark to its own event in the same transaction: the successes up to there are
+        used up, also across a crash (handlers/dependency.py).
 
         A manual run is acknowledged to its caller: its record is synced first. Nobody waits on a
         cron window's record; it commits like APScheduler's job store (WAL, synced at the next
@@ -90,11 +95,13 @@ class Journal:
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
                 spec_digest=spec.digest if spec else "", max_attempts=spec.retry.attempts if spec else 1,
-                finished=not queued, retry_of=retry_of)
+                finished=not queued, retry_of=retry_of, upstream=upstream)
             fact = (RunQueued if queued else RunSkipped)(ts=now, job_id=job_id, run_n=run.n, trigger=trigger,
                                                          actor=actor, reason=reason, scheduled_at=scheduled_at,
-                                                         retry_of=retry_of)
+                                                         retry_of=retry_of, upstream=upstream)
             ev = self._event(fact)
+            if trigger is Trigger.DEPENDENCY:
+                self.store.set_meta(dependency_mark(job_id), str(ev.seq))
         self._folder(run)
         spec_file = spec.file if spec else ""
 
@@ -270,6 +277,12 @@ class Journal:
         its DaemonGc fact once the folders are gone."""
         with self.store.write():
             self.store.delete_runs(run_ids)
+
+
+def dependency_mark(job_id: str) -> str:
+    """The daemon_meta key of a downstream job's mark: the event seq up to which its upstreams'
+    successes are used up ("" or absent: the job has no `after`)."""
+    return f"after_mark:{job_id}"
 
 
 def _end_fields(end: RecordEnd) -> dict[str, object]:

@@ -150,11 +150,12 @@ class MemoryStore:
     # ------------------------------------------------------------------ runs: changes
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
-                   max_attempts: int = 1, finished: bool = False, retry_of: str = "") -> RunRow:
+                   max_attempts: int = 1, finished: bool = False, retry_of: str = "",
+                   upstream: str = "") -> RunRow:
         n = self._last_n.get(job_id, 0) + 1
         run = RunRow(max(self._runs, default=0) + 1, job_id, n, RunState(state), trigger, wait_reason, reason, 0,
                      max_attempts, None, None, scheduled_at, now, None, now if finished else None, None, spec_digest,
-                     None, retry_of)
+                     None, retry_of, upstream)
         self._put(self._last_n, job_id, n)
         self._put(self._runs, run.id, run)
         self._put(self._numbers, (job_id, n), run.id)
@@ -249,6 +250,12 @@ class MemoryStore:
 
     def job_summaries(self, job_ids: Sequence[str], window: int = 1000) -> dict[str, tuple[RunRow | None, int]]:
         return {job_id: (self.latest_run(job_id), self.consecutive_failures(job_id, window)) for job_id in job_ids}
+
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
+        found = (e for e in reversed(self._events.values()) if e.job_id == job_id and e.type == "run.finished"
+                 and e.attrs.get("state") == "succeeded")
+        event = next(found, None)
+        return (event.seq, event.run_n) if event else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
         scheduled = (run.scheduled_at for run in self._job_runs(job_id) if run.scheduled_at is not None)

@@ -98,7 +98,8 @@ class StorePort(Protocol):
     # ------------------------------------------------------------------ runs: changes (inside write())
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
-                   max_attempts: int = 1, finished: bool = False, retry_of: str = "") -> RunRow:
+                   max_attempts: int = 1, finished: bool = False, retry_of: str = "",
+                   upstream: str = "") -> RunRow:
         """Add the job's next run and return it as stored: n = the job's last number + 1 (1 for a new
         job). A number once committed is never handed out again, also after the run was deleted
         (only a power cut that loses a durable=False commit can give its numbers out again).
@@ -106,7 +107,8 @@ class StorePort(Protocol):
         is made (so ids grow with creation, but an id of a deleted run may come back).
         queued_at = now; finished_at = now if `finished` (a run born terminal) else None;
         attempts 0, exit_code, signal, started_at, next_attempt_at and pgid None, no attempts;
-        retry_of as given (the ref of the run a retry repeats)."""
+        retry_of and upstream as given (the ref of the run a retry repeats, of the upstream run that
+        started a dependency run)."""
         ...
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
@@ -173,6 +175,12 @@ class StorePort(Protocol):
         runs gives (None, 0); no ids give {}. The cost must not grow per job in round trips (ListJobs
         of hundreds of jobs). The answer may be memoized until any change commits or rolls back:
         callers must not mutate it."""
+        ...
+
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
+        """(seq, run n) of the job's newest `run.finished` event with state succeeded, or None: where
+        in the store's order its latest success is (the job graph compares positions, not times).
+        Events outlive their runs (gc), so this survives the run's removal."""
         ...
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:

@@ -208,7 +208,8 @@ class Runner:
     def _launch(self, act: ActiveRun, number: int) -> Launch:
         spec, run = act.spec, act.row
         env = job_environment(self.daemon_env, spec.env, job=run.job_id, run=run.ref, attempt=number,
-                              trigger=run.trigger, scheduled_at=from_epoch(run.scheduled_at))
+                              trigger=run.trigger, scheduled_at=from_epoch(run.scheduled_at),
+                              upstream=run.upstream)
         base = os.path.dirname(spec.file) or "."
         cwd = os.path.join(base, spec.cwd) if spec.cwd else base
         return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace,

@@ -209,17 +209,24 @@ class Store(RunQueries):
     # ------------------------------------------------------------------ runs
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
-                   max_attempts: int = 1, finished: bool = False, retry_of: str = "") -> RunRow:
+                   max_attempts: int = 1, finished: bool = False, retry_of: str = "",
+                   upstream: str = "") -> RunRow:
         """Insert the next run of `job_id` (n = last n + 1, never reused) in the caller's transaction."""
         n = self._q("INSERT INTO job_counters (job_id, last_n) VALUES (:j, 1) "
                     "ON CONFLICT (job_id) DO UPDATE SET last_n = last_n + 1 RETURNING last_n", j=job_id).scalar_one()
         run_id = self._q(
             "INSERT INTO runs (job_id, n, state, trigger, wait_reason, reason, max_attempts, scheduled_at, queued_at, "
-            "finished_at, spec_digest, retry_of) VALUES (:j, :n, :s, :t, :w, :r, :m, :sa, :q, :f, :d, :ro) RETURNING id",
+            "finished_at, spec_digest, retry_of, upstream) "
+            "VALUES (:j, :n, :s, :t, :w, :r, :m, :sa, :q, :f, :d, :ro, :up) RETURNING id",
             j=job_id, n=n, s=state.value, t=trigger, w=wait_reason, r=reason, m=max_attempts, sa=scheduled_at,
-            q=now, f=now if finished else None, d=spec_digest, ro=retry_of).scalar_one()
+            q=now, f=now if finished else None, d=spec_digest, ro=retry_of, up=upstream).scalar_one()
         return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
-                      now, None, now if finished else None, None, spec_digest, None, retry_of)
+                      now, None, now if finished else None, None, spec_digest, None, retry_of, upstream)
+
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
+        row = self._q("SELECT seq, run_n FROM events WHERE job_id = :j AND type = 'run.finished' "
+                      "AND json_extract(attrs, '$.state') = 'succeeded' ORDER BY seq DESC LIMIT 1", j=job_id).first()
+        return (row[0], row[1]) if row else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
         """The cron windows (scheduled_at) of the job's newest `limit` records that have one: what a

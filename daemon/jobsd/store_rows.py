@@ -54,6 +54,7 @@ class RunRow:
     spec_digest: str
     pgid: int | None
     retry_of: str = ""  # the ref of the run this one retries (trigger retry), else ""
+    upstream: str = ""  # trigger dependency: the ref of the upstream run that completed the set, else ""
     attempt_list: tuple[AttemptRow, ...] = field(default=())
 
     @property
@@ -81,7 +82,7 @@ class EventRow:
 
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
-                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of")
+                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of, upstream")
 
 _RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
 _ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "

@@ -78,11 +78,12 @@ class RunQueued(RunFact):
     reason: str = ""
     scheduled_at: datetime | None = None
     retry_of: str = ""  # trigger retry: the ref of the run repeated
+    upstream: str = ""  # trigger dependency: the upstream run that completed the set
 
     def attrs(self) -> dict[str, object]:
         return {"trigger": self.trigger.value, **self.actor.attrs(), "reason": self.reason or None,
                 "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
-                "retry_of": self.retry_of or None}
+                "retry_of": self.retry_of or None, "upstream": self.upstream or None}
 
 
 @dataclass(frozen=True, kw_only=True)

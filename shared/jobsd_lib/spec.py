@@ -18,21 +18,23 @@ import tomllib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
+from jobsd_lib.kernel.graph import Edge, graph_problems
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
 from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME", "JOBSD_INVOCATION_ID")
+_RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME", "JOBSD_INVOCATION_ID",
+                "JOBSD_UPSTREAM_RUN")
 
 MAX_SPEC_BYTES = 1 << 20  # read at most this much (+1 to tell a larger file); DESIGN 2
 UNSAFE_FILE = "unsafe file"  # how spec_file_problem's ownership/mode problems begin (GetHealth warns of them)
@@ -111,6 +113,16 @@ class LimitsSpec(_Model):
     output: Size = Field(default=256 << 20, ge=0)
 
 
+def _job_id(job: str) -> str:
+    problem = check_job_id(job)
+    if problem:
+        raise ValueError(problem)
+    return job
+
+
+JobId = Annotated[StrictStr, AfterValidator(_job_id)]
+
+
 class JobSpec(_Model):
     id: str
     file: str = ""
@@ -126,6 +138,20 @@ class JobSpec(_Model):
     schedule: ScheduleSpec | None = None
     retry: RetrySpec = Field(default_factory=RetrySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    after: tuple[JobId, ...] = ()  # upstream jobs: a run starts once each succeeded (DESIGN 10)
+
+    @field_validator("after")
+    @classmethod
+    def _after(cls, after: tuple[str, ...]) -> tuple[str, ...]:
+        for i, job in enumerate(after):
+            if job in after[:i]:
+                raise ValueError(f"{job!r} is listed twice (after[{i}])")
+        return after
+
+    @property
+    def edges(self) -> list[Edge]:
+        """The jobs this spec names, with where (the job graph: kernel.graph)."""
+        return [Edge(self.id, up, f"after[{i}]") for i, up in enumerate(self.after)]
 
     @field_validator("command", mode="before")
     @classmethod
@@ -216,6 +242,18 @@ def parse_spec(job_id: str, data: bytes, file: str) -> JobSpec:
         return JobSpec.model_validate({**raw, "id": job_id, "file": file, "digest": spec_digest(data)})
     except ValidationError as exc:
         raise SpecInvalid([_problem(job_id, file, e) for e in exc.errors()]) from None
+
+
+def catalog_problems(specs: dict[str, JobSpec], known: set[str]) -> dict[str, list[SpecProblem]]:
+    """What makes valid files invalid together (kernel.graph): `after` naming no job
+    among `known` (every spec file's id, valid or not) or the job itself, and cycles. The daemon
+    moves these jobs to its invalid ones; `jobs validate` reports them on their files."""
+    found: dict[str, list[SpecProblem]] = {}
+    edges = [edge for spec in specs.values() for edge in spec.edges]
+    for problem in graph_problems(edges, known):
+        file = specs[problem.job].file
+        found.setdefault(problem.job, []).append(SpecProblem(file, problem.field, problem.message, problem.job))
+    return found
 
 
 def _load_toml(job_id: str, data: bytes, file: str) -> dict[str, Any]:

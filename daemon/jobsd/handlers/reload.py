@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from jobsd.context import Context
+from jobsd.handlers import dependency
 from jobsd.catalog import Catalog, load_catalog
 from jobsd_lib.facts import Actor, DaemonReloaded
 from jobsd_lib.kernel.catalog import diff_catalogs
@@ -34,11 +35,13 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
     catalog = load_specs(ctx)
     diff = diff_catalogs(_digests(before), _digests(catalog))
     sync_schedule(ctx)
+    dependency.mark_new(ctx, before)
     ctx.journal.record(DaemonReloaded(ts=ctx.clock.epoch(), actor=actor, added=tuple(diff.added),
                                       changed=tuple(diff.changed), removed=tuple(diff.removed),
                                       invalid=len(catalog.invalid)))
     log.info("reloaded specs: %d jobs (%d invalid); added %s, changed %s, removed %s", len(catalog.specs),
              len(catalog.invalid), diff.added or "none", diff.changed or "none", diff.removed or "none")
+    dependency.check_all(ctx)  # a changed `after` may be complete already
     return diff.added, diff.changed, diff.removed, catalog
 
 

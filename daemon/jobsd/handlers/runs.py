@@ -24,7 +24,7 @@ CANCEL_SLACK = 5.0  # seconds CancelRun waits beyond the job's kill_grace for th
 
 
 def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
-            actor: Actor = Actor(), retry_of: str = "") -> RunRow:
+            actor: Actor = Actor(), retry_of: str = "", upstream: str = "") -> RunRow:
     """Admit and durably record a run (committed before this returns), then start it; what the kernel
     does not admit is refused (manual) or recorded `skipped` (scheduled triggers)."""
     require_known(ctx, job_id)  # admission needs the state, not the job's history: no full view
@@ -35,7 +35,7 @@ def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, schedu
         raise error_for_code(decision.code, decision.message, {"job": job_id})
     state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
     run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
-                                 decision.reason if isinstance(decision, Skip) else "", retry_of)
+                                 decision.reason if isinstance(decision, Skip) else "", retry_of, upstream)
     if state is RunState.QUEUED:
         ctx.runs.start(run, spec, ctx.run_dir(run))
     return run

@@ -18,7 +18,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def job_environment(daemon_env: Mapping[str, str], spec_env: Mapping[str, str], *, job: str, run: str,
-                    attempt: int, trigger: str, scheduled_at: datetime | None) -> dict[str, str]:
+                    attempt: int, trigger: str, scheduled_at: datetime | None, upstream: str = "") -> dict[str, str]:
     env = {name: daemon_env[name] for name in BASE_VARIABLES if name in daemon_env}
     env.setdefault("PATH", DEFAULT_PATH)
     env["SHELL"] = "/bin/sh"
@@ -26,4 +26,6 @@ def job_environment(daemon_env: Mapping[str, str], spec_env: Mapping[str, str], 
     env.update(JOBSD_JOB=job, JOBSD_RUN=run, JOBSD_ATTEMPT=str(attempt), JOBSD_TRIGGER=trigger)
     if scheduled_at is not None:
         env["JOBSD_SCHEDULED_TIME"] = scheduled_at.isoformat()
+    if upstream:
+        env["JOBSD_UPSTREAM_RUN"] = upstream
     return env
