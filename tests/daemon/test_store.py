@@ -55,3 +55,25 @@ def test_checkpoint_empties_the_wal_from_another_thread_while_the_store_is_open(
         assert store.get_run("j", 51) is not None
     finally:
         store.close()
+
+
+def test_queries_of_the_active_runs_use_the_partial_index(home):
+    """runs_active is a partial index: SQLite uses it only when the query repeats its WHERE term as
+    written. Without it, GetHealth counted 1,000,000 runs by a table scan (bench/startup.py)."""
+    store = open_store(os.path.join(home, "jobsd.sqlite3"))
+    try:
+        with store.write():
+            for i in range(50):
+                store.create_run(job_id=f"j{i % 5}", state=RunState.SUCCEEDED, trigger="manual", now=1.0, finished=True)
+        issued: list[str] = []
+        raw = store.conn.connection.dbapi_connection
+        raw.set_trace_callback(issued.append)
+        store.counts_by_state(), store.active_runs()  # (one job's active run: its index runs_by_job)
+        raw.set_trace_callback(None)
+        queries = [q for q in issued if q.lstrip().upper().startswith("SELECT") and "FROM runs" in q]
+        assert len(queries) == 2, issued
+        for query in queries:
+            plan = " ".join(str(row[-1]) for row in raw.execute("EXPLAIN QUERY PLAN " + query).fetchall())
+            assert "runs_active" in plan, (query, plan)
+    finally:
+        store.close()
