@@ -222,6 +222,18 @@ def jobs_enable(job: str, as_json: bool = JsonOpt) -> None:
     _operator(job, "EnableJob", "enabled", as_json)
 
 
+@jobs_app.command("graph")
+def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs connected to this one"),
+               dot: bool = typer.Option(False, "--dot", help="Graphviz DOT (pipe it to `dot -Tsvg`)"),
+               as_json: bool = JsonOpt) -> None:
+    """The `after` graph: every job and its upstreams (or those connected to JOB)."""
+    def action() -> None:
+        conn = _connect()
+        data = render.graph_json(conn.call(conn.jobs.GetGraph, _pb().GetGraphRequest(job=job or "")))
+        _emit(data, as_json, render.graph_dot if dot else render.graph_text)
+    _guard(as_json, action)
+
+
 @jobs_app.command("validate")
 def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec files or folders (default: the jobs dir)"),
                   as_json: bool = JsonOpt) -> None:

@@ -177,3 +177,32 @@ def test_bad_after_values_are_invalid_specs_naming_the_field(daemon):
         shown = daemon.ctl("jobs", "show", job, "--json")
         assert json.loads(shown.stdout)["state"] == "invalid", job
         assert needle in shown.stdout.decode(), (job, shown.stdout)
+
+
+def test_jobs_graph_shows_every_job_or_those_connected_to_one_as_text_dot_and_json(daemon):
+    daemon.write_job("extract", OK)
+    daemon.write_job("load", 'command = "true"\nafter = ["extract"]\n')
+    daemon.write_job("report", 'command = "true"\nafter = ["load", "extract"]\n')
+    daemon.write_job("alone", OK)
+    daemon.write_job("broken", 'command = "true"\nafter = ["nope"]\n')
+    daemon.start()
+    everything = json.loads(daemon.ctl("jobs", "graph", "--json").stdout)
+    assert everything == {"jobs": [
+        {"id": "alone", "state": "active", "after": []}, {"id": "broken", "state": "invalid", "after": []},
+        {"id": "extract", "state": "active", "after": []}, {"id": "load", "state": "active", "after": ["extract"]},
+        {"id": "report", "state": "active", "after": ["load", "extract"]}]}
+    one = json.loads(daemon.ctl("jobs", "graph", "load", "--json").stdout)
+    assert [j["id"] for j in one["jobs"]] == ["extract", "load", "report"]  # upstreams and downstreams
+
+    text = daemon.ctl("jobs", "graph", "report").stdout.decode().splitlines()
+    assert text[0].split() == ["JOB", "STATE", "AFTER"]
+    assert text[3].split() == ["report", "active", "load,", "extract"]
+    dot = daemon.ctl("jobs", "graph", "--dot").stdout.decode()
+    assert dot.startswith("digraph jobs {") and dot.rstrip().endswith("}")
+    assert '"extract" -> "load";' in dot and '"load" -> "report";' in dot and '"extract" -> "report";' in dot
+    assert '"broken" [style=dashed, label="broken (invalid)"];' in dot
+
+    missing = daemon.ctl("jobs", "graph", "nope", "--json")
+    assert missing.returncode != 0 and json.loads(missing.stdout)["error"]["code"] == "job_not_found"
+    bad = daemon.ctl("jobs", "graph", "Bad Id")
+    assert bad.returncode != 0 and b"not a valid job id" in bad.stderr

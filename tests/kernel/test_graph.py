@@ -63,3 +63,13 @@ def test_a_downstream_starts_once_every_upstream_succeeded_since_its_last_depend
     assert upstream_ready(ups, again, 13) is None  # transform has not succeeded since
     assert upstream_ready(ups, {**again, "transform": (25, "transform/5")}, 13) == "transform/5"
     assert upstream_ready([], both, 0) is None
+
+
+def test_connected_follows_edges_both_ways_and_stops_at_unrelated_jobs():
+    from jobsd_lib.kernel.graph import connected
+
+    after = {"load": ["extract"], "report": ["load"], "audit": ["report", "other"], "lonely": [], "x": ["y"]}
+    assert connected(after, "load") == {"extract", "load", "report", "audit", "other"}
+    assert connected(after, "lonely") == {"lonely"} and connected(after, "y") == {"x", "y"}
+    chain = {f"j{i}": [f"j{i - 1}"] for i in range(1, 5000)}  # no recursion limit
+    assert len(connected(chain, "j2500")) == 5000

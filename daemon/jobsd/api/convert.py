@@ -11,7 +11,7 @@ from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.spec import SpecProblem
 
-__all__ = ["ts", "run_pb", "job_pb", "event_pb", "problem_pb", "enum_value", "state_from_pb", "gc_request",
+__all__ = ["ts", "run_pb", "job_pb", "graph_pb", "event_pb", "problem_pb", "enum_value", "state_from_pb", "gc_request",
            "gc_response_pb"]
 
 
@@ -131,6 +131,11 @@ def _build_job(view, last_run_dir: str) -> pb.Job:  # noqa: ANN001
         message.last_run.CopyFrom(run_pb(view.last_run, last_run_dir))
     _set_times(message, next_run_at=view.next_run_at)
     return message
+
+
+def graph_pb(nodes) -> pb.Graph:  # noqa: ANN001  (handlers.jobs.get_graph's (id, JobState, after) tuples)
+    return pb.Graph(jobs=[pb.GraphJob(id=job_id, state=enum_value(pb.JobState, "JOB_STATE", state.value), after=after)
+                          for job_id, state, after in nodes])
 
 
 def event_pb(event: EventRow) -> pb.Event:

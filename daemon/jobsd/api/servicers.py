@@ -8,7 +8,7 @@ The two server streams (Tail, WatchEvents) are written by api/streaming.py, each
 """
 from __future__ import annotations
 
-from jobsd.api.convert import gc_request, gc_response_pb, health_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
+from jobsd.api.convert import gc_request, gc_response_pb, graph_pb, health_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
 from jobsd.api.streaming import stream_events, stream_tail
 from jobsd.context import Context
 from jobsd.handlers import jobs, runs
@@ -72,6 +72,9 @@ class JobsServicer(pb_grpc.JobsServicer):
 
     async def CancelRun(self, request, context):  # noqa: ANN001, N802
         return self._run(await runs.cancel_run(self.ctx, request.run, actor=actor_of(context)))
+
+    async def GetGraph(self, request, context):  # noqa: ANN001, N802
+        return graph_pb(jobs.get_graph(self.ctx, request.job))
 
     async def RetryRun(self, request, context):  # noqa: ANN001, N802
         return self._run(runs.retry_run(self.ctx, request.run, actor=actor_of(context)))

@@ -8,12 +8,13 @@ from jobsd.context import Context
 from jobsd.store import RunRow
 from jobsd_lib.errors import InvalidArgument, JobNotFound, error_for_code
 from jobsd_lib.kernel.decisions import job_state
+from jobsd_lib.kernel.graph import connected
 from jobsd_lib.kernel.states import JobState
 from jobsd_lib.limits import MAX_NEXT_COUNT
 from jobsd_lib.refs import require_job_id
 from jobsd_lib.spec import JobSpec, SpecProblem
 
-__all__ = ["JobView", "list_jobs", "get_job", "next_run_times", "state_of", "require_known", "never_known",
+__all__ = ["JobView", "list_jobs", "get_job", "get_graph", "next_run_times", "state_of", "require_known", "never_known",
            "DEFAULT_NEXT_COUNT"]
 
 DEFAULT_NEXT_COUNT = 5
@@ -74,6 +75,19 @@ def list_jobs(ctx: Context) -> list[JobView]:
 def get_job(ctx: Context, job_id: str) -> JobView:
     require_known(ctx, job_id)
     return _view(ctx, job_id, ctx.store.operator_states(), ctx.store.job_summaries([job_id])[job_id])
+
+
+def get_graph(ctx: Context, job_id: str = "") -> list[tuple[str, JobState, tuple[str, ...]]]:
+    """(id, state, after) of every job, or of those connected to `job_id` (kernel.graph.connected),
+    sorted by id. An invalid job has no edges: its spec is not in force."""
+    after = {j: spec.after for j, spec in ctx.catalog.specs.items()}
+    ids = ctx.catalog.ids()
+    if job_id:
+        require_known(ctx, job_id)
+        wanted = connected(after, job_id)
+        ids = [j for j in ids if j in wanted]
+    operator = ctx.store.operator_states()
+    return [(j, state_of(ctx, j, operator.get(j)), after.get(j, ())) for j in ids]
 
 
 def next_run_times(ctx: Context, job_id: str, count: int = 0) -> list[datetime]:

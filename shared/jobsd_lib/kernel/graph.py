@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Edge", "GraphProblem", "graph_problems", "find_cycle", "upstream_ready", "downstreams",
+__all__ = ["Edge", "GraphProblem", "graph_problems", "find_cycle", "upstream_ready", "downstreams", "connected",
            "MAX_UPSTREAMS"]
 
 MAX_UPSTREAMS = 256  # names in `after` plus `[[requires]]` of one job
@@ -136,6 +136,23 @@ def _cycle_through(graph: Mapping[str, Sequence[Edge]], members: set[str]) -> li
 def downstreams(after: Mapping[str, Sequence[str]], job: str) -> list[str]:
     """The jobs whose `after` names `job`, sorted."""
     return sorted(down for down, ups in after.items() if job in ups)
+
+
+def connected(after: Mapping[str, Sequence[str]], job: str) -> set[str]:
+    """`job` and every job linked to it by `after` edges in either direction, transitively (its
+    upstreams' upstreams, its downstreams' downstreams, and theirs): what `jobs graph JOB` shows."""
+    links: dict[str, set[str]] = {}
+    for down, ups in after.items():
+        for up in ups:
+            links.setdefault(down, set()).add(up)
+            links.setdefault(up, set()).add(down)
+    seen, todo = {job}, [job]
+    while todo:
+        for other in links.get(todo.pop(), ()):
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
 
 
 def upstream_ready(after: Sequence[str], last_success: Mapping[str, tuple[int, str]],

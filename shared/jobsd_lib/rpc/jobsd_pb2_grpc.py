@@ -106,6 +106,11 @@ class JobsStub:
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesResponse.FromString,
                 _registered_method=True)
+        self.GetGraph = channel.unary_unary(
+                '/jobsd.v1.Jobs/GetGraph',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -200,6 +205,12 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetGraph(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +283,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.NextRunTimes,
                     request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesResponse.SerializeToString,
+            ),
+            'GetGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGraph,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -654,6 +670,33 @@ class Jobs:
             '/jobsd.v1.Jobs/NextRunTimes',
             jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.NextRunTimesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Jobs/GetGraph',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.FromString,
             options,
             channel_credentials,
             insecure,
