@@ -60,7 +60,8 @@ def run_json(run) -> dict:  # noqa: ANN001
         "scheduled_at": _time(run, "scheduled_at"), "queued_at": _time(run, "queued_at"),
         "started_at": _time(run, "started_at"), "finished_at": _time(run, "finished_at"),
         "next_attempt_at": _time(run, "next_attempt_at"), "reason": run.reason or None,
-        "retry_of": run.retry_of or None, "upstream": run.upstream or None, "artifacts": run.artifacts,
+        "retry_of": run.retry_of or None, "upstream": run.upstream or None,
+        "wait_detail": run.wait_detail or None, "waiting_since": _time(run, "waiting_since"), "artifacts": run.artifacts,
         "attempt_list": [{
             "number": a.number, "started_at": _time(a, "started_at"), "finished_at": _time(a, "finished_at"),
             "exit_code": a.exit_code if a.HasField("exit_code") else None,
@@ -194,7 +195,7 @@ def _trigger_text(r: dict) -> str:
     return f"after {r['upstream']}" if r.get("upstream") else (r["trigger"] or "-")
 
 
-_RUN_KEYS = ("state", "trigger", "retry_of", "upstream", "wait_reason", "reason", "attempts", "max_attempts", "exit_code", "signal",
+_RUN_KEYS = ("state", "trigger", "retry_of", "upstream", "wait_reason", "wait_detail", "waiting_since", "reason", "attempts", "max_attempts", "exit_code", "signal",
              "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts")
 
 

@@ -36,7 +36,7 @@ from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
 from jobsd.store import Store, StoreCorrupt, open_store
 from jobsd_lib.errors import StoreLocked
-from jobsd_lib.facts import Actor, RunFact, RunFinished
+from jobsd_lib.facts import Actor, RunFact, RunFinished, RunStarted
 from jobsd_lib.paths import check_socket_path, default_home
 
 __all__ = ["Options", "resolve_paths", "run", "build_context"]
@@ -119,6 +119,7 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
 
     bus.subscribe(wake_followers, RunFact)
     bus.subscribe(lambda fact: dependency.on_finished(ctx, fact), RunFinished)  # `after` chains
+    bus.subscribe(lambda fact: runner.gates_changed(), RunStarted, RunFinished)  # `[[requires]]` waits
     artifacts = Artifacts(paths.runs_dir)
     journal = Journal(store, artifacts, bus, clock)
     runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ)

@@ -157,9 +157,12 @@ class Journal:
                 run, facts = self._attempt_end(run, step), [_attempt_fact(run, step)]
                 self.store.update_run(run.id, exit_code=run.exit_code, signal=run.signal, pgid=None)
             elif isinstance(step, Waiting):
-                facts = [RunWaiting(ts=now, job_id=run.job_id, run_n=run.n, wait_reason=step.wait_reason)]
-                self.store.update_run(run.id, wait_reason=step.wait_reason.value)
-                run = dataclasses.replace(run, wait_reason=step.wait_reason.value)
+                facts = [RunWaiting(ts=now, job_id=run.job_id, run_n=run.n, wait_reason=step.wait_reason,
+                                    detail=step.detail)]
+                fields = {"wait_reason": step.wait_reason.value, "wait_detail": step.detail,
+                          "waiting_since": to_epoch(step.since) if step.since else run.waiting_since}
+                self.store.update_run(run.id, **fields)
+                run = dataclasses.replace(run, **fields)
             else:
                 facts = [RunRetrying(ts=now, job_id=run.job_id, run_n=run.n, next_attempt_at=step.at,
                                      delay=step.delay)]
@@ -174,7 +177,7 @@ class Journal:
 
     def _started(self, run: RunRow, step: Started) -> RunRow:
         now = to_epoch(step.at)
-        fields = {"state": RunState.RUNNING, "wait_reason": None, "attempts": step.attempt,
+        fields = {"state": RunState.RUNNING, "wait_reason": None, "wait_detail": "", "attempts": step.attempt,
                   "started_at": run.started_at or now, "next_attempt_at": None, "pgid": step.pid}
         fact = RunStarted(ts=now, job_id=run.job_id, run_n=run.n, attempt=step.attempt, pid=step.pid)
         with self.store.write(durable=False):
@@ -286,7 +289,7 @@ def dependency_mark(job_id: str) -> str:
 
 
 def _end_fields(end: RecordEnd) -> dict[str, object]:
-    fields: dict[str, object] = {"state": end.state, "finished_at": to_epoch(end.at), "wait_reason": None,
+    fields: dict[str, object] = {"state": end.state, "finished_at": to_epoch(end.at), "wait_reason": None, "wait_detail": "",
                                  "next_attempt_at": None, "reason": end.reason}
     if end.attempt is not None:
         fields.update(exit_code=end.attempt.exit_code, signal=end.attempt.signal, pgid=None)

@@ -218,6 +218,9 @@ class MemoryStore:
     def latest_run(self, job_id: str) -> RunRow | None:
         return next(self._job_runs(job_id), None)
 
+    def latest_outcome(self, job_id: str) -> RunRow | None:
+        return next((run for run in self._job_runs(job_id) if run.state in OUTCOMES), None)
+
     def active_run(self, job_id: str) -> RunRow | None:
         return next((run for run in self._job_runs(job_id) if run.active), None)
 

@@ -69,10 +69,12 @@ _V1 = [
 _V2 = ["ALTER TABLE attempts ADD COLUMN invocation_id TEXT NOT NULL DEFAULT ''"]
 
 # v3 (DESIGN 10): the run a `runs retry` run repeats, the upstream run that started a dependency run
-# ('' for every other run); events of one job by type, for "the job's latest success" (the job
+# ('' for every other run), what a run waiting for its gates waits for and since when; events of one job by type, for "the job's latest success" (the job
 # graph's positions).
 _V3 = ["ALTER TABLE runs ADD COLUMN retry_of TEXT NOT NULL DEFAULT ''",
        "ALTER TABLE runs ADD COLUMN upstream TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN wait_detail TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN waiting_since REAL",
        "CREATE INDEX events_by_job_type ON events (job_id, type, seq)"]
 
 MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]

@@ -149,6 +149,12 @@ class StorePort(Protocol):
         """The job's run with the highest number, in any state (with attempts), or None."""
         ...
 
+    def latest_outcome(self, job_id: str) -> RunRow | None:
+        """The job's highest-numbered run that ran its command to an end of its own (state in
+        kernel.states.OUTCOMES: succeeded, failed, timed_out, interrupted), or None: what a
+        `[[requires]]` gate judges (skipped, missed and cancelled records are passed over)."""
+        ...
+
     def active_run(self, job_id: str) -> RunRow | None:
         """The job's active run with the highest number (with attempts), or None."""
         ...

@@ -24,6 +24,7 @@ from jobsd.output import STDERR, Hub, OutputWriter
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.kernel import run as m
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
+from jobsd_lib.kernel.gates import Finished, Requirement, Unmet, check_requires
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["Runner", "ActiveRun", "Slots"]
@@ -98,7 +99,8 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
         r = spec.retry
-        machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max))
+        machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max),
+                               gate_wait=spec.gates.wait if spec.requires else None)
         act = ActiveRun(run, spec, run_dir, machine)
         self.active[run.ref] = act
         self.hub.open(run.ref)
@@ -112,6 +114,12 @@ class Runner:
             if isinstance(effect, m.Kill) and act.attempt is not None:
                 act.attempt.stop(effect.reason)
             elif isinstance(effect, m.Wake):
+                act.wake.set()
+
+    def gates_changed(self) -> None:
+        """A run of some job started or ended: runs waiting for their gates look again."""
+        for act in self.active.values():
+            if act.machine.phase is m.Phase.WAITING_GATES:
                 act.wake.set()
 
     async def shutdown(self, grace: float) -> None:
@@ -159,6 +167,23 @@ class Runner:
         return []
 
     # ------------------------------------------------------------------ effects
+    def _check_gates(self, act: ActiveRun, _effect: m.CheckGates) -> object:
+        """Judge `[[requires]]` (kernel.gates) on the required jobs' latest outcomes and active runs."""
+        requires = [Requirement(r.job, r.succeeded_within) for r in act.spec.requires]
+        latest = {}
+        for req in requires:
+            row = self.journal.store.latest_outcome(req.job)
+            latest[req.job] = Finished(row.ref, row.state, row.finished_at) if row and row.finished_at else None
+        running = {req.job: ref for req in requires if (ref := self.active_ref(req.job))}
+        decision = check_requires(requires, latest, running, self.clock.epoch())
+        return m.GatesChecked(self.clock.now(), decision.detail if isinstance(decision, Unmet) else "")
+
+    async def _await_gates(self, act: ActiveRun, effect: m.AwaitGates) -> object:
+        self.journal.born(act.ref)  # it may wait a while: its files now
+        await self.clock.wait_until(effect.until, act.wake)
+        act.wake.clear()  # a stop is known to the machine already; a gates' wake is used up
+        return m.GatesRecheck(self.clock.now())
+
     def _acquire(self, act: ActiveRun, _effect: m.AcquireSlot) -> object:
         waiter = self.slots.acquire()
         if waiter.done():  # a free slot: no wait, no extra loop turn
@@ -271,7 +296,7 @@ def _output(writer: OutputWriter) -> m.Output:
 
 
 _HANDLERS = {
-    m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
+    m.CheckGates: Runner._check_gates, m.AwaitGates: Runner._await_gates, m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
     m.ReleaseSlot: Runner._release, m.Spawn: Runner._spawn, m.AwaitAttempt: Runner._await_attempt,
     m.Kill: Runner._kill, m.Reap: Runner._reap, m.Wake: Runner._wake, m.Record: Runner._record,
     m.WaitUntil: Runner._wait_until, m.RecordEnd: Runner._record_end, m.Done: Runner._done,

@@ -32,7 +32,7 @@ from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
 from jobsd.reserve import Reserve
 from jobsd.sqlite import sqlite_engine
 from jobsd.store_queries import RunQueries
-from jobsd.store_rows import (_ACTIVE_SQL, _RUN_COLUMNS, AttemptRow, EventRow, RunRow,  # noqa: F401
+from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.states import RunState
@@ -264,6 +264,11 @@ class Store(RunQueries):
 
     def latest_run(self, job_id: str) -> RunRow | None:
         row = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = :j ORDER BY n DESC LIMIT 1", j=job_id).first()
+        return self._with_attempts(row) if row else None
+
+    def latest_outcome(self, job_id: str) -> RunRow | None:
+        row = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE job_id = :j AND state IN {_OUTCOMES_SQL} "
+                      "ORDER BY n DESC LIMIT 1", j=job_id).first()
         return self._with_attempts(row) if row else None
 
     def active_run(self, job_id: str) -> RunRow | None:

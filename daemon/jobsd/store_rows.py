@@ -61,6 +61,8 @@ class RunRow:
     pgid: int | None
     retry_of: str = ""  # the ref of the run this one retries (trigger retry), else ""
     upstream: str = ""  # trigger dependency: the ref of the upstream run that completed the set, else ""
+    wait_detail: str = ""  # what a run waiting for its gates waits for, for people
+    waiting_since: float | None = None  # when it began to wait for its gates
     attempt_list: tuple[AttemptRow, ...] = field(default=())
 
     @property
@@ -88,7 +90,8 @@ class EventRow:
 
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
-                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of, upstream")
+                "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of, upstream, "
+                "wait_detail, waiting_since")
 
 _RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
 _ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "

@@ -108,9 +108,10 @@ class RunMissed(RunFact):
 class RunWaiting(RunFact):
     TYPE: ClassVar[str] = "run.waiting"
     wait_reason: WaitReason
+    detail: str = ""  # waiting for gates: what for
 
     def attrs(self) -> dict[str, object]:
-        return {"wait_reason": self.wait_reason.value}
+        return {"wait_reason": self.wait_reason.value, "detail": self.detail or None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,7 +28,7 @@ from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
@@ -123,6 +123,16 @@ def _job_id(job: str) -> str:
 JobId = Annotated[StrictStr, AfterValidator(_job_id)]
 
 
+class RequireSpec(_Model):
+    """`[[requires]]`: a gate on another job's latest finished run (DESIGN 10)."""
+    job: JobId
+    succeeded_within: Duration = Field(gt=0)
+
+
+class GatesSpec(_Model):
+    wait: Duration = 0.0  # how long a run may wait for its gates; 0: not met now -> skipped at once
+
+
 class JobSpec(_Model):
     id: str
     file: str = ""
@@ -139,6 +149,8 @@ class JobSpec(_Model):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     after: tuple[JobId, ...] = ()  # upstream jobs: a run starts once each succeeded (DESIGN 10)
+    requires: tuple[RequireSpec, ...] = ()
+    gates: GatesSpec = Field(default_factory=GatesSpec)
 
     @field_validator("after")
     @classmethod
@@ -151,7 +163,8 @@ class JobSpec(_Model):
     @property
     def edges(self) -> list[Edge]:
         """The jobs this spec names, with where (the job graph: kernel.graph)."""
-        return [Edge(self.id, up, f"after[{i}]") for i, up in enumerate(self.after)]
+        return [*(Edge(self.id, up, f"after[{i}]") for i, up in enumerate(self.after)),
+                *(Edge(self.id, r.job, f"requires[{i}].job") for i, r in enumerate(self.requires))]
 
     @field_validator("command", mode="before")
     @classmethod
@@ -245,7 +258,7 @@ def parse_spec(job_id: str, data: bytes, file: str) -> JobSpec:
 
 
 def catalog_problems(specs: dict[str, JobSpec], known: set[str]) -> dict[str, list[SpecProblem]]:
-    """What makes valid files invalid together (kernel.graph): `after` naming no job
+    """What makes valid files invalid together (kernel.graph): `after` or `[[requires]]` naming no job
     among `known` (every spec file's id, valid or not) or the job itself, and cycles. The daemon
     moves these jobs to its invalid ones; `jobs validate` reports them on their files."""
     found: dict[str, list[SpecProblem]] = {}

@@ -259,3 +259,62 @@ def test_something_that_is_no_input_is_refused():
                                               ("interrupted", "", "jobsd stopped"), ("", "", "")])
 def test_stop_texts(reason, by, text):
     assert m.stop_text(reason, by) == text
+
+
+# ---------------------------------------------------------------------- gates ([[requires]], [gates] wait)
+UNMET = "backup: last success 30h ago, needs < 26h"
+
+
+def feed_all(machine: m.RunMachine, script: list) -> None:
+    for event, effects in script:
+        assert machine.feed(event) == effects, event
+
+
+def test_gates_met_at_once_go_straight_to_a_slot():
+    machine = m.RunMachine(gate_wait=0.0)
+    feed_all(machine, [(m.Begin(at(0)), [m.CheckGates()]), (m.GatesChecked(at(0)), [m.AcquireSlot()]), *spawned(1, 0)])
+    assert machine.state is RunState.RUNNING
+
+
+def test_gates_not_met_without_a_wait_skip_the_run_holding_no_slot():
+    machine = m.RunMachine(gate_wait=0.0)
+    feed_all(machine, [(m.Begin(at(0)), [m.CheckGates()]),
+                       (m.GatesChecked(at(0), UNMET), [m.RecordEnd(RunState.SKIPPED, f"dependency_unmet: {UNMET}", at(0))]),
+                       (m.EndRecorded(at(0)), [m.Done(True)])])
+    assert machine.state is RunState.SKIPPED and not machine.holding
+
+
+def test_a_run_waits_for_its_gates_records_each_new_reason_once_then_runs():
+    machine = m.RunMachine(gate_wait=3600.0)
+    running = "backup: running now (backup/7)"
+    feed_all(machine, [
+        (m.Begin(at(0)), [m.CheckGates()]),
+        (m.GatesChecked(at(0), UNMET), [m.Record(m.Waiting(WaitReason.DEPENDENCY, UNMET, at(0))), m.AwaitGates(at(3600))]),
+        (m.GatesRecheck(at(10)), [m.CheckGates()]),
+        (m.GatesChecked(at(10), UNMET), [m.AwaitGates(at(3600))]),  # the same reason: nothing new to record
+        (m.GatesRecheck(at(20)), [m.CheckGates()]),
+        (m.GatesChecked(at(20), running), [m.Record(m.Waiting(WaitReason.DEPENDENCY, running, at(0))),
+                                           m.AwaitGates(at(3600))]),
+        (m.GatesRecheck(at(30)), [m.CheckGates()]),
+        (m.GatesChecked(at(30)), [m.AcquireSlot()]),
+        (m.SlotBusy(at(30)), [m.Record(m.Waiting(WaitReason.SLOT)), m.AwaitSlot()]),
+    ])
+    assert machine.state is RunState.QUEUED and machine.wait_reason is WaitReason.SLOT
+
+
+def test_a_gate_wait_that_runs_out_skips_and_a_stop_while_waiting_cancels():
+    machine = m.RunMachine(gate_wait=60.0)
+    feed_all(machine, [
+        (m.Begin(at(0)), [m.CheckGates()]),
+        (m.GatesChecked(at(0), UNMET), [m.Record(m.Waiting(WaitReason.DEPENDENCY, UNMET, at(0))), m.AwaitGates(at(60))]),
+        (m.GatesRecheck(at(60)), [m.CheckGates()]),
+        (m.GatesChecked(at(60), UNMET), [m.RecordEnd(RunState.SKIPPED, f"dependency_unmet: {UNMET}", at(60))]),
+    ])
+    stopped = m.RunMachine(gate_wait=60.0)
+    feed_all(stopped, [
+        (m.Begin(at(0)), [m.CheckGates()]),
+        (m.GatesChecked(at(0), UNMET), [m.Record(m.Waiting(WaitReason.DEPENDENCY, UNMET, at(0))), m.AwaitGates(at(60))]),
+        (m.StopRequested(at(5), "cancelled", "alice"), [m.Wake()]),
+        (m.GatesRecheck(at(5)), [m.RecordEnd(RunState.CANCELLED, "cancelled by alice", at(5))]),
+        (m.EndRecorded(at(5)), [m.Done(True)]),
+    ])

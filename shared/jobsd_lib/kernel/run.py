@@ -3,7 +3,10 @@
 The daemon's driver (daemon/jobsd/runner.py) feeds `RunMachine.feed` what happened, with `now`,
 and performs the effects it gets back, in order, and nothing else:
 
-    Begin -> AcquireSlot                       (SlotGranted | SlotBusy -> AwaitSlot -> SlotGranted)
+    Begin -> CheckGates (a job with [[requires]]: GatesChecked met -> AcquireSlot; unmet ->
+             Record(Waiting(dependency)), AwaitGates -> GatesRecheck -> CheckGates ..., or, once
+             [gates] wait is over, RecordEnd(skipped, "dependency_unmet: ..."))
+          -> AcquireSlot                       (SlotGranted | SlotBusy -> AwaitSlot -> SlotGranted)
     SlotGranted -> Spawn(n)                    (AttemptStarted -> Record(Started), AwaitAttempt
                                                 | StartFailed -> Record(Started), then as an end)
     AttemptEnded -> RecordEnd(...)             (the run is over: succeeded, failed, timed_out, ...)
@@ -29,19 +32,22 @@ from enum import Enum
 
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, after_attempt
 from jobsd_lib.kernel.run_events import *  # noqa: F403 - the machine's inputs and effects, named here too
-from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitAttempt, AwaitSlot, DropSlotWait, Kill,
+from jobsd_lib.kernel.gates import wait_over
+from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitAttempt, AwaitGates, AwaitSlot, CheckGates,
+                                         DropSlotWait, Kill,
                                          Output, Record, RecordEnd, Reap, ReleaseSlot, RetryPolicy, Retrying, Spawn,
                                          Started, Waiting, WaitUntil, Wake, Done)
 from jobsd_lib.kernel.states import TRANSITIONS, RunState, WaitReason, advance
 
 __all__ = ["RunMachine", "RetryPolicy", "Output", "AttemptEnd", "FINISH_RETRY", "INTERNAL_ERROR", "stop_text",
            "Begin", "SlotGranted", "SlotBusy", "SlotWaitAbandoned", "AttemptStarted", "StartFailed", "AttemptEnded",
-           "BackoffOver", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
+           "BackoffOver", "GatesChecked", "GatesRecheck", "CheckGates", "AwaitGates", "DEPENDENCY_UNMET", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
            "AcquireSlot", "AwaitSlot", "DropSlotWait", "ReleaseSlot", "Spawn", "AwaitAttempt", "Kill", "Reap", "Wake",
            "Record", "Waiting", "Started", "Retrying", "WaitUntil", "RecordEnd", "Done", "Phase"]
 
 FINISH_RETRY = 5.0  # seconds between tries to record a run's end while the store refuses writes
 INTERNAL_ERROR = "internal error in jobsd (see the daemon log)"
+DEPENDENCY_UNMET = "dependency_unmet"  # how the reason of a run skipped for its gates begins
 
 
 def stop_text(stop_reason: str, stopped_by: str) -> str:
@@ -53,6 +59,8 @@ def stop_text(stop_reason: str, stopped_by: str) -> str:
 
 class Phase(str, Enum):
     NEW = "new"
+    GATES = "gates"             # CheckGates sent
+    WAITING_GATES = "waiting_gates"
     ACQUIRING = "acquiring"     # AcquireSlot sent
     WAITING_SLOT = "waiting_slot"
     SPAWNING = "spawning"
@@ -63,7 +71,7 @@ class Phase(str, Enum):
     DONE = "done"
 
 
-_WAITING = (Phase.WAITING_SLOT, Phase.BACKOFF, Phase.END_RETRY)
+_WAITING = (Phase.WAITING_GATES, Phase.WAITING_SLOT, Phase.BACKOFF, Phase.END_RETRY)
 
 
 @dataclass
@@ -78,6 +86,9 @@ class RunMachine:
     holding: bool = False   # a slot is ours
     stop_reason: str = ""   # "", cancelled or interrupted
     stopped_by: str = ""
+    gate_wait: float | None = None  # [gates] wait in seconds for a job with gates; None: no gates
+    waiting_since: datetime | None = None
+    wait_detail: str = ""
     _end: RecordEnd | None = None
 
     def feed(self, event: object) -> list[object]:
@@ -90,7 +101,34 @@ class RunMachine:
     # ------------------------------------------------------------------ slots
     def _on_Begin(self, ev: Begin) -> list[object]:  # noqa: N802
         self._expect(Phase.NEW)
-        return self._finish(ev.now) if self.stop_reason else self._acquire()
+        if self.stop_reason:
+            return self._finish(ev.now)
+        return self._check() if self.gate_wait is not None else self._acquire()
+
+    # ------------------------------------------------------------------ gates (before any slot)
+    def _check(self) -> list[object]:
+        self.phase = Phase.GATES
+        return [CheckGates()]
+
+    def _on_GatesChecked(self, ev: GatesChecked) -> list[object]:  # noqa: N802
+        self._expect(Phase.GATES)
+        if self.stop_reason:
+            return self._finish(ev.now)
+        if not ev.unmet:
+            return self._acquire()
+        since = self.waiting_since or ev.now
+        if wait_over(since.timestamp(), self.gate_wait or 0.0, ev.now.timestamp()):
+            return self._finish(ev.now, RunState.SKIPPED, f"{DEPENDENCY_UNMET}: {ev.unmet}")
+        record = []
+        if self.wait_reason is not WaitReason.DEPENDENCY or ev.unmet != self.wait_detail:
+            record = [Record(Waiting(WaitReason.DEPENDENCY, ev.unmet, since))]
+        self.wait_reason, self.wait_detail, self.waiting_since = WaitReason.DEPENDENCY, ev.unmet, since
+        self.phase = Phase.WAITING_GATES
+        return [*record, AwaitGates(since + timedelta(seconds=self.gate_wait or 0.0))]
+
+    def _on_GatesRecheck(self, ev: GatesRecheck) -> list[object]:  # noqa: N802
+        self._expect(Phase.WAITING_GATES)
+        return self._finish(ev.now) if self.stop_reason else self._check()
 
     def _acquire(self) -> list[object]:
         self.phase = Phase.ACQUIRING
@@ -169,7 +207,7 @@ class RunMachine:
         self.state = ev.state  # what a step the store refused left behind
         reap = [Kill("interrupted"), Reap()] if self.phase is Phase.RUNNING else []
         if self.phase is Phase.WAITING_SLOT:
-            reap = [DropSlotWait()]
+            reap = [DropSlotWait()]  # (waiting for gates: nothing to undo)
         # failed where the state table allows it (a running run); a queued or retrying run, which never
         # failed on its own, ends interrupted
         state = RunState.FAILED if RunState.FAILED in TRANSITIONS[self.state] else RunState.INTERRUPTED

@@ -80,6 +80,19 @@ class AttemptEnded:
 
 
 @dataclass(frozen=True)
+class GatesChecked:
+    """CheckGates' answer: `unmet` says which gates are not met and why ("" when all are)."""
+    now: datetime
+    unmet: str = ""
+
+
+@dataclass(frozen=True)
+class GatesRecheck:
+    """AwaitGates is over: its time came, or something changed that a gate depends on."""
+    now: datetime
+
+
+@dataclass(frozen=True)
 class BackoffOver:
     now: datetime
 
@@ -159,6 +172,18 @@ class Reap:
 
 
 @dataclass(frozen=True)
+class CheckGates:
+    """Judge the run's gates now (`[[requires]]`) and answer GatesChecked."""
+
+
+@dataclass(frozen=True)
+class AwaitGates:
+    """Wait until `until`, a change of what the gates read (a run of any job started or ended), or a
+    Wake; answer GatesRecheck. Holds no slot."""
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Wake:
     """End whatever wait the driver is in (slot, backoff, retry of the end) now."""
 
@@ -166,6 +191,8 @@ class Wake:
 @dataclass(frozen=True)
 class Waiting:
     wait_reason: WaitReason
+    detail: str = ""                 # for people: what a gate waits for
+    since: datetime | None = None    # when the run began to wait for its gates
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Run states and the one table of legal transitions (DESIGN 3).
 
     queued -> running -> (retrying -> running)* -> terminal
-    skipped and missed are born terminal (audit records of runs that did not happen).
+    skipped and missed are born terminal (audit records of runs that did not happen); a queued run
+    whose gates are not met in time ends skipped too.
 
 `advance(current, target)` returns `target` or raises IllegalTransition; it changes nothing.
 """
@@ -57,7 +58,7 @@ class JobState(str, Enum):
 S = RunState
 INITIAL = frozenset({S.QUEUED, S.SKIPPED, S.MISSED})
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED, S.SKIPPED}),  # skipped: its gates were not met
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
     **{terminal: frozenset() for terminal in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED,

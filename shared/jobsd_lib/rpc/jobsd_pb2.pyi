@@ -218,7 +218,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., pid: _Optional[int] = ..., output_bytes: _Optional[int] = ..., dropped_bytes: _Optional[int] = ..., error: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream")
+    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream", "wait_detail", "waiting_since")
     REF_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +240,8 @@ class Run(_message.Message):
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     RETRY_OF_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
+    WAIT_DETAIL_FIELD_NUMBER: _ClassVar[int]
+    WAITING_SINCE_FIELD_NUMBER: _ClassVar[int]
     ref: str
     job: str
     n: int
@@ -261,7 +263,9 @@ class Run(_message.Message):
     max_attempts: int
     retry_of: str
     upstream: str
-    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ...) -> None: ...
+    wait_detail: str
+    waiting_since: _timestamp_pb2.Timestamp
+    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ..., wait_detail: _Optional[str] = ..., waiting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run",)
