@@ -262,8 +262,10 @@ def started_text(run: dict) -> str:
 
 
 def outcome_text(run: dict) -> str:
-    """The one line `jobs run --wait/--follow` ends with."""
-    return f"{run['run']}: {run['state']} ({result_text(run)})"
+    """The one line `jobs run --wait/--follow` ends with; the reason of a run that did not succeed
+    ("p/3: skipped (skipped): dependency_unmet: backup: never ran, needs < 26h")."""
+    reason = run.get("reason") if run["state"] != RunState.SUCCEEDED.value else None
+    return f"{run['run']}: {run['state']} ({result_text(run)})" + (f": {reason}" if reason else "")
 
 
 def next_text(data: dict) -> str:

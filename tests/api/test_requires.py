@@ -29,8 +29,11 @@ def test_an_unmet_gate_without_a_wait_skips_the_run_saying_why(daemon):
     assert never.attempts == 0
     failed = daemon.wait_finished(daemon.run("backup").ref)
     done = daemon.ctl("jobs", "run", "prune", "--wait", "--json")
-    assert json.loads(done.stdout)["state"] == "skipped"
+    assert done.returncode == 5 and json.loads(done.stdout)["state"] == "skipped"  # exit 5: it did not start
     assert f"backup: last run {failed.ref} failed" in json.loads(done.stdout)["reason"]
+    followed = daemon.ctl("jobs", "run", "prune", "--follow")
+    assert followed.returncode == 5
+    assert b": skipped (skipped): dependency_unmet: backup: last run" in followed.stdout + followed.stderr
 
 
 def test_a_met_gate_runs_and_a_stale_success_does_not(daemon):
