@@ -4,7 +4,9 @@ Per link: the downstream's attempt `started_at` minus its upstream's `finished_a
 clock, so no client in the figure), over a chain of --links jobs started by one RunJob of the first.
 Peer, measured in the same daemon and run: a manual RunJob of a `true` job, from the client's send
 to the attempt's `started_at` (the figure a dependency link replaces), --manual sequential runs.
-Also how long the whole chain took. Asserts nothing.
+Also how long the whole chain took, and admission with gates: RunJob -> started_at of a job whose
+`[[requires]]` gate is met (one store read of the required job's latest outcome) against the
+ungated job, interleaved in tens. Asserts nothing.
 
     .venv/bin/python bench/chain.py [--links 100] [--manual 100] [--rounds 3]
 """
@@ -46,11 +48,11 @@ def chain_links(jobs, pb, links: int, round_: int) -> tuple[list[float], float]:
     return gaps, whole
 
 
-def manual_runs(jobs, pb, count: int) -> list[float]:  # noqa: ANN001
+def manual_runs(jobs, pb, count: int, job: str = "manual") -> list[float]:  # noqa: ANN001
     out = []
     for _ in range(count):
         sent = time.time_ns() / 1e6
-        run = jobs.RunJob(pb.RunJobRequest(job="manual"), timeout=10)
+        run = jobs.RunJob(pb.RunJobRequest(job=job), timeout=10)
         got = _wait(f"{run.ref} to finish", lambda: (r := jobs.GetRun(pb.GetRunRequest(run=run.ref), timeout=10))
                     .state == pb.RUN_STATE_SUCCEEDED and r)
         out.append(_ms(got.started_at) - sent)
@@ -69,7 +71,8 @@ def main() -> None:
     from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
 
     home = short_tmpdir("jbc")
-    specs = {"c000": 'command = "true"\n', "manual": 'command = "true"\n'}
+    specs = {"c000": 'command = "true"\n', "manual": 'command = "true"\n',
+             "gated": 'command = "true"\n[[requires]]\njob = "manual"\nsucceeded_within = "1h"\n'}
     specs.update({f"c{i:03d}": f'command = "true"\nafter = ["c{i - 1:03d}"]\n' for i in range(1, opts.links)})
     write_jobs(home, specs)
     daemon = Daemon(home).start()
@@ -77,19 +80,23 @@ def main() -> None:
         with grpc.insecure_channel(f"unix:{daemon.sock}") as channel:
             jobs = g.JobsStub(channel)
             manual_runs(jobs, pb, 10)  # warm-up
-            gaps, manual, wholes = [], [], []
+            gaps, manual, wholes, gated = [], [], [], []
             for round_ in range(1, opts.rounds + 1):  # alternate, so that a slow minute falls on both
                 link, whole = chain_links(jobs, pb, opts.links, round_)
                 gaps += link
                 wholes.append(whole)
-                manual += manual_runs(jobs, pb, opts.manual)
+                for _ in range(opts.manual // 10):  # interleaved in tens: gated (its gate met), ungated
+                    gated += manual_runs(jobs, pb, 10, "gated")
+                    manual += manual_runs(jobs, pb, 10)
         print(f"{opts.links}-job chain of `true`, {opts.rounds} rounds; {opts.manual} manual runs a round")
         print(f"  link: upstream finished_at -> downstream started_at (ms)  {summary(gaps)}")
         print(f"  peer: manual RunJob send -> attempt started_at (ms)       {summary(manual)}")
+        print(f"  gated: RunJob send -> started_at, its gate met (ms) {summary(gated)}")
         print(f"  whole chain (first started_at -> last finished_at): {', '.join(f'{w:.0f}' for w in wholes)} ms")
         med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
         print(f"median link / median manual RunJob -> exec: {med(gaps) / med(manual):.2f} "
               "(goal in the issue: < 5 ms a link, within 2x)")
+        print(f"median gated / ungated RunJob -> exec: {med(gated) / med(manual):.2f} (goal: within 1.2x)")
     finally:
         daemon.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -74,15 +74,28 @@ def check(ctx: Context, job_id: str) -> None:
         log.warning("dependency run of %s: %s", job_id, exc)
 
 
-def check_all(ctx: Context) -> None:
-    for job_id in sorted(j for j, spec in ctx.catalog.specs.items() if spec.after):
+def check_all(ctx: Context, before: Catalog | None = None) -> None:
+    """Check every job with `after` (start-up), or, after a reload (`before` the catalog it
+    replaced), those whose `after` changed or that were not valid before: for the others nothing
+    can have changed but a success, and a success checks its downstreams itself."""
+    for job_id in _changed(ctx, before):
         check(ctx, job_id)
 
 
+def _changed(ctx: Context, before: Catalog | None) -> list[str]:
+    """The valid jobs with `after`, less (after a reload) those valid before with the same `after`."""
+    def same(job_id: str, after: tuple[str, ...]) -> bool:
+        old = before.specs.get(job_id) if before is not None else None
+        return old is not None and old.after == after
+
+    return sorted(j for j, spec in ctx.catalog.specs.items() if spec.after and not same(j, spec.after))
+
+
 def mark_new(ctx: Context, before: Catalog | None) -> None:
-    """Mark the jobs with `after` that have no mark yet at the current position; unmark those that
-    lost `after` since `before` (the catalog a reload replaced; None at start-up)."""
-    gained = [j for j, spec in sorted(ctx.catalog.specs.items()) if spec.after and _mark(ctx, j) is None]
+    """Mark the jobs with `after` that have no mark yet at the current position (after a reload,
+    only those whose `after` changed can lack one); unmark those that lost `after` since `before`
+    (the catalog a reload replaced; None at start-up)."""
+    gained = [j for j in _changed(ctx, before) if _mark(ctx, j) is None]  # the others are marked already
     lost = [] if before is None else sorted(j for j, s in before.specs.items() if s.after and j in ctx.catalog.specs
                                             and not ctx.catalog.specs[j].after)
     if not gained and not lost:

@@ -41,7 +41,7 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
                                       invalid=len(catalog.invalid)))
     log.info("reloaded specs: %d jobs (%d invalid); added %s, changed %s, removed %s", len(catalog.specs),
              len(catalog.invalid), diff.added or "none", diff.changed or "none", diff.removed or "none")
-    dependency.check_all(ctx)  # a changed `after` may be complete already
+    dependency.check_all(ctx, before)  # a changed `after` may be complete already
     return diff.added, diff.changed, diff.removed, catalog
 
 
