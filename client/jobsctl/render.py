@@ -157,7 +157,7 @@ def jobs_table(data: dict) -> str:
         schedule = f"{j['schedule']['cron']} {j['schedule']['timezone']}" if j["schedule"] else "manual"
         rows.append([j["id"], j["state"], schedule, when(j["next_run_at"]),
                      when(last["started_at"] or last["queued_at"]) if last else "-",
-                     result_text(last), str(j["consecutive_failures"] or "-")])
+                     status_text(last), str(j["consecutive_failures"] or "-")])
     text = table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
     problems = [f"  {j['id']}: {j['error']['message']}" for j in data["jobs"] if j["error"]]
     return text + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else "")
@@ -174,7 +174,7 @@ def job_text(j: dict) -> str:
     else:
         lines.append("schedule:     manual only")
     last = j["last_run"]
-    lines.append(f"last run:     {last['run'] + ' ' + result_text(last) if last else '-'}")
+    lines.append(f"last run:     {last['run'] + ' ' + status_text(last) if last else '-'}")
     lines.append(f"failures:     {j['consecutive_failures']} in a row")
     if j["error"]:
         where = f" ({j['error']['field']})" if j["error"]["field"] else ""
@@ -184,7 +184,7 @@ def job_text(j: dict) -> str:
 
 def runs_table(data: dict) -> str:
     rows = [[r["run"], r["state"], _trigger_text(r), when(r["queued_at"]), when(r["finished_at"]),
-             str(r["attempts"]), result_text(r)] for r in data["runs"]]
+             str(r["attempts"]), status_text(r)] for r in data["runs"]]
     text = table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
     return text + (f"\nmore: --cursor {data['next_cursor']}" if data["next_cursor"] else "")
 
@@ -307,6 +307,14 @@ def timestamped(data: bytes, read_at: float) -> bytes:
 
 
 # ---------------------------------------------------------------------- small pieces
+def status_text(run: dict | None) -> str:
+    """The RESULT column: result_text, or for a run waiting for its gates what it waits for
+    ("waiting: backup: running now (backup/7)")."""
+    if run is not None and run.get("wait_reason") == WaitReason.DEPENDENCY.value:
+        return f"waiting: {run.get('wait_detail') or 'dependency'}"
+    return result_text(run)
+
+
 def result_text(run: dict | None) -> str:
     """describe_result for a run's JSON shape: "-" for no run (or a state this client cannot name)."""
     if run is None or run["state"] is None:

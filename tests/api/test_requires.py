@@ -65,6 +65,8 @@ def test_a_waiting_run_holds_no_slot_names_what_it_waits_for_and_runs_once_met(d
     assert waiting.waiting_since.ToNanoseconds() >= waiting.queued_at.ToNanoseconds()
     shown = json.loads(daemon.ctl("runs", "show", prune.ref, "--json").stdout)
     assert (shown["wait_reason"], shown["wait_detail"]) == ("dependency", f"backup: running now ({backup.ref})")
+    listed = daemon.ctl("jobs", "list").stdout.decode()
+    assert f"waiting: backup: running now ({backup.ref})" in listed, listed
     # the second slot is free: another job runs while prune waits
     assert daemon.wait_finished(daemon.run("other").ref, 10).state == pb.RUN_STATE_SUCCEEDED
     with open(go, "w") as f:
