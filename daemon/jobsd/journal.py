@@ -293,6 +293,8 @@ def _end_fields(end: RecordEnd) -> dict[str, object]:
                                  "next_attempt_at": None, "reason": end.reason}
     if end.attempt is not None:
         fields.update(exit_code=end.attempt.exit_code, signal=end.attempt.signal, pgid=None)
+    elif end.exit_code is not None:  # the condition's, when it decided the end
+        fields["exit_code"] = end.exit_code
     return fields
 
 

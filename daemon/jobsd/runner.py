@@ -100,7 +100,8 @@ class Runner:
     def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
         r = spec.retry
         machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max),
-                               gate_wait=spec.gates.wait if spec.requires else None)
+                               gate_wait=spec.gates.wait if spec.requires else None,
+                               condition=spec.gates.condition is not None)
         act = ActiveRun(run, spec, run_dir, machine)
         self.active[run.ref] = act
         self.hub.open(run.ref)
@@ -177,6 +178,25 @@ class Runner:
         running = {req.job: ref for req in requires if (ref := self.active_ref(req.job))}
         decision = check_requires(requires, latest, running, self.clock.epoch())
         return m.GatesChecked(self.clock.now(), decision.detail if isinstance(decision, Unmet) else "")
+
+    async def _run_condition(self, act: ActiveRun, _effect: m.RunCondition) -> object:
+        """`[gates] condition` as the job's attempt 0: its environment (JOBSD_ATTEMPT=0), cwd, limits
+        and timeout; its output in attempt-0.log (not streamed). Killed like an attempt on a stop."""
+        writer = OutputWriter(act.run_dir, 0, act.spec.limits.output)
+        launch = dataclasses.replace(self._launch(act, 0), argv=list(act.spec.gates.condition))
+        program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
+        try:
+            if problem:
+                return m.ConditionEnded(self.clock.now(), error=problem)
+            try:
+                act.attempt = await start_attempt(dataclasses.replace(launch, program=program), writer, lambda: None)
+            except OSError as exc:
+                return m.ConditionEnded(self.clock.now(), error=f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}")
+            result = await act.attempt.wait()
+            act.attempt = None
+            return m.ConditionEnded(self.clock.now(), result.exit_code, result.signal)
+        finally:
+            writer.close()
 
     async def _await_gates(self, act: ActiveRun, effect: m.AwaitGates) -> object:
         self.journal.born(act.ref)  # it may wait a while: its files now
@@ -296,7 +316,7 @@ def _output(writer: OutputWriter) -> m.Output:
 
 
 _HANDLERS = {
-    m.CheckGates: Runner._check_gates, m.AwaitGates: Runner._await_gates, m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
+    m.CheckGates: Runner._check_gates, m.RunCondition: Runner._run_condition, m.AwaitGates: Runner._await_gates, m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
     m.ReleaseSlot: Runner._release, m.Spawn: Runner._spawn, m.AwaitAttempt: Runner._await_attempt,
     m.Kill: Runner._kill, m.Reap: Runner._reap, m.Wake: Runner._wake, m.Record: Runner._record,
     m.WaitUntil: Runner._wait_until, m.RecordEnd: Runner._record_end, m.Done: Runner._done,

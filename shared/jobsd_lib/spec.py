@@ -131,6 +131,12 @@ class RequireSpec(_Model):
 
 class GatesSpec(_Model):
     wait: Duration = 0.0  # how long a run may wait for its gates; 0: not met now -> skipped at once
+    condition: tuple[str, ...] | None = None  # systemd's ExecCondition=: 0 go, 1-254 skip, 255/signal fail
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _condition(cls, condition: Any) -> Any:
+        return None if condition is None else _normalize_command(condition, False)
 
 
 class JobSpec(_Model):

@@ -318,3 +318,42 @@ def test_a_gate_wait_that_runs_out_skips_and_a_stop_while_waiting_cancels():
         (m.GatesRecheck(at(5)), [m.RecordEnd(RunState.CANCELLED, "cancelled by alice", at(5))]),
         (m.EndRecorded(at(5)), [m.Done(True)]),
     ])
+
+
+# ---------------------------------------------------------------------- [gates] condition
+@pytest.mark.parametrize("code, signal, state, reason, recorded_code", [
+    (1, None, RunState.SKIPPED, "condition: exited 1", 1),
+    (254, None, RunState.SKIPPED, "condition: exited 254", 254),
+    (255, None, RunState.FAILED, "condition exited 255", 255),
+    (None, 9, RunState.FAILED, "condition killed by signal 9", None),
+])
+def test_a_condition_that_says_no_ends_the_run_and_gives_the_slot_back(code, signal, state, reason, recorded_code):
+    machine = m.RunMachine(condition=True)
+    feed_all(machine, [(m.Begin(at(0)), [m.AcquireSlot()]), (m.SlotGranted(at(0)), [m.RunCondition()]),
+                       (m.ConditionEnded(at(1), code, signal),
+                        [m.ReleaseSlot(), m.RecordEnd(state, reason, at(1), exit_code=recorded_code)]),
+                       (m.EndRecorded(at(1)), [m.Done(True)])])
+    assert machine.attempts == 0 and not machine.holding
+
+
+def test_a_condition_exit_0_starts_attempt_1_once_even_after_a_retry():
+    machine = m.RunMachine(policy=RETRY3, condition=True)
+    feed_all(machine, [(m.Begin(at(0)), [m.AcquireSlot()]), (m.SlotGranted(at(0)), [m.RunCondition()]),
+                       (m.ConditionEnded(at(1), 0), [m.Spawn(1)]),
+                       (m.AttemptStarted(at(1), 100, "inv1"), [m.Record(m.Started(1, at(1), 100, "inv1")), m.AwaitAttempt()]),
+                       (m.AttemptEnded(at(2), FAIL, OUT), [m.Record(end(1, 2, FAIL)), m.ReleaseSlot(),
+                                                          m.Record(m.Retrying(at(12), 10.0)), m.WaitUntil(at(12))]),
+                       (m.BackoffOver(at(12)), [m.AcquireSlot()]),
+                       (m.SlotGranted(at(12)), [m.Spawn(2)])])  # no second condition
+
+
+def test_a_stop_while_the_condition_runs_kills_it_then_ends_the_run():
+    machine = m.RunMachine(condition=True)
+    feed_all(machine, [(m.Begin(at(0)), [m.AcquireSlot()]), (m.SlotGranted(at(0)), [m.RunCondition()]),
+                       (m.StopRequested(at(1), "cancelled", "bob"), [m.Kill("cancelled")]),
+                       (m.ConditionEnded(at(2), None, 15), [m.ReleaseSlot(),
+                                                            m.RecordEnd(RunState.CANCELLED, "cancelled by bob", at(2))])])
+    crashed = m.RunMachine(condition=True)
+    feed_all(crashed, [(m.Begin(at(0)), [m.AcquireSlot()]), (m.SlotGranted(at(0)), [m.RunCondition()])])
+    assert crashed.feed(m.Crashed(at(1), RunState.QUEUED)) == [
+        m.Kill("interrupted"), m.Reap(), m.RecordEnd(RunState.INTERRUPTED, m.INTERNAL_ERROR, at(1))]

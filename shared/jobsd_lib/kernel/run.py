@@ -32,16 +32,17 @@ from enum import Enum
 
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, after_attempt
 from jobsd_lib.kernel.run_events import *  # noqa: F403 - the machine's inputs and effects, named here too
-from jobsd_lib.kernel.gates import wait_over
+from jobsd_lib.kernel.gates import Go, SkipRun, condition_outcome, wait_over
 from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitAttempt, AwaitGates, AwaitSlot, CheckGates,
+                                         RunCondition,
                                          DropSlotWait, Kill,
                                          Output, Record, RecordEnd, Reap, ReleaseSlot, RetryPolicy, Retrying, Spawn,
                                          Started, Waiting, WaitUntil, Wake, Done)
-from jobsd_lib.kernel.states import TRANSITIONS, RunState, WaitReason, advance
+from jobsd_lib.kernel.states import RunState, WaitReason, advance
 
 __all__ = ["RunMachine", "RetryPolicy", "Output", "AttemptEnd", "FINISH_RETRY", "INTERNAL_ERROR", "stop_text",
            "Begin", "SlotGranted", "SlotBusy", "SlotWaitAbandoned", "AttemptStarted", "StartFailed", "AttemptEnded",
-           "BackoffOver", "GatesChecked", "GatesRecheck", "CheckGates", "AwaitGates", "DEPENDENCY_UNMET", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
+           "BackoffOver", "GatesChecked", "GatesRecheck", "ConditionEnded", "RunCondition", "CheckGates", "AwaitGates", "DEPENDENCY_UNMET", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
            "AcquireSlot", "AwaitSlot", "DropSlotWait", "ReleaseSlot", "Spawn", "AwaitAttempt", "Kill", "Reap", "Wake",
            "Record", "Waiting", "Started", "Retrying", "WaitUntil", "RecordEnd", "Done", "Phase"]
 
@@ -63,6 +64,7 @@ class Phase(str, Enum):
     WAITING_GATES = "waiting_gates"
     ACQUIRING = "acquiring"     # AcquireSlot sent
     WAITING_SLOT = "waiting_slot"
+    CONDITION = "condition"     # RunCondition sent (a slot is held)
     SPAWNING = "spawning"
     RUNNING = "running"
     BACKOFF = "backoff"
@@ -87,6 +89,7 @@ class RunMachine:
     stop_reason: str = ""   # "", cancelled or interrupted
     stopped_by: str = ""
     gate_wait: float | None = None  # [gates] wait in seconds for a job with gates; None: no gates
+    condition: bool = False  # [gates] condition runs once, after the slot and before the first attempt
     waiting_since: datetime | None = None
     wait_detail: str = ""
     _end: RecordEnd | None = None
@@ -148,8 +151,29 @@ class RunMachine:
         if self.stop_reason:
             self.holding = False
             return [ReleaseSlot(), *self._finish(ev.now)]
+        if self.condition and self.attempts == 0:
+            self.phase = Phase.CONDITION
+            return [RunCondition()]
         self.phase = Phase.SPAWNING
         return [Spawn(self.attempts + 1)]
+
+    def _on_ConditionEnded(self, ev: ConditionEnded) -> list[object]:  # noqa: N802
+        """systemd's ExecCondition rule (kernel.gates.condition_outcome); not started counts as failed."""
+        self._expect(Phase.CONDITION)
+        self.condition = False
+        outcome = condition_outcome(ev.exit_code, ev.signal)
+        if self.stop_reason or ev.error or not isinstance(outcome, Go):
+            self.holding = False
+            if self.stop_reason:
+                return [ReleaseSlot(), *self._finish(ev.now)]
+            if ev.error:
+                return [ReleaseSlot(), *self._finish(ev.now, RunState.FAILED, f"condition: {ev.error}")]
+            if isinstance(outcome, SkipRun):
+                return [ReleaseSlot(), *self._finish(ev.now, RunState.SKIPPED, f"condition: exited {ev.exit_code}",
+                                                     exit_code=ev.exit_code)]
+            return [ReleaseSlot(), *self._finish(ev.now, RunState.FAILED, outcome.reason, exit_code=ev.exit_code)]
+        self.phase = Phase.SPAWNING
+        return [Spawn(1)]
 
     def _on_SlotWaitAbandoned(self, ev: SlotWaitAbandoned) -> list[object]:  # noqa: N802
         self._expect(Phase.WAITING_SLOT)
@@ -195,7 +219,7 @@ class RunMachine:
     def _on_StopRequested(self, ev: StopRequested) -> list[object]:  # noqa: N802
         if not self.stop_reason:
             self.stop_reason, self.stopped_by = ev.reason, ev.actor
-        if self.phase is Phase.RUNNING:
+        if self.phase in (Phase.RUNNING, Phase.CONDITION):
             return [Kill(ev.reason)]
         return [Wake()] if self.phase in _WAITING else []
 
@@ -205,22 +229,23 @@ class RunMachine:
             self.phase = Phase.DONE
             return [*release, Done(False)]
         self.state = ev.state  # what a step the store refused left behind
-        reap = [Kill("interrupted"), Reap()] if self.phase is Phase.RUNNING else []
+        reap = [Kill("interrupted"), Reap()] if self.phase in (Phase.RUNNING, Phase.CONDITION) else []
         if self.phase is Phase.WAITING_SLOT:
             reap = [DropSlotWait()]  # (waiting for gates: nothing to undo)
         # failed where the state table allows it (a running run); a queued or retrying run, which never
         # failed on its own, ends interrupted
-        state = RunState.FAILED if RunState.FAILED in TRANSITIONS[self.state] else RunState.INTERRUPTED
+        state = RunState.FAILED if self.state is RunState.RUNNING else RunState.INTERRUPTED
         return [*reap, *self._finish(ev.now, state, INTERNAL_ERROR)]
 
     # ------------------------------------------------------------------ the end
     def _finish(self, now: datetime, state: RunState | None = None, reason: str = "",
-                attempt: AttemptEnd | None = None) -> list[object]:
+                attempt: AttemptEnd | None = None, exit_code: int | None = None) -> list[object]:
         if state is None:
             state = RunState.CANCELLED if self.stop_reason == "cancelled" else RunState.INTERRUPTED
         advance(self.state, state)
         self.state, self.wait_reason, self.phase = state, None, Phase.ENDING
-        self._end = RecordEnd(state, reason or stop_text(self.stop_reason, self.stopped_by), now, attempt)
+        self._end = RecordEnd(state, reason or stop_text(self.stop_reason, self.stopped_by), now, attempt,
+                              exit_code=exit_code)
         return [self._end]
 
     def _on_EndRecorded(self, ev: EndRecorded) -> list[object]:  # noqa: N802

@@ -87,6 +87,15 @@ class GatesChecked:
 
 
 @dataclass(frozen=True)
+class ConditionEnded:
+    """RunCondition's answer: how `[gates] condition` ended (`error`: it could not be started)."""
+    now: datetime
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class GatesRecheck:
     """AwaitGates is over: its time came, or something changed that a gate depends on."""
     now: datetime
@@ -177,6 +186,11 @@ class CheckGates:
 
 
 @dataclass(frozen=True)
+class RunCondition:
+    """Run `[gates] condition` (holding the slot, killable like an attempt) and answer ConditionEnded."""
+
+
+@dataclass(frozen=True)
 class AwaitGates:
     """Wait until `until`, a change of what the gates read (a run of any job started or ended), or a
     Wake; answer GatesRecheck. Holds no slot."""
@@ -230,6 +244,7 @@ class RecordEnd:
     at: datetime
     attempt: AttemptEnd | None = None
     first: bool = True
+    exit_code: int | None = None  # no attempt ran: the condition's exit status, if it decided the end
 
 
 @dataclass(frozen=True)

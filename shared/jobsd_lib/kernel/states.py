@@ -58,7 +58,8 @@ class JobState(str, Enum):
 S = RunState
 INITIAL = frozenset({S.QUEUED, S.SKIPPED, S.MISSED})
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED, S.SKIPPED}),  # skipped: its gates were not met
+    # skipped: its gates were not met or its condition said so; failed: its condition failed
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED, S.SKIPPED, S.FAILED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
     **{terminal: frozenset() for terminal in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED,
