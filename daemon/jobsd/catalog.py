@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from jobsd_lib.kernel.graph import downstreams
 from jobsd_lib.spec import UNSAFE_FILE, JobSpec, SpecInvalid, SpecProblem, catalog_problems
 from jobsd_lib.spec_file import jobs_folder_unsafe, owner_name, private_group, read_spec_file
 
@@ -36,11 +37,7 @@ class Catalog:
     @cached_property  # a catalog never changes once loaded (a reload makes a new one)
     def downstreams(self) -> dict[str, tuple[str, ...]]:
         """upstream job -> the valid jobs whose `after` names it, sorted."""
-        found: dict[str, list[str]] = {}
-        for spec in self.specs.values():
-            for upstream in spec.after:
-                found.setdefault(upstream, []).append(spec.id)
-        return {up: tuple(sorted(downs)) for up, downs in found.items()}
+        return downstreams({job_id: spec.after for job_id, spec in self.specs.items()})
 
 
 def load_catalog(jobs_dir: str) -> Catalog:

@@ -73,3 +73,10 @@ def test_connected_follows_edges_both_ways_and_stops_at_unrelated_jobs():
     assert connected(after, "lonely") == {"lonely"} and connected(after, "y") == {"x", "y"}
     chain = {f"j{i}": [f"j{i - 1}"] for i in range(1, 5000)}  # no recursion limit
     assert len(connected(chain, "j2500")) == 5000
+
+
+def test_downstreams_index_every_upstream_once():
+    from jobsd_lib.kernel.graph import downstreams
+
+    assert downstreams({"report": ["load", "extract"], "load": ["extract"], "alone": []}) == \
+        {"extract": ("load", "report"), "load": ("report",)}

@@ -133,9 +133,13 @@ def _cycle_through(graph: Mapping[str, Sequence[Edge]], members: set[str]) -> li
     return sorted(members)  # unreachable in a strongly connected set
 
 
-def downstreams(after: Mapping[str, Sequence[str]], job: str) -> list[str]:
-    """The jobs whose `after` names `job`, sorted."""
-    return sorted(down for down, ups in after.items() if job in ups)
+def downstreams(after: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """upstream job -> the jobs whose `after` names it, sorted (one pass over every edge)."""
+    found: dict[str, list[str]] = {}
+    for down, ups in after.items():
+        for up in ups:
+            found.setdefault(up, []).append(down)
+    return {up: tuple(sorted(downs)) for up, downs in found.items()}
 
 
 def connected(after: Mapping[str, Sequence[str]], job: str) -> set[str]:
