@@ -22,6 +22,10 @@ from jobsd_lib.rpc import jobsd_pb2 as pb
 from jobsd_lib.rpc import jobsd_pb2_grpc as pb_grpc
 
 BIN = os.path.dirname(sys.executable)
+# The channel is made before jobsd listens, so its first connect fails; gRPC's default backoff then
+# waits 1 s (+-20 %) before it tries again. Retrying every 50 ms cuts ~0.5-1.5 s off every start.
+FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                  ("grpc.max_reconnect_backoff_ms", 250)]
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
@@ -71,7 +75,11 @@ class Daemon:
         self.args = [sys.executable, "-m", "jobsd", "--home", self.home, *extra]
         self.log = open(os.path.join(self.home, "daemon.log"), "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
-        self.channel = grpc.insecure_channel(f"unix:{self.socket}")
+        return self.connect()
+
+    def connect(self) -> "Daemon":
+        """Open the test's channel to the daemon just spawned and wait until it serves."""
+        self.channel = grpc.insecure_channel(f"unix:{self.socket}", options=FAST_RECONNECT)
         try:
             grpc.channel_ready_future(self.channel).result(timeout=15)
         except grpc.FutureTimeoutError:

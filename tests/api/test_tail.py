@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 
-import grpc
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
@@ -267,8 +266,7 @@ def start_with_write_timeout(daemon, seconds: float) -> None:  # noqa: ANN001
     daemon.args = [sys.executable, "-c", code, "--home", daemon.home]
     daemon.log = open(os.path.join(daemon.home, "daemon.log"), "ab")
     daemon.proc = subprocess.Popen(daemon.args, stdout=daemon.log, stderr=subprocess.STDOUT)
-    daemon.channel = grpc.insecure_channel(f"unix:{daemon.socket}")
-    grpc.channel_ready_future(daemon.channel).result(timeout=15)
+    daemon.connect()
 
 
 def test_a_follower_that_stops_reading_is_ended_by_the_write_timeout(daemon, home):

@@ -186,8 +186,7 @@ def test_run_files_keep_their_modes_under_umask_000(daemon):
     daemon.args = [sys.executable, "-m", "jobsd", "--home", daemon.home, "--state-dir", f"{daemon.home}/st/ate"]
     daemon.log = open(os.path.join(daemon.home, "daemon.log"), "ab")
     daemon.proc = subprocess.Popen(daemon.args, stdout=daemon.log, stderr=subprocess.STDOUT, umask=0)
-    daemon.channel = grpc.insecure_channel(f"unix:{daemon.socket}")
-    grpc.channel_ready_future(daemon.channel).result(timeout=15)
+    daemon.connect()
     daemon.wait_finished(daemon.run("hello").ref)
     state = os.path.join(daemon.home, "st", "ate")
     run_dir = os.path.join(state, "runs", "hello", "1")
