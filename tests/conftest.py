@@ -119,7 +119,7 @@ class Daemon:
 
     def wait_finished(self, ref: str, timeout: float = 20) -> pb.Run:
         terminal = {pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_FAILED, pb.RUN_STATE_TIMED_OUT, pb.RUN_STATE_CANCELLED,
-                    pb.RUN_STATE_INTERRUPTED, pb.RUN_STATE_SKIPPED, pb.RUN_STATE_MISSED}
+                    pb.RUN_STATE_INTERRUPTED, pb.RUN_STATE_SKIPPED, pb.RUN_STATE_MISSED, pb.RUN_STATE_REJECTED}
         return wait_for(lambda: (r := self.get_run(ref)).state in terminal and r, timeout, f"{ref} to finish")
 
     def ctl(self, *args: str, input: bytes | None = None, timeout: float = 30) -> subprocess.CompletedProcess:

@@ -15,7 +15,7 @@ from jobsd_lib.kernel.states import RunState
 app = typer.Typer(help="Control jobsd, the local job scheduler.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False, rich_markup_mode=None)
 jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: inspect, cancel, retry.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: inspect, cancel, retry, approve, reject.", no_args_is_help=True)
 daemon_app = typer.Typer(help="The daemon itself.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
@@ -24,7 +24,7 @@ app.add_typer(daemon_app, name="daemon")
 JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
 _state: dict[str, Optional[str]] = {"socket": None}
 RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
-            RunState.MISSED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
+            RunState.MISSED.value: EXIT_NOT_STARTED, RunState.REJECTED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
 RUN_STATES = tuple(state.value for state in RunState)
 LONG_TIMEOUT = 3600.0  # seconds: cancel waits out kill_grace, gc removes files; the daemon bounds both
 
@@ -288,6 +288,34 @@ def runs_retry(ref: str, wait: bool = typer.Option(False, "--wait", help="wait f
         conn = _connect()
         _started(conn, conn.call(conn.jobs.RetryRun, _pb().RetryRunRequest(run=ref)), wait, follow, as_json)
     _guard(as_json, action)
+
+
+def _decide(ref: str, approve: bool, comment: str, as_json: bool) -> None:
+    def action() -> None:
+        from jobsd_lib.refs import parse_run_ref
+
+        parse_run_ref(ref)
+        conn = _connect()
+        rpc = conn.jobs.ApproveRun if approve else conn.jobs.RejectRun
+        data = render.run_json(conn.call(rpc, _pb().DecideRunRequest(run=ref, comment=comment)))
+        _emit(data, as_json, render.decided_text)
+    _guard(as_json, action)
+
+
+CommentOpt = typer.Option("", "--comment", "-m", help="why, for the record (one line, at most 1000 characters)")
+
+
+@runs_app.command("approve")
+def runs_approve(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
+    """Let a run waiting for approval (JOB/N, [gates] approval) go on. Who you are is what the
+    socket says (your uid); a job's [gates] approvers limits who may."""
+    _decide(ref, True, comment, as_json)
+
+
+@runs_app.command("reject")
+def runs_reject(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
+    """End a run waiting for approval (JOB/N) as rejected: no attempt runs."""
+    _decide(ref, False, comment, as_json)
 
 
 @app.command("gc")

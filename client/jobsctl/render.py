@@ -62,6 +62,9 @@ def run_json(run) -> dict:  # noqa: ANN001
         "next_attempt_at": _time(run, "next_attempt_at"), "reason": run.reason or None,
         "retry_of": run.retry_of or None, "upstream": run.upstream or None,
         "wait_detail": run.wait_detail or None, "waiting_since": _time(run, "waiting_since"), "artifacts": run.artifacts,
+        "decision": {"approved": run.decision.approved, "by": run.decision.by, "at": _time(run.decision, "at"),
+                     "comment": run.decision.comment or None, "client": run.decision.client or None}
+        if run.HasField("decision") else None,
         "attempt_list": [{
             "number": a.number, "started_at": _time(a, "started_at"), "finished_at": _time(a, "finished_at"),
             "exit_code": a.exit_code if a.HasField("exit_code") else None,
@@ -202,10 +205,25 @@ _RUN_KEYS = ("state", "trigger", "retry_of", "upstream", "wait_reason", "wait_de
 def run_text(r: dict) -> str:
     lines = [f"run:             {r['run']} ({result_text(r)})"]
     lines += [f"{k + ':':16} {r[k]}" for k in _RUN_KEYS if r[k] not in (None, "")]
+    if r.get("decision"):
+        lines.append(f"{'decision:':16} {decision_text(r['decision'])}")
     for a in r["attempt_list"]:
         lines.append(f"attempt {a['number']}:       exit {a['exit_code']} signal {a['signal']} pid {a['pid']} "
                      f"output {a['output_bytes']}B dropped {a['dropped_bytes']}B{' ' + a['error'] if a['error'] else ''}")
     return "\n".join(lines)
+
+
+def decision_text(d: dict) -> str:
+    """`approved by uid=1000(alice) at 2026-...: ship it`."""
+    verb = "approved" if d["approved"] else "rejected"
+    return f"{verb} by {d['by']} at {d['at']}" + (f": {d['comment']}" if d["comment"] else "")
+
+
+def decided_text(data: dict) -> str:
+    """What `runs approve` and `runs reject` print."""
+    d = data.get("decision") or {}
+    verb = "approved" if d.get("approved") else "rejected"
+    return f"{verb} {data['run']}; it is {data['state']} now"
 
 
 def _invalid_lines(errors: list[dict]) -> list[str]:
@@ -309,9 +327,9 @@ def timestamped(data: bytes, read_at: float) -> bytes:
 # ---------------------------------------------------------------------- small pieces
 def status_text(run: dict | None) -> str:
     """The RESULT column: result_text, or for a run waiting for its gates what it waits for
-    ("waiting: backup: running now (backup/7)")."""
-    if run is not None and run.get("wait_reason") == WaitReason.DEPENDENCY.value:
-        return f"waiting: {run.get('wait_detail') or 'dependency'}"
+    ("waiting: backup: running now (backup/7)", "waiting: approval by @ops")."""
+    if run is not None and run.get("wait_reason") in (WaitReason.DEPENDENCY.value, WaitReason.APPROVAL.value):
+        return f"waiting: {run.get('wait_detail') or run['wait_reason']}"
     return result_text(run)
 
 

@@ -302,7 +302,7 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
         "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": _iso(run.scheduled_at),
         "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
         "next_attempt_at": _iso(run.next_attempt_at), "retry_of": run.retry_of or None,
-        "upstream": run.upstream or None,
+        "upstream": run.upstream or None, "decision": decision_doc(run),
         "attempt_list": [{
             "number": a.number, "started_at": _iso(a.started_at), "finished_at": _iso(a.finished_at),
             "exit_code": a.exit_code, "signal": a.signal, "pid": a.pid, "output_bytes": a.output_bytes,
@@ -310,6 +310,14 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
             "output": f"attempt-{a.number}.log", "output_index": f"attempt-{a.number}.idx",
         } for a in run.attempt_list],
     }
+
+
+def decision_doc(run: RunRow) -> dict[str, object] | None:
+    """[gates] approval: who approved or rejected the run, when, and why (None: no decision)."""
+    if not run.decision:
+        return None
+    return {"approved": run.decision == "approved", "by": run.decided_by, "at": _iso(run.decided_at),
+            "comment": run.decision_comment or None, "client": run.decision_client or None}
 
 
 def summary(run: RunRow, spec_file: str) -> str:
@@ -323,6 +331,9 @@ def summary(run: RunRow, spec_file: str) -> str:
              f"- spec: {spec_file} (sha256 {run.spec_digest[:12]})"]
     if run.reason:
         lines.append(f"- reason: {run.reason}")
+    if run.decision:
+        lines.append(f"- {run.decision} by {run.decided_by} at {_iso(run.decided_at)}"
+                     + (f": {run.decision_comment}" if run.decision_comment else ""))
     lines += ["", "| attempt | started | exit | signal | output bytes | dropped | error |", "|---|---|---|---|---|---|---|"]
     for a in run.attempt_list:
         lines.append(f"| {a.number} | {_iso(a.started_at)} | {a.exit_code if a.exit_code is not None else '-'} | "

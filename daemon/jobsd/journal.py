@@ -31,9 +31,9 @@ from jobsd.bus import Bus
 from jobsd.clock import Clock, to_epoch
 from jobsd.folders import make_folder
 from jobsd.store import AttemptRow, EventRow, RunRow, Store
-from jobsd_lib.facts import (AttemptFinished, Fact, RunFinished, RunMissed, RunQueued, RunRetrying, RunSkipped,
-                             RunStarted, RunWaiting, Actor)
-from jobsd_lib.kernel.run import AttemptEnd, RecordEnd, Retrying, Started, Waiting
+from jobsd_lib.facts import (AttemptFinished, Fact, RunApproved, RunFinished, RunMissed, RunQueued, RunRejected,
+                             RunRetrying, RunSkipped, RunStarted, RunWaiting, Actor)
+from jobsd_lib.kernel.run import AttemptEnd, Decision, RecordEnd, Retrying, Started, Waiting
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.spec import JobSpec
 
@@ -146,14 +146,20 @@ class Journal:
             return self.artifacts.run_dir(run.job_id, run.n)
 
     # ------------------------------------------------------------------ a run's steps (kernel.run.Record)
-    def step(self, run: RunRow, step: Waiting | Started | AttemptEnd | Retrying) -> RunRow:
-        """Record one step of an active run in a transaction of its own, not synced."""
+    def step(self, run: RunRow, step: Waiting | Decision | Started | AttemptEnd | Retrying) -> RunRow:
+        """Record one step of an active run in a transaction of its own, not synced (but for an
+        approval: whoever approved is told so once it is on disk)."""
         self.born(run.ref)  # its first files before this step's line
         if isinstance(step, Started):
             return self._started(run, step)
         now = self.clock.epoch()
-        with self.store.write(durable=False):
-            if isinstance(step, AttemptEnd):
+        with self.store.write(durable=isinstance(step, Decision)):
+            if isinstance(step, Decision):
+                facts = [_decision_fact(run, step)]
+                fields = {**_decision_fields(step), "wait_reason": None, "wait_detail": ""}
+                self.store.update_run(run.id, **fields)
+                run = dataclasses.replace(run, **fields)
+            elif isinstance(step, AttemptEnd):
                 run, facts = self._attempt_end(run, step), [_attempt_fact(run, step)]
                 self.store.update_run(run.id, exit_code=run.exit_code, signal=run.signal, pgid=None)
             elif isinstance(step, Waiting):
@@ -228,6 +234,8 @@ class Journal:
             if end.attempt is not None:
                 self._attempt_end(run, end.attempt)
                 facts.append(_attempt_fact(run, end.attempt))
+            if end.decision is not None:
+                facts.append(_decision_fact(run, end.decision))
             self.store.update_run(run.id, **_end_fields(end))
             facts.append(RunFinished(ts=final.finished_at, job_id=run.job_id, run_n=run.n, state=end.state,
                                      exit_code=final.exit_code, signal=final.signal, reason=end.reason))
@@ -295,7 +303,21 @@ def _end_fields(end: RecordEnd) -> dict[str, object]:
         fields.update(exit_code=end.attempt.exit_code, signal=end.attempt.signal, pgid=None)
     elif end.exit_code is not None:  # the condition's, when it decided the end
         fields["exit_code"] = end.exit_code
+    if end.decision is not None:
+        fields.update(_decision_fields(end.decision))
     return fields
+
+
+def _decision_fields(decision: Decision) -> dict[str, object]:
+    return {"decision": "approved" if decision.approved else "rejected", "decided_by": decision.actor.label,
+            "decided_at": to_epoch(decision.at), "decision_comment": decision.comment,
+            "decision_client": decision.actor.client}
+
+
+def _decision_fact(run: RunRow, decision: Decision) -> RunApproved:
+    fact = RunApproved if decision.approved else RunRejected
+    return fact(ts=to_epoch(decision.at), job_id=run.job_id, run_n=run.n, comment=decision.comment,
+                actor=decision.actor)
 
 
 def _with_attempt_end(run: RunRow, end: AttemptEnd) -> RunRow:

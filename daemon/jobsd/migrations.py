@@ -77,5 +77,13 @@ _V3 = ["ALTER TABLE runs ADD COLUMN retry_of TEXT NOT NULL DEFAULT ''",
        "ALTER TABLE runs ADD COLUMN waiting_since REAL",
        "CREATE INDEX events_by_job_type ON events (job_id, type, seq)"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+# v4 (DESIGN 10): a run's approval or rejection ([gates] approval): which, who, when, the comment and
+# the deciding client's claimed name.
+_V4 = ["ALTER TABLE runs ADD COLUMN decision TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN decided_by TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN decided_at REAL",
+       "ALTER TABLE runs ADD COLUMN decision_comment TEXT NOT NULL DEFAULT ''",
+       "ALTER TABLE runs ADD COLUMN decision_client TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)

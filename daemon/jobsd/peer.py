@@ -17,6 +17,7 @@ through the relay has no entry, so its caller is "unknown". The client's claimed
 from __future__ import annotations
 
 import asyncio
+import grp
 import hashlib
 import logging
 import os
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from jobsd_lib.facts import Actor
 from jobsd_lib.paths import check_socket_path
 
-__all__ = ["Peer", "PeerRelay", "actor_for", "backend_path"]
+__all__ = ["Peer", "PeerRelay", "actor_for", "backend_path", "group_names"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,23 @@ def actor_for(peer: str, claimed: str) -> Actor:
     if found is None:
         return Actor("unknown", client=claimed[:MAX_CLAIM])
     return Actor(found.label, found.uid, found.user, claimed[:MAX_CLAIM])
+
+
+def group_names(user: str) -> list[str]:
+    """The names of the groups `user` is in on this host now: its primary group and the group
+    database's (as id(1) lists them). Read at each decision, so a change of membership counts at once."""
+    try:
+        gid = pwd.getpwnam(user).pw_gid
+        gids = os.getgrouplist(user, gid)
+    except (KeyError, OSError):
+        return []
+    names = []
+    for g in gids:
+        try:
+            names.append(grp.getgrgid(g).gr_name)
+        except KeyError:
+            pass
+    return names
 
 
 def backend_path(public: str) -> str:

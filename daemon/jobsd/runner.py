@@ -24,7 +24,7 @@ from jobsd.output import STDERR, Hub, OutputWriter
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.kernel import run as m
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
-from jobsd_lib.kernel.gates import Finished, Requirement, Unmet, check_requires
+from jobsd_lib.kernel.gates import Finished, Requirement, Unmet, approval_detail, check_requires
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["Runner", "ActiveRun", "Slots"]
@@ -73,6 +73,8 @@ class ActiveRun:
     task: asyncio.Task | None = None
     waiter: asyncio.Future | None = None   # the slot it waits for
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    decision: m.Decided | None = None      # an approver's decision, for the task to feed its machine
+    decided: asyncio.Future | None = None  # done once that decision is recorded (or the run ended)
 
     @property
     def ref(self) -> str:
@@ -99,9 +101,11 @@ class Runner:
     # ------------------------------------------------------------------ lifecycle
     def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
         r = spec.retry
+        gates = spec.gates
         machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max),
-                               gate_wait=spec.gates.wait if spec.requires else None,
-                               condition=spec.gates.condition is not None)
+                               gate_wait=gates.requires_wait if spec.requires else None,
+                               condition=gates.condition is not None, approval=gates.approval,
+                               approval_wait=gates.approval_wait, approval_detail=approval_detail(gates.approvers))
         act = ActiveRun(run, spec, run_dir, machine)
         self.active[run.ref] = act
         self.hub.open(run.ref)
@@ -116,6 +120,16 @@ class Runner:
                 act.attempt.stop(effect.reason)
             elif isinstance(effect, m.Wake):
                 act.wake.set()
+
+    def decide(self, act: ActiveRun, decision: m.Decided) -> asyncio.Future | None:
+        """Hand an approver's decision to a run waiting for approval; a future that is done once the
+        decision is recorded. None: the run does not wait for one (any more), or another decision is on
+        its way (of two concurrent decisions exactly one is taken: this runs on the loop, atomically)."""
+        if act.machine.phase is not m.Phase.WAITING_APPROVAL or act.decision is not None or act.stop_reason:
+            return None
+        act.decision, act.decided = decision, asyncio.get_running_loop().create_future()
+        act.wake.set()
+        return act.decided
 
     def gates_changed(self) -> None:
         """A run of some job started or ended: runs waiting for their gates look again."""
@@ -147,6 +161,8 @@ class Runner:
                     log.exception("run %s: internal error", act.ref)
                     effects = act.machine.feed(m.Crashed(self.clock.now(), act.row.state))
         finally:
+            if act.decided is not None and not act.decided.done():
+                act.decided.set_result(None)
             if act.machine.holding:
                 self.slots.release()
             if act.waiter is not None:
@@ -197,6 +213,15 @@ class Runner:
             return m.ConditionEnded(self.clock.now(), result.exit_code, result.signal)
         finally:
             writer.close()
+
+    async def _await_approval(self, act: ActiveRun, effect: m.AwaitApproval) -> object:
+        self.journal.born(act.ref)  # it may wait a long while: its files now
+        if act.decision is None:
+            await self.clock.wait_until(effect.until, act.wake)
+        act.wake.clear()
+        if act.decision is not None:
+            return dataclasses.replace(act.decision, now=self.clock.now())
+        return m.ApprovalWaitOver(self.clock.now())
 
     async def _await_gates(self, act: ActiveRun, effect: m.AwaitGates) -> object:
         self.journal.born(act.ref)  # it may wait a while: its files now
@@ -280,6 +305,8 @@ class Runner:
 
     def _record(self, act: ActiveRun, effect: m.Record) -> None:
         act.row = self.journal.step(act.row, effect.step)
+        if isinstance(effect.step, m.Decision) and act.decided is not None and not act.decided.done():
+            act.decided.set_result(None)  # the approver's call may answer now
 
     async def _wait_until(self, act: ActiveRun, effect: m.WaitUntil) -> object:
         backoff = act.machine.phase is m.Phase.BACKOFF
@@ -316,7 +343,7 @@ def _output(writer: OutputWriter) -> m.Output:
 
 
 _HANDLERS = {
-    m.CheckGates: Runner._check_gates, m.RunCondition: Runner._run_condition, m.AwaitGates: Runner._await_gates, m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
+    m.AwaitApproval: Runner._await_approval, m.CheckGates: Runner._check_gates, m.RunCondition: Runner._run_condition, m.AwaitGates: Runner._await_gates, m.AcquireSlot: Runner._acquire, m.AwaitSlot: Runner._await_slot, m.DropSlotWait: Runner._drop_slot_wait,
     m.ReleaseSlot: Runner._release, m.Spawn: Runner._spawn, m.AwaitAttempt: Runner._await_attempt,
     m.Kill: Runner._kill, m.Reap: Runner._reap, m.Wake: Runner._wake, m.Record: Runner._record,
     m.WaitUntil: Runner._wait_until, m.RecordEnd: Runner._record_end, m.Done: Runner._done,

@@ -63,6 +63,11 @@ class RunRow:
     upstream: str = ""  # trigger dependency: the ref of the upstream run that completed the set, else ""
     wait_detail: str = ""  # what a run waiting for its gates waits for, for people
     waiting_since: float | None = None  # when it began to wait for its gates
+    decision: str = ""  # [gates] approval: "approved" or "rejected" once someone decided, else ""
+    decided_by: str = ""  # the actor's label (`uid=1000(alice)`)
+    decided_at: float | None = None
+    decision_comment: str = ""
+    decision_client: str = ""  # the deciding client's claimed name (information only)
     attempt_list: tuple[AttemptRow, ...] = field(default=())
 
     @property
@@ -91,7 +96,7 @@ class EventRow:
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
                 "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of, upstream, "
-                "wait_detail, waiting_since")
+                "wait_detail, waiting_since, decision, decided_by, decided_at, decision_comment, decision_client")
 
 _RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
 _ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "

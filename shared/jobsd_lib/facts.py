@@ -19,7 +19,7 @@ from typing import ClassVar
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
-           "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
+           "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
            "JobEnabled", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
 
 
@@ -112,6 +112,23 @@ class RunWaiting(RunFact):
 
     def attrs(self) -> dict[str, object]:
         return {"wait_reason": self.wait_reason.value, "detail": self.detail or None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunApproved(RunFact):
+    """An approver let a run waiting for approval go on (the audit record: who, the comment)."""
+    TYPE: ClassVar[str] = "run.approved"
+    actor: Actor
+    comment: str = ""
+
+    def attrs(self) -> dict[str, object]:
+        return {**self.actor.attrs(), "comment": self.comment or None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRejected(RunApproved):
+    """An approver said no: the run ends rejected (its run.finished follows)."""
+    TYPE: ClassVar[str] = "run.rejected"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,9 @@ change, in a jobs folder of the same kind) is decided here too, from the caller'
 """
 from __future__ import annotations
 
+import grp
 import hashlib
+import pwd
 import re
 import shlex
 import stat
@@ -18,7 +20,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.kernel.graph import Edge, graph_problems
@@ -28,7 +30,7 @@ from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
@@ -129,14 +131,64 @@ class RequireSpec(_Model):
     succeeded_within: Duration = Field(gt=0)
 
 
+DEFAULT_APPROVAL_WAIT = 86400.0  # seconds a run waits for approval when [gates] wait is not set
+MAX_APPROVERS = 100
+_APPROVER = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")  # a user name, or @ and a group name
+
+
 class GatesSpec(_Model):
-    wait: Duration = 0.0  # how long a run may wait for its gates; 0: not met now -> skipped at once
+    # how long a run may wait for its gates, from when it began to wait; unset: [[requires]] not met
+    # now -> skipped at once, and an approval is waited for DEFAULT_APPROVAL_WAIT
+    wait: Duration | None = Field(default=None, ge=0)
     condition: tuple[str, ...] | None = None  # systemd's ExecCondition=: 0 go, 1-254 skip, 255/signal fail
+    approval: StrictBool = False  # every run waits for `jobsctl runs approve` before its first attempt
+    approvers: tuple[StrictStr, ...] = ()  # user names and @groups who may decide; empty: anyone on the socket
 
     @field_validator("condition", mode="before")
     @classmethod
     def _condition(cls, condition: Any) -> Any:
         return None if condition is None else _normalize_command(condition, False)
+
+    @field_validator("approvers")
+    @classmethod
+    def _approvers(cls, approvers: tuple[str, ...]) -> tuple[str, ...]:
+        if len(approvers) > MAX_APPROVERS:
+            raise ValueError(f"at most {MAX_APPROVERS} approvers, got {len(approvers)}")
+        for i, name in enumerate(approvers):
+            if not _APPROVER.match(name):
+                raise ValueError(f"{name!r} (approvers[{i}]) is neither a user name nor @group")
+            if name in approvers[:i]:
+                raise ValueError(f"{name!r} is listed twice (approvers[{i}])")
+            problem = approver_problem(name)
+            if problem:
+                raise ValueError(f"{problem} (approvers[{i}])")
+        return approvers
+
+    @model_validator(mode="after")
+    def _approval(self) -> "GatesSpec":
+        if self.approvers and not self.approval:
+            raise ValueError("approvers is set but approval is not: add approval = true to [gates]")
+        return self
+
+    @property
+    def requires_wait(self) -> float:
+        return self.wait or 0.0
+
+    @property
+    def approval_wait(self) -> float:
+        return DEFAULT_APPROVAL_WAIT if self.wait is None else self.wait
+
+
+def approver_problem(name: str) -> str:
+    """Why an approvers entry names no one on this host ("" when the user or group exists)."""
+    try:
+        if name.startswith("@"):
+            grp.getgrnam(name[1:])
+        else:
+            pwd.getpwnam(name)
+    except KeyError:
+        return f"no {'group' if name.startswith('@') else 'user'} {name.lstrip('@')!r} on this host"
+    return ""
 
 
 class JobSpec(_Model):

@@ -59,7 +59,8 @@ RUN_FIELDS = ("run", "job", "n", "state", "trigger", "wait_reason", "attempts", 
               "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at")
 ATTEMPT_FIELDS = ("number", "started_at", "finished_at", "exit_code", "signal", "output_bytes", "dropped_bytes",
                   "timed_out")
-ADDED_RUN_KEYS = {"retry_of": None, "upstream": None, "wait_detail": None, "waiting_since": None}  # issue 15
+ADDED_RUN_KEYS = {"retry_of": None, "upstream": None, "wait_detail": None, "waiting_since": None,
+                  "decision": None}  # issue 15
 FROZEN_MAX = {job: max((r["n"] for r in (EXPECTED["jobs_history"][job]["json"] or {}).get("runs", [])), default=0)
               for job in JOB_IDS}
 FROZEN_SEQ = max(e["seq"] for e in EXPECTED["events"]["lines"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from jobsd_lib.kernel.gates import (FailRun, Finished, Go, Met, Requirement, SkipRun, Unmet, check_requires,
-                                    condition_outcome, short_duration, wait_over)
+                                    approval_detail, condition_outcome, may_decide, short_duration, wait_over)
 from jobsd_lib.kernel.states import RunState
 
 NOW = 1_800_000_000.0
@@ -49,3 +49,24 @@ def test_the_wait_bound():
                                            (30 * H, "30h"), (71 * H, "71h"), (72 * H, "3d"), (-5, "0s")])
 def test_short_duration(seconds, text):
     assert short_duration(seconds) == text
+
+
+# ---------------------------------------------------------------------- approvers
+@pytest.mark.parametrize("approvers, user, groups, allowed", [
+    ((), "alice", [], True),                  # no approvers: anyone who reaches the socket
+    ((), None, [], True),
+    (("alice",), "alice", [], True),
+    (("alice",), "bob", ["alice"], False),    # a group named like the user is not the user
+    (("@ops",), "bob", ["bob", "ops"], True),
+    (("@ops",), "ops", ["ops2"], False),      # a user named like the group is not in it
+    (("alice", "@ops"), None, ["ops"], False),  # no user name from the kernel: never allowed by a list
+])
+def test_who_may_decide(approvers, user, groups, allowed):
+    assert may_decide(approvers, user, groups) is allowed
+
+
+def test_approval_detail_names_who_is_waited_for():
+    assert approval_detail(()) == "approval"
+    assert approval_detail(("@ops",)) == "approval by @ops"
+    assert approval_detail(("alice", "@ops")) == "approval by alice or @ops"
+    assert approval_detail(("a", "b", "c", "d", "e")) == "approval by a, b, c or 2 more"

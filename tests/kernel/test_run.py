@@ -11,6 +11,7 @@ import pytest
 
 from jobsd_lib.kernel import run as m
 from jobsd_lib.kernel.decisions import AttemptResult
+from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.states import RunState, WaitReason
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -357,3 +358,64 @@ def test_a_stop_while_the_condition_runs_kills_it_then_ends_the_run():
     feed_all(crashed, [(m.Begin(at(0)), [m.AcquireSlot()]), (m.SlotGranted(at(0)), [m.RunCondition()])])
     assert crashed.feed(m.Crashed(at(1), RunState.QUEUED)) == [
         m.Kill("interrupted"), m.Reap(), m.RecordEnd(RunState.INTERRUPTED, m.INTERNAL_ERROR, at(1))]
+
+
+# ---------------------------------------------------------------------- [gates] approval
+ALICE = Actor("uid=1000(alice)", 1000, "alice", "jobsctl")
+ASKED = "approval by @ops"
+
+
+def approval(wait: float = 3600.0, gate_wait: float | None = None) -> m.RunMachine:
+    return m.RunMachine(approval=True, approval_wait=wait, approval_detail=ASKED, gate_wait=gate_wait)
+
+
+def asked(since: float, wait: float = 3600.0) -> list:
+    return [m.Record(m.Waiting(WaitReason.APPROVAL, ASKED, at(since))), m.AwaitApproval(at(since + wait))]
+
+
+def test_an_approved_run_records_who_and_goes_on_to_its_slot_holding_none_while_it_waited():
+    machine = approval()
+    decision = m.Decision(True, ALICE, at(30), "ship it")
+    feed_all(machine, [(m.Begin(at(0)), asked(0)),
+                       (m.ApprovalWaitOver(at(10)), [m.AwaitApproval(at(3600))]),  # woken early: waits on, records nothing
+                       (m.Decided(at(30), True, ALICE, "ship it"), [m.Record(decision), m.AcquireSlot()]),
+                       *spawned(1, 31)])
+    assert machine.state is RunState.RUNNING and machine.wait_reason is None
+
+
+def test_approval_comes_before_the_requires_gates_and_the_wait_counts_from_the_first_wait():
+    machine = approval(wait=600.0, gate_wait=600.0)
+    decision = m.Decision(True, ALICE, at(100))
+    feed_all(machine, [(m.Begin(at(0)), asked(0, 600)),
+                       (m.Decided(at(100), True, ALICE), [m.Record(decision), m.CheckGates()]),
+                       (m.GatesChecked(at(100), UNMET), [m.Record(m.Waiting(WaitReason.DEPENDENCY, UNMET, at(0))),
+                                                         m.AwaitGates(at(600))])])
+
+
+def test_a_rejection_ends_the_run_rejected_with_the_decision_in_its_end():
+    machine = approval()
+    decision = m.Decision(False, ALICE, at(5), "not on a friday")
+    feed_all(machine, [(m.Begin(at(0)), asked(0)),
+                       (m.Decided(at(5), False, ALICE, "not on a friday"),
+                        [m.RecordEnd(RunState.REJECTED, "rejected by uid=1000(alice): not on a friday", at(5),
+                                     decision=decision)]),
+                       (m.EndRecorded(at(5)), [m.Done(True)])])
+    assert machine.state is RunState.REJECTED and machine.attempts == 0 and not machine.holding
+
+
+def test_no_decision_in_time_skips_the_run_approval_timeout():
+    machine = approval(wait=7200.0)
+    feed_all(machine, [(m.Begin(at(0)), asked(0, 7200)),
+                       (m.ApprovalWaitOver(at(7200)),
+                        [m.RecordEnd(RunState.SKIPPED, "approval_timeout: no decision within 2h", at(7200))])])
+
+
+def test_a_stop_while_waiting_for_approval_wakes_it_and_wins_over_a_decision_on_its_way():
+    stopped = approval()
+    feed_all(stopped, [(m.Begin(at(0)), asked(0)),
+                       (m.StopRequested(at(5), "cancelled", "bob"), [m.Wake()]),
+                       (m.ApprovalWaitOver(at(5)), [m.RecordEnd(RunState.CANCELLED, "cancelled by bob", at(5))])])
+    raced = approval()
+    feed_all(raced, [(m.Begin(at(0)), asked(0)),
+                     (m.StopRequested(at(5), "interrupted"), [m.Wake()]),
+                     (m.Decided(at(5), True, ALICE), [m.RecordEnd(RunState.INTERRUPTED, "jobsd stopped", at(5))])])

@@ -78,6 +78,16 @@ def test_string_command_is_split_without_a_shell_and_shell_jobs_keep_it_whole():
     (b'command = ["x"]\nenv = { "A-B" = "1" }', "env", "not a valid environment variable name"),
     (b'command = ["x"]\nenv = { JOBSD_RUN = "1" }', "env", "set by jobsd"),
     (b'command = ["x"]\nid = "other"', "id", "unknown key"),
+    (b'command = ["x"]\n[gates]\napproval = "yes"', "gates.approval", "boolean"),
+    (b'command = ["x"]\n[gates]\napprovers = ["root"]', "gates", "add approval = true"),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["no-such-user-here"]', "gates.approvers",
+     "no user 'no-such-user-here' on this host (approvers[0])"),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["@no-such-group-here"]', "gates.approvers",
+     "no group 'no-such-group-here'"),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["root", "root"]', "gates.approvers", "listed twice"),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["a b"]', "gates.approvers", "neither a user name nor @group"),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = "root"', "gates.approvers", ""),
+    (b'command = ["x"]\n[gates]\napproval = true\nwait = "-1h"', "gates.wait", "not a duration"),
 ])
 def test_bad_fields_name_field_and_reason(text, field, words):
     found = problems(text)
@@ -104,3 +114,12 @@ def test_spec_files_must_be_regular_and_small():
     assert spec_file_problem("/j/x.toml", REG | 0o644, MAX_SPEC_BYTES, 0, 0) is None
     assert spec_file_problem("/j/x.toml", REG | 0o666, 10, 0, 0).startswith("unsafe file, writable by other users")
     assert jobs_folder_problem("/j", 0, DIR | 0o775, 0).startswith("unsafe jobs folder /j, writable by its group")
+
+
+def test_approval_keys_and_the_default_approval_wait():
+    from jobsd_lib.spec import DEFAULT_APPROVAL_WAIT
+    spec = parse_spec("deploy", b'command = ["x"]\n[gates]\napproval = true\napprovers = ["root", "@root"]\n', "f")
+    assert spec.gates.approval and spec.gates.approvers == ("root", "@root")
+    assert spec.gates.approval_wait == DEFAULT_APPROVAL_WAIT == 86400 and spec.gates.requires_wait == 0
+    timed = parse_spec("deploy", b'command = ["x"]\n[gates]\napproval = true\nwait = "2h"\n', "f")
+    assert timed.gates.approval_wait == timed.gates.requires_wait == 7200

@@ -70,6 +70,12 @@ def run_pb(run: RunRow, artifacts_dir: str) -> pb.Run:
     _set_times(message, scheduled_at=run.scheduled_at, queued_at=run.queued_at, started_at=run.started_at,
                finished_at=run.finished_at, next_attempt_at=run.next_attempt_at,
                waiting_since=run.waiting_since)
+    if run.decision:
+        message.decision.approved = run.decision == "approved"
+        message.decision.by, message.decision.comment = run.decided_by, run.decision_comment
+        message.decision.client = run.decision_client
+        if run.decided_at is not None:
+            _set_times(message.decision, at=run.decided_at)
     for a in run.attempt_list:
         attempt = message.attempt_list.add(number=a.number, exit_code=a.exit_code, signal=a.signal, pid=a.pid or 0,
                                            output_bytes=a.output_bytes, dropped_bytes=a.dropped_bytes, error=a.error,

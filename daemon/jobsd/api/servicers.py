@@ -73,6 +73,12 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def CancelRun(self, request, context):  # noqa: ANN001, N802
         return self._run(await runs.cancel_run(self.ctx, request.run, actor=actor_of(context)))
 
+    async def ApproveRun(self, request, context):  # noqa: ANN001, N802
+        return self._run(await runs.decide_run(self.ctx, request.run, True, request.comment, actor_of(context)))
+
+    async def RejectRun(self, request, context):  # noqa: ANN001, N802
+        return self._run(await runs.decide_run(self.ctx, request.run, False, request.comment, actor_of(context)))
+
     async def GetGraph(self, request, context):  # noqa: ANN001, N802
         return graph_pb(jobs.get_graph(self.ctx, request.job))
 

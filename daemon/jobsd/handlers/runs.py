@@ -1,4 +1,4 @@
-"""RunJob, RetryRun, GetRun, ListRuns, CancelRun."""
+"""RunJob, RetryRun, GetRun, ListRuns, CancelRun, ApproveRun, RejectRun."""
 from __future__ import annotations
 
 import asyncio
@@ -9,18 +9,23 @@ from jobsd.context import Context
 from jobsd.handlers.jobs import never_known, require_known, state_of
 from jobsd.store import RunRow
 from jobsd.clock import from_epoch
-from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, RunNotActive, RunNotFinished, RunNotFound,
-                               error_for_code)
+from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, PermissionDenied, RunNotActive,
+                              RunNotFinished, RunNotFound, RunNotWaiting, error_for_code)
 from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run
+from jobsd_lib.kernel.gates import may_decide
+from jobsd_lib.kernel.run import Decided, Phase
+from jobsd.peer import group_names
 from jobsd_lib.kernel.states import RunState, Trigger
 from jobsd_lib.limits import MAX_LIST_LIMIT
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 
-__all__ = ["run_job", "retry_run", "get_run", "list_runs", "cancel_run", "CANCEL_SLACK"]
+__all__ = ["run_job", "retry_run", "get_run", "list_runs", "cancel_run", "decide_run", "CANCEL_SLACK", "MAX_COMMENT"]
 
 log = logging.getLogger("jobsd.runs")
 CANCEL_SLACK = 5.0  # seconds CancelRun waits beyond the job's kill_grace for the run to end
+MAX_COMMENT = 1000  # characters of an approval's or rejection's comment
+DECIDE_WAIT = 30.0  # seconds ApproveRun/RejectRun wait for the decision to be on disk
 
 
 def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
@@ -101,3 +106,42 @@ async def cancel_run(ctx: Context, ref: str, actor: Actor = Actor()) -> RunRow:
     if act.task is not None:
         await asyncio.wait({act.task}, timeout=act.spec.kill_grace + CANCEL_SLACK)
     return get_run(ctx, run.ref)
+
+
+async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor: Actor = Actor()) -> RunRow:
+    """Approve or reject a run that waits for approval ([gates] approval). Answers once the decision
+    is durably recorded (a rejection: the run has ended `rejected`). Refusals change nothing:
+    run_not_waiting (the run is not waiting for approval, or another decision was taken first),
+    permission_denied (the caller is not among the job's approvers), invalid_argument (the comment)."""
+    verb = "approve" if approved else "reject"
+    if len(comment) > MAX_COMMENT:
+        raise InvalidArgument(f"comment has {len(comment)} characters; at most {MAX_COMMENT}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in comment):
+        raise InvalidArgument("comment must be one line of text, without control characters")
+    run = get_run(ctx, ref)
+    act = ctx.runs.active.get(run.ref)
+    if act is None or act.machine.phase is not Phase.WAITING_APPROVAL or act.decision is not None:
+        raise RunNotWaiting(_not_waiting(run, act), run=run.ref, state=run.state.value)
+    approvers = act.spec.gates.approvers
+    if not may_decide(approvers, actor.user, group_names(actor.user) if actor.user else []):
+        who = actor.label or "an unidentified caller"
+        raise PermissionDenied(f"{who} may not {verb} runs of {run.job_id}: its approvers are "
+                               f"{', '.join(approvers)} ([gates] approvers in its spec)", run=run.ref)
+    decided = ctx.runs.decide(act, Decided(ctx.clock.now(), approved, actor, comment))
+    if decided is None:  # cannot happen after the checks above (no await in between); kept as a guard
+        raise RunNotWaiting(_not_waiting(run, act), run=run.ref, state=run.state.value)
+    log.info("run %s: %s by %s%s", run.ref, "approved" if approved else "rejected", actor, f" ({comment})" if comment else "")
+    waits = {decided} if approved else {decided, act.task}
+    await asyncio.wait({w for w in waits if w is not None}, timeout=DECIDE_WAIT, return_when=asyncio.ALL_COMPLETED)
+    return get_run(ctx, run.ref)
+
+
+def _not_waiting(run: RunRow, act) -> str:  # noqa: ANN001
+    if act is not None and act.decision is not None:
+        return f"run {run.ref} was just {'approved' if act.decision.approved else 'rejected'} by {act.decision.actor}"
+    if run.decision:
+        return f"run {run.ref} was already {run.decision} by {run.decided_by}; it is {run.state.value} now"
+    if not run.active:
+        return f"run {run.ref} already ended ({run.state.value}); only a run waiting for approval can be approved or rejected"
+    return (f"run {run.ref} is {run.state.value} and not waiting for approval (its job has no [gates] approval, or "
+            "it was approved)")

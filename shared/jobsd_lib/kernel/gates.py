@@ -5,6 +5,8 @@
   latest finished run did not succeed, never ran, or is too old. The detail is for people:
   `backup: last success 30h ago, needs < 26h`.
 - `[gates] condition`: systemd's ExecCondition rule on the exit status of the condition command.
+- `[gates] approval`: a run waits for a person's decision; `approvers` (user names, @groups) says
+  who may give it (`may_decide`), empty: anyone who can reach the socket.
 - `[gates] wait`: how long a run may wait for unmet gates before it ends skipped.
 """
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 from jobsd_lib.kernel.states import RunState
 
 __all__ = ["Requirement", "Finished", "Met", "Unmet", "check_requires", "Go", "SkipRun", "FailRun",
-           "condition_outcome", "wait_over", "short_duration"]
+           "condition_outcome", "wait_over", "short_duration", "may_decide", "approval_detail", "APPROVAL_TIMEOUT"]
+
+APPROVAL_TIMEOUT = "approval_timeout"  # how the reason of a run skipped waiting for approval begins
 
 
 @dataclass(frozen=True)
@@ -102,3 +106,22 @@ def short_duration(seconds: float) -> str:
         if seconds < below:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds // 86400)}d"
+
+
+def may_decide(approvers: Sequence[str], user: str | None, groups: Sequence[str]) -> bool:
+    """May the caller (its user name on this host, None when the kernel gave no uid or it has no name;
+    `groups`: the names of its groups) approve or reject a run of a job with these approvers?"""
+    if not approvers:
+        return True
+    if user is None:
+        return False
+    return user in approvers or any(f"@{group}" in approvers for group in groups)
+
+
+def approval_detail(approvers: Sequence[str]) -> str:
+    """wait_detail of a run waiting for approval: `approval by alice or @ops`, `approval` for anyone."""
+    if not approvers:
+        return "approval"
+    if len(approvers) <= 3:
+        return "approval by " + " or ".join(approvers)
+    return f"approval by {', '.join(approvers[:3])} or {len(approvers) - 3} more"

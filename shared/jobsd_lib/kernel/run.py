@@ -3,7 +3,10 @@
 The daemon's driver (daemon/jobsd/runner.py) feeds `RunMachine.feed` what happened, with `now`,
 and performs the effects it gets back, in order, and nothing else:
 
-    Begin -> CheckGates (a job with [[requires]]: GatesChecked met -> AcquireSlot; unmet ->
+    Begin -> AwaitApproval (a job with [gates] approval: Record(Waiting(approval)); Decided approved ->
+             Record(Decision), then the gates below; rejected -> RecordEnd(rejected, with the decision);
+             ApprovalWaitOver at the deadline -> RecordEnd(skipped, "approval_timeout: ..."))
+          -> CheckGates (a job with [[requires]]: GatesChecked met -> AcquireSlot; unmet ->
              Record(Waiting(dependency)), AwaitGates -> GatesRecheck -> CheckGates ..., or, once
              [gates] wait is over, RecordEnd(skipped, "dependency_unmet: ..."))
           -> AcquireSlot                       (SlotGranted | SlotBusy -> AwaitSlot -> SlotGranted)
@@ -32,9 +35,9 @@ from enum import Enum
 
 from jobsd_lib.kernel.decisions import AttemptResult, Finish, after_attempt
 from jobsd_lib.kernel.run_events import *  # noqa: F403 - the machine's inputs and effects, named here too
-from jobsd_lib.kernel.gates import Go, SkipRun, condition_outcome, wait_over
-from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitAttempt, AwaitGates, AwaitSlot, CheckGates,
-                                         RunCondition,
+from jobsd_lib.kernel.gates import APPROVAL_TIMEOUT, Go, SkipRun, condition_outcome, short_duration, wait_over
+from jobsd_lib.kernel.run_events import (AcquireSlot, AttemptEnd, AwaitApproval, AwaitAttempt, AwaitGates, AwaitSlot,
+                                         CheckGates, Decision, RunCondition,
                                          DropSlotWait, Kill,
                                          Output, Record, RecordEnd, Reap, ReleaseSlot, RetryPolicy, Retrying, Spawn,
                                          Started, Waiting, WaitUntil, Wake, Done)
@@ -42,7 +45,8 @@ from jobsd_lib.kernel.states import RunState, WaitReason, advance
 
 __all__ = ["RunMachine", "RetryPolicy", "Output", "AttemptEnd", "FINISH_RETRY", "INTERNAL_ERROR", "stop_text",
            "Begin", "SlotGranted", "SlotBusy", "SlotWaitAbandoned", "AttemptStarted", "StartFailed", "AttemptEnded",
-           "BackoffOver", "GatesChecked", "GatesRecheck", "ConditionEnded", "RunCondition", "CheckGates", "AwaitGates", "DEPENDENCY_UNMET", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
+           "BackoffOver", "GatesChecked", "GatesRecheck", "ConditionEnded", "Decided", "ApprovalWaitOver", "AwaitApproval",
+           "Decision", "RunCondition", "CheckGates", "AwaitGates", "DEPENDENCY_UNMET", "StopRequested", "EndRecorded", "EndNotRecorded", "RetryDue", "Crashed",
            "AcquireSlot", "AwaitSlot", "DropSlotWait", "ReleaseSlot", "Spawn", "AwaitAttempt", "Kill", "Reap", "Wake",
            "Record", "Waiting", "Started", "Retrying", "WaitUntil", "RecordEnd", "Done", "Phase"]
 
@@ -60,6 +64,7 @@ def stop_text(stop_reason: str, stopped_by: str) -> str:
 
 class Phase(str, Enum):
     NEW = "new"
+    WAITING_APPROVAL = "waiting_approval"  # AwaitApproval sent
     GATES = "gates"             # CheckGates sent
     WAITING_GATES = "waiting_gates"
     ACQUIRING = "acquiring"     # AcquireSlot sent
@@ -73,7 +78,7 @@ class Phase(str, Enum):
     DONE = "done"
 
 
-_WAITING = (Phase.WAITING_GATES, Phase.WAITING_SLOT, Phase.BACKOFF, Phase.END_RETRY)
+_WAITING = (Phase.WAITING_APPROVAL, Phase.WAITING_GATES, Phase.WAITING_SLOT, Phase.BACKOFF, Phase.END_RETRY)
 
 
 @dataclass
@@ -90,6 +95,9 @@ class RunMachine:
     stopped_by: str = ""
     gate_wait: float | None = None  # [gates] wait in seconds for a job with gates; None: no gates
     condition: bool = False  # [gates] condition runs once, after the slot and before the first attempt
+    approval: bool = False   # [gates] approval: wait for a decision first, at most approval_wait seconds
+    approval_wait: float = 0.0
+    approval_detail: str = "approval"  # wait_detail while waiting for it ("approval by @ops")
     waiting_since: datetime | None = None
     wait_detail: str = ""
     _end: RecordEnd | None = None
@@ -106,7 +114,45 @@ class RunMachine:
         self._expect(Phase.NEW)
         if self.stop_reason:
             return self._finish(ev.now)
+        if self.approval:
+            return self._await_approval(ev.now)
+        return self._gates()
+
+    def _gates(self) -> list[object]:
         return self._check() if self.gate_wait is not None else self._acquire()
+
+    # ------------------------------------------------------------------ approval (before any gate or slot)
+    def _await_approval(self, now: datetime) -> list[object]:
+        self.phase = Phase.WAITING_APPROVAL
+        since = self.waiting_since
+        if since is None:
+            self.waiting_since = since = now
+            self.wait_reason, self.wait_detail = WaitReason.APPROVAL, self.approval_detail
+            record = [Record(Waiting(WaitReason.APPROVAL, self.approval_detail, since))]
+        else:
+            record = []
+        return [*record, AwaitApproval(since + timedelta(seconds=self.approval_wait))]
+
+    def _on_Decided(self, ev: Decided) -> list[object]:  # noqa: N802
+        self._expect(Phase.WAITING_APPROVAL)
+        decision = Decision(ev.approved, ev.actor, ev.now, ev.comment)
+        if self.stop_reason:  # cancelled while the decision was on its way: the stop wins
+            return self._finish(ev.now)
+        if not ev.approved:
+            reason = f"rejected by {ev.actor}" + (f": {ev.comment}" if ev.comment else "")
+            return self._finish(ev.now, RunState.REJECTED, reason, decision=decision)
+        self.approval, self.wait_reason, self.wait_detail = False, None, ""
+        return [Record(decision), *self._gates()]
+
+    def _on_ApprovalWaitOver(self, ev: ApprovalWaitOver) -> list[object]:  # noqa: N802
+        self._expect(Phase.WAITING_APPROVAL)
+        if self.stop_reason:
+            return self._finish(ev.now)
+        assert self.waiting_since is not None
+        if wait_over(self.waiting_since.timestamp(), self.approval_wait, ev.now.timestamp()):
+            return self._finish(ev.now, RunState.SKIPPED,
+                                f"{APPROVAL_TIMEOUT}: no decision within {short_duration(self.approval_wait)}")
+        return self._await_approval(ev.now)  # woken early with nothing to do: wait on
 
     # ------------------------------------------------------------------ gates (before any slot)
     def _check(self) -> list[object]:
@@ -239,13 +285,14 @@ class RunMachine:
 
     # ------------------------------------------------------------------ the end
     def _finish(self, now: datetime, state: RunState | None = None, reason: str = "",
-                attempt: AttemptEnd | None = None, exit_code: int | None = None) -> list[object]:
+                attempt: AttemptEnd | None = None, exit_code: int | None = None,
+                decision: Decision | None = None) -> list[object]:
         if state is None:
             state = RunState.CANCELLED if self.stop_reason == "cancelled" else RunState.INTERRUPTED
         advance(self.state, state)
         self.state, self.wait_reason, self.phase = state, None, Phase.ENDING
         self._end = RecordEnd(state, reason or stop_text(self.stop_reason, self.stopped_by), now, attempt,
-                              exit_code=exit_code)
+                              exit_code=exit_code, decision=decision)
         return [self._end]
 
     def _on_EndRecorded(self, ev: EndRecorded) -> list[object]:  # noqa: N802

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd_lib.kernel.states import RunState, WaitReason
 
@@ -98,6 +99,21 @@ class ConditionEnded:
 @dataclass(frozen=True)
 class GatesRecheck:
     """AwaitGates is over: its time came, or something changed that a gate depends on."""
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Decided:
+    """An approver's decision on a run waiting for approval (the caller checked who may decide)."""
+    now: datetime
+    approved: bool
+    actor: Actor       # who: the socket's uid (label `uid=1000(alice)`) and the client's claimed name
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalWaitOver:
+    """AwaitApproval ended with no decision: its time came, or a Wake (a stop)."""
     now: datetime
 
 
@@ -198,6 +214,12 @@ class AwaitGates:
 
 
 @dataclass(frozen=True)
+class AwaitApproval:
+    """Wait for a decision (answer Decided), until `until` or a Wake (answer ApprovalWaitOver). Holds no slot."""
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Wake:
     """End whatever wait the driver is in (slot, backoff, retry of the end) now."""
 
@@ -207,6 +229,16 @@ class Waiting:
     wait_reason: WaitReason
     detail: str = ""                 # for people: what a gate waits for
     since: datetime | None = None    # when the run began to wait for its gates
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An approval or rejection as recorded: the run's decision columns and its run.approved or
+    run.rejected event (a rejection's end follows as a RecordEnd)."""
+    approved: bool
+    actor: Actor
+    at: datetime
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,7 +258,7 @@ class Retrying:
 @dataclass(frozen=True)
 class Record:
     """Record a step of the run (not synced: the end makes it durable)."""
-    step: Waiting | Started | AttemptEnd | Retrying
+    step: Waiting | Decision | Started | AttemptEnd | Retrying
 
 
 @dataclass(frozen=True)
@@ -245,6 +277,7 @@ class RecordEnd:
     attempt: AttemptEnd | None = None
     first: bool = True
     exit_code: int | None = None  # no attempt ran: the condition's exit status, if it decided the end
+    decision: Decision | None = None  # a rejection: recorded with the end, in its transaction
 
 
 @dataclass(frozen=True)

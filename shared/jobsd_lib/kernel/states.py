@@ -2,7 +2,7 @@
 
     queued -> running -> (retrying -> running)* -> terminal
     skipped and missed are born terminal (audit records of runs that did not happen); a queued run
-    whose gates are not met in time ends skipped too.
+    whose gates are not met in time ends skipped too, one an approver rejects ends rejected.
 
 `advance(current, target)` returns `target` or raises IllegalTransition; it changes nothing.
 """
@@ -25,6 +25,7 @@ class RunState(str, Enum):
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
     MISSED = "missed"
+    REJECTED = "rejected"  # [gates] approval: `runs reject` said no before any attempt
 
 
 class Trigger(str, Enum):
@@ -58,12 +59,13 @@ class JobState(str, Enum):
 S = RunState
 INITIAL = frozenset({S.QUEUED, S.SKIPPED, S.MISSED})
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    # skipped: its gates were not met or its condition said so; failed: its condition failed
-    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED, S.SKIPPED, S.FAILED}),
+    # skipped: its gates were not met or its condition said so; failed: its condition failed;
+    # rejected: an approver said no
+    S.QUEUED: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED, S.SKIPPED, S.FAILED, S.REJECTED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED, S.INTERRUPTED, S.RETRYING}),
     S.RETRYING: frozenset({S.RUNNING, S.CANCELLED, S.INTERRUPTED}),
     **{terminal: frozenset() for terminal in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT, S.CANCELLED,
-                                              S.INTERRUPTED, S.SKIPPED, S.MISSED)},
+                                              S.INTERRUPTED, S.SKIPPED, S.MISSED, S.REJECTED)},
 }
 TERMINAL = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
 ACTIVE = frozenset({S.QUEUED, S.RUNNING, S.RETRYING})

@@ -31,6 +31,7 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_INTERRUPTED: _ClassVar[RunState]
     RUN_STATE_SKIPPED: _ClassVar[RunState]
     RUN_STATE_MISSED: _ClassVar[RunState]
+    RUN_STATE_REJECTED: _ClassVar[RunState]
 
 class Trigger(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -70,6 +71,7 @@ RUN_STATE_CANCELLED: RunState
 RUN_STATE_INTERRUPTED: RunState
 RUN_STATE_SKIPPED: RunState
 RUN_STATE_MISSED: RunState
+RUN_STATE_REJECTED: RunState
 TRIGGER_UNSPECIFIED: Trigger
 TRIGGER_MANUAL: Trigger
 TRIGGER_CRON: Trigger
@@ -218,7 +220,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., pid: _Optional[int] = ..., output_bytes: _Optional[int] = ..., dropped_bytes: _Optional[int] = ..., error: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream", "wait_detail", "waiting_since")
+    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream", "wait_detail", "waiting_since", "decision")
     REF_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +244,7 @@ class Run(_message.Message):
     UPSTREAM_FIELD_NUMBER: _ClassVar[int]
     WAIT_DETAIL_FIELD_NUMBER: _ClassVar[int]
     WAITING_SINCE_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
     ref: str
     job: str
     n: int
@@ -265,7 +268,22 @@ class Run(_message.Message):
     upstream: str
     wait_detail: str
     waiting_since: _timestamp_pb2.Timestamp
-    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ..., wait_detail: _Optional[str] = ..., waiting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    decision: Decision
+    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ..., wait_detail: _Optional[str] = ..., waiting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+
+class Decision(_message.Message):
+    __slots__ = ("approved", "by", "at", "comment", "client")
+    APPROVED_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
+    approved: bool
+    by: str
+    at: _timestamp_pb2.Timestamp
+    comment: str
+    client: str
+    def __init__(self, approved: _Optional[bool] = ..., by: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., comment: _Optional[str] = ..., client: _Optional[str] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run",)
@@ -278,6 +296,14 @@ class RetryRunRequest(_message.Message):
     RUN_FIELD_NUMBER: _ClassVar[int]
     run: str
     def __init__(self, run: _Optional[str] = ...) -> None: ...
+
+class DecideRunRequest(_message.Message):
+    __slots__ = ("run", "comment")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    run: str
+    comment: str
+    def __init__(self, run: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
 
 class ListRunsRequest(_message.Message):
     __slots__ = ("job", "limit", "cursor", "states")

@@ -91,6 +91,16 @@ class JobsStub:
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
                 _registered_method=True)
+        self.ApproveRun = channel.unary_unary(
+                '/jobsd.v1.Jobs/ApproveRun',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+                _registered_method=True)
+        self.RejectRun = channel.unary_unary(
+                '/jobsd.v1.Jobs/RejectRun',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+                _registered_method=True)
         self.Tail = channel.unary_stream(
                 '/jobsd.v1.Jobs/Tail',
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.TailRequest.SerializeToString,
@@ -187,6 +197,20 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ApproveRun(self, request, context):
+        """answers once the approval is recorded
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectRun(self, request, context):
+        """answers once the run has ended rejected
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Tail(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -267,6 +291,16 @@ def add_JobsServicer_to_server(servicer, server):
             'RetryRun': grpc.unary_unary_rpc_method_handler(
                     servicer.RetryRun,
                     request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.SerializeToString,
+            ),
+            'ApproveRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveRun,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.SerializeToString,
+            ),
+            'RejectRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectRun,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.SerializeToString,
             ),
             'Tail': grpc.unary_stream_rpc_method_handler(
@@ -588,6 +622,60 @@ class Jobs:
             target,
             '/jobsd.v1.Jobs/RetryRun',
             jobsd__lib_dot_rpc_dot_jobsd__pb2.RetryRunRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Jobs/ApproveRun',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Jobs/RejectRun',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.DecideRunRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Run.FromString,
             options,
             channel_credentials,
