@@ -121,12 +121,16 @@ class Runner:
             elif isinstance(effect, m.Wake):
                 act.wake.set()
 
-    def decide(self, act: ActiveRun, decision: m.Decided) -> asyncio.Future | None:
-        """Hand an approver's decision to a run waiting for approval; a future that is done once the
-        decision is recorded. None: the run does not wait for one (any more), or another decision is on
-        its way (of two concurrent decisions exactly one is taken: this runs on the loop, atomically)."""
-        if act.machine.phase is not m.Phase.WAITING_APPROVAL or act.decision is not None or act.stop_reason:
-            return None
+    @staticmethod
+    def awaits_decision(act: ActiveRun) -> bool:
+        """Does the run wait for approval, with no decision on its way and no stop requested?"""
+        return act.machine.phase is m.Phase.WAITING_APPROVAL and act.decision is None and not act.stop_reason
+
+    def decide(self, act: ActiveRun, decision: m.Decided) -> asyncio.Future:
+        """Hand an approver's decision to a run that `awaits_decision` (checked by the caller with no
+        await in between: of two concurrent decisions exactly one is taken); a future that is done once
+        the decision is recorded, or the run has ended."""
+        assert self.awaits_decision(act), act.ref
         act.decision, act.decided = decision, asyncio.get_running_loop().create_future()
         act.wake.set()
         return act.decided

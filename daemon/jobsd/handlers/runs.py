@@ -14,7 +14,7 @@ from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, Permi
 from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run
 from jobsd_lib.kernel.gates import may_decide
-from jobsd_lib.kernel.run import Decided, Phase
+from jobsd_lib.kernel.run import Decided
 from jobsd.peer import group_names
 from jobsd_lib.kernel.states import RunState, Trigger
 from jobsd_lib.limits import MAX_LIST_LIMIT
@@ -120,7 +120,7 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
         raise InvalidArgument("comment must be one line of text, without control characters")
     run = get_run(ctx, ref)
     act = ctx.runs.active.get(run.ref)
-    if act is None or act.machine.phase is not Phase.WAITING_APPROVAL or act.decision is not None:
+    if act is None or not ctx.runs.awaits_decision(act):
         raise RunNotWaiting(_not_waiting(run, act), run=run.ref, state=run.state.value)
     approvers = act.spec.gates.approvers
     if not may_decide(approvers, actor.user, group_names(actor.user) if actor.user else []):
@@ -128,17 +128,16 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
         raise PermissionDenied(f"{who} may not {verb} runs of {run.job_id}: its approvers are "
                                f"{', '.join(approvers)} ([gates] approvers in its spec)", run=run.ref)
     decided = ctx.runs.decide(act, Decided(ctx.clock.now(), approved, actor, comment))
-    if decided is None:  # cannot happen after the checks above (no await in between); kept as a guard
-        raise RunNotWaiting(_not_waiting(run, act), run=run.ref, state=run.state.value)
     log.info("run %s: %s by %s%s", run.ref, "approved" if approved else "rejected", actor, f" ({comment})" if comment else "")
-    waits = {decided} if approved else {decided, act.task}
-    await asyncio.wait({w for w in waits if w is not None}, timeout=DECIDE_WAIT, return_when=asyncio.ALL_COMPLETED)
+    await asyncio.wait({decided} if approved else {decided, act.task}, timeout=DECIDE_WAIT)
     return get_run(ctx, run.ref)
 
 
 def _not_waiting(run: RunRow, act) -> str:  # noqa: ANN001
     if act is not None and act.decision is not None:
         return f"run {run.ref} was just {'approved' if act.decision.approved else 'rejected'} by {act.decision.actor}"
+    if act is not None and act.stop_reason:
+        return f"run {run.ref} is being stopped ({act.stop_reason}); it can no longer be approved or rejected"
     if run.decision:
         return f"run {run.ref} was already {run.decision} by {run.decided_by}; it is {run.state.value} now"
     if not run.active:
