@@ -327,8 +327,9 @@ def timestamped(data: bytes, read_at: float) -> bytes:
 # ---------------------------------------------------------------------- small pieces
 def status_text(run: dict | None) -> str:
     """The RESULT column: result_text, or for a run waiting for its gates what it waits for
-    ("waiting: backup: running now (backup/7)", "waiting: approval by @ops")."""
-    if run is not None and run.get("wait_reason") in (WaitReason.DEPENDENCY.value, WaitReason.APPROVAL.value):
+    ("waiting: backup: running now (backup/7)", "waiting: approval by @ops", "waiting: slot: 4 of 4 busy")."""
+    if run is not None and run.get("state") == RunState.QUEUED.value and (
+            run.get("wait_detail") or run.get("wait_reason") in (WaitReason.DEPENDENCY.value, WaitReason.APPROVAL.value)):
         return f"waiting: {run.get('wait_detail') or run['wait_reason']}"
     return result_text(run)
 

@@ -239,7 +239,8 @@ class Runner:
             return m.SlotGranted(self.clock.now())
         act.waiter = waiter
         self.journal.born(act.ref)  # it may wait a while: its files now
-        return m.SlotBusy(self.clock.now())
+        size = self.slots.size
+        return m.SlotBusy(self.clock.now(), f"slot: {size - self.slots.free} of {size} busy")
 
     async def _await_slot(self, act: ActiveRun, _effect: m.AwaitSlot) -> object:
         waiter = act.waiter

@@ -92,10 +92,13 @@ def test_concurrency_cap_makes_runs_wait_for_a_slot(daemon):
     daemon.start("--max-concurrent-runs", "2")
     refs = [daemon.run(f"hold{i}").ref for i in range(3)]
     wait_for(lambda: daemon.get_run(refs[1]).state == pb.RUN_STATE_RUNNING, what="two runs running")
-    third = daemon.get_run(refs[2])
+    third = wait_for(lambda: (r := daemon.get_run(refs[2])).wait_detail and r, what="the third run's wait recorded")
     assert third.state == pb.RUN_STATE_QUEUED and third.wait_reason == pb.WAIT_REASON_SLOT
+    assert (third.wait_detail, third.HasField("waiting_since")) == ("slot: 2 of 2 busy", True)
     health = daemon.daemon.GetHealth(pb.GetHealthRequest())
     assert (health.runs_active, health.runs_queued) == (2, 1)
+    listed = daemon.ctl("jobs", "list").stdout.decode()
+    assert "waiting: slot: 2 of 2 busy" in next(line for line in listed.splitlines() if line.startswith("hold2"))
 
 
 def test_sigterm_interrupts_active_runs_and_exits_zero(daemon):

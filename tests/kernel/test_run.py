@@ -66,7 +66,7 @@ CASES = {
         (m.AttemptEnded(at(1), FAIL, OUT), [m.Record(end(1, 1, FAIL)), m.ReleaseSlot(),
                                             m.Record(m.Retrying(at(11), 10)), m.WaitUntil(at(11))]),
         (m.BackoffOver(at(11)), [m.AcquireSlot()]),
-        (m.SlotBusy(at(11)), [m.Record(m.Waiting(WaitReason.SLOT)), m.AwaitSlot()]),
+        (m.SlotBusy(at(11), "slot: 4 of 4 busy"), [m.Record(m.Waiting(WaitReason.SLOT, "slot: 4 of 4 busy", at(11))), m.AwaitSlot()]),
         *spawned(2, 12),
         (m.AttemptEnded(at(13), FAIL, OUT), [m.Record(end(2, 13, FAIL)), m.ReleaseSlot(),
                                              m.Record(m.Retrying(at(28), 15)), m.WaitUntil(at(28))]),  # capped
@@ -297,10 +297,13 @@ def test_a_run_waits_for_its_gates_records_each_new_reason_once_then_runs():
         (m.GatesChecked(at(20), running), [m.Record(m.Waiting(WaitReason.DEPENDENCY, running, at(0))),
                                            m.AwaitGates(at(3600))]),
         (m.GatesRecheck(at(30)), [m.CheckGates()]),
-        (m.GatesChecked(at(30)), [m.AcquireSlot()]),
-        (m.SlotBusy(at(30)), [m.Record(m.Waiting(WaitReason.SLOT)), m.AwaitSlot()]),
+        # met: the record stops saying it waits for backup; then it waits for a slot, since now
+        (m.GatesChecked(at(30)), [m.Record(m.Waiting(WaitReason.SLOT, "", at(30))), m.AcquireSlot()]),
+        (m.SlotBusy(at(30), "slot: 4 of 4 busy"), [m.Record(m.Waiting(WaitReason.SLOT, "slot: 4 of 4 busy", at(30))),
+                                                  m.AwaitSlot()]),
     ])
     assert machine.state is RunState.QUEUED and machine.wait_reason is WaitReason.SLOT
+    assert machine.wait_detail == "slot: 4 of 4 busy"
 
 
 def test_a_gate_wait_that_runs_out_skips_and_a_stop_while_waiting_cancels():

@@ -164,6 +164,9 @@ class RunMachine:
         if self.stop_reason:
             return self._finish(ev.now)
         if not ev.unmet:
+            if self.wait_reason is WaitReason.DEPENDENCY:  # the record no longer says it waits for its gates
+                self.wait_reason, self.wait_detail = WaitReason.SLOT, ""
+                return [Record(Waiting(WaitReason.SLOT, "", ev.now)), *self._acquire()]
             return self._acquire()
         since = self.waiting_since or ev.now
         if wait_over(since.timestamp(), self.gate_wait or 0.0, ev.now.timestamp()):
@@ -186,10 +189,10 @@ class RunMachine:
     def _on_SlotBusy(self, ev: SlotBusy) -> list[object]:  # noqa: N802
         self._expect(Phase.ACQUIRING)
         self.phase = Phase.WAITING_SLOT
-        if self.wait_reason is WaitReason.SLOT:
+        if self.wait_reason is WaitReason.SLOT and ev.detail == self.wait_detail:
             return [AwaitSlot()]
-        self.wait_reason = WaitReason.SLOT
-        return [Record(Waiting(WaitReason.SLOT)), AwaitSlot()]
+        self.wait_reason, self.wait_detail = WaitReason.SLOT, ev.detail
+        return [Record(Waiting(WaitReason.SLOT, ev.detail, ev.now)), AwaitSlot()]
 
     def _on_SlotGranted(self, ev: SlotGranted) -> list[object]:  # noqa: N802
         self._expect(Phase.ACQUIRING, Phase.WAITING_SLOT)

@@ -51,6 +51,7 @@ class SlotGranted:
 @dataclass(frozen=True)
 class SlotBusy:
     now: datetime
+    detail: str = ""  # wait_detail for people: "slot: 4 of 4 busy"
 
 
 @dataclass(frozen=True)
