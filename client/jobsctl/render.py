@@ -186,9 +186,17 @@ def job_text(j: dict) -> str:
 
 
 def runs_table(data: dict) -> str:
+    """TRIGGER names the upstream or the retried run; a DECISION column appears when a run listed
+    was approved or rejected (`approved by uid=1000(alice)`)."""
     rows = [[r["run"], r["state"], _trigger_text(r), when(r["queued_at"]), when(r["finished_at"]),
              str(r["attempts"]), status_text(r)] for r in data["runs"]]
-    text = table(["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"], rows)
+    headers = ["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"]
+    if any(r.get("decision") for r in data["runs"]):
+        headers.append("DECISION")
+        for row, r in zip(rows, data["runs"]):
+            d = r.get("decision")
+            row.append(f"{'approved' if d['approved'] else 'rejected'} by {d['by']}" if d else "-")
+    text = table(headers, rows)
     return text + (f"\nmore: --cursor {data['next_cursor']}" if data["next_cursor"] else "")
 
 

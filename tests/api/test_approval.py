@@ -117,6 +117,8 @@ def test_a_rejected_run_ends_rejected_without_an_attempt_and_run_wait_exits_5(da
     with open(os.path.join(run.artifacts, "run_receipt.json")) as f:
         receipt = json.load(f)
     assert receipt["state"] == "rejected" and receipt["decision"]["approved"] is False
+    history = daemon.ctl("jobs", "history", "deploy").stdout.decode().splitlines()
+    assert history[0].split()[-1] == "DECISION" and history[1].split()[-3:] == ["rejected", "by", ME]
     # a rejection is not a failure of the job
     [job] = [j for j in json.loads(daemon.ctl("jobs", "list", "--json").stdout)["jobs"] if j["id"] == "deploy"]
     assert job["consecutive_failures"] == 0
