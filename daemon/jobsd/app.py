@@ -23,7 +23,7 @@ from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
 from jobsd.handlers import dependency
-from jobsd.handlers.reconcile import reconcile_interrupted
+from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
 from jobsd.heartbeat import Heartbeat
 from jobsd.held import HeldWindows
@@ -143,7 +143,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
-        reconcile_interrupted(ctx)
+        reconcile_active(ctx)
         dependency.mark_new(ctx, None)
         dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
         # The store lock is held: only now may the scheduler open its job store. Start it paused,

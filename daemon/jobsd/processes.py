@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from jobsd import clock
 
-__all__ = ["MARKER_VARIABLE", "ProcessTree", "attempt_tree", "environ_has", "kill_group", "kill_leftovers"]
+__all__ = ["MARKER_VARIABLE", "ProcessTree", "attempt_tree", "environ_has", "kill_group", "kill_leftovers",
+           "kill_condition_leftovers"]
 
 log = logging.getLogger("jobsd.executor")
 MARKER_VARIABLE = "JOBSD_INVOCATION_ID"
@@ -273,4 +274,33 @@ def kill_leftovers(ref: str, pgid: int | None, attempts: Iterable) -> list[int]:
             log.warning("run %s: killed %d leftover process(es) of attempt %d: %s", ref, len(pids), attempt.number,
                         " ".join(map(str, sorted(pids))))
         killed += pids
+    return killed
+
+
+def kill_condition_leftovers(refs: Iterable[str]) -> list[int]:
+    """SIGKILL what a dead daemon left of `[gates] condition` commands of these runs (with their
+    groups). A condition is no attempt: its invocation id is never recorded, so its processes are
+    found by JOBSD_ATTEMPT=0 and JOBSD_RUN=<ref> in their environment, in one pass over /proc.
+    Returns the pids."""
+    wanted = {f"JOBSD_RUN={ref}".encode() for ref in refs}
+    if not wanted:
+        return []
+    try:
+        pids = [int(n) for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return []
+    me, killed = os.getpid(), []
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            entries = set(_read_proc(f"/proc/{pid}/environ").split(b"\0"))
+        except OSError:
+            continue
+        if b"JOBSD_ATTEMPT=0" in entries and not wanted.isdisjoint(entries):
+            _signal_group(pid, signal.SIGKILL)  # a condition leads its own session and group
+            _signal(pid, signal.SIGKILL)
+            killed.append(pid)
+    if killed:
+        log.warning("killed %d leftover condition process(es): %s", len(killed), " ".join(map(str, sorted(killed))))
     return killed

@@ -24,6 +24,7 @@ from jobsd.output import STDERR, Hub, OutputWriter
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.kernel import run as m
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
+from jobsd_lib.kernel.states import WaitReason
 from jobsd_lib.kernel.gates import Finished, Requirement, Unmet, approval_detail, check_requires
 from jobsd_lib.spec import JobSpec
 
@@ -75,6 +76,7 @@ class ActiveRun:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     decision: m.Decided | None = None      # an approver's decision, for the task to feed its machine
     decided: asyncio.Future | None = None  # done once that decision is recorded (or the run ended)
+    suspended: bool = False                # left waiting by a shutdown: it waits on after the next start
 
     @property
     def ref(self) -> str:
@@ -99,13 +101,17 @@ class Runner:
         return next((ref for ref, act in self.active.items() if act.row.job_id == job_id), None)
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, run: RunRow, spec: JobSpec, run_dir: str) -> ActiveRun:
+    def start(self, run: RunRow, spec: JobSpec, run_dir: str, resume: bool = False) -> ActiveRun:
+        """Drive a run just recorded `queued`, or (`resume`) one a stopped daemon left waiting for
+        approval or its gates (handlers/reconcile.py): it waits on, its wait counted from `waiting_since`."""
         r = spec.retry
         gates = spec.gates
         machine = m.RunMachine(policy=m.RetryPolicy(r.attempts, r.backoff, r.factor, r.max),
                                gate_wait=gates.requires_wait if spec.requires else None,
-                               condition=gates.condition is not None, approval=gates.approval,
+                               condition=gates.condition is not None, approval=gates.approval and not run.decision,
                                approval_wait=gates.approval_wait, approval_detail=approval_detail(gates.approvers))
+        if resume and run.waiting_since is not None:
+            machine.resume(from_epoch(run.waiting_since), WaitReason(run.wait_reason), run.wait_detail)
         act = ActiveRun(run, spec, run_dir, machine)
         self.active[run.ref] = act
         self.hub.open(run.ref)
@@ -124,7 +130,8 @@ class Runner:
     @staticmethod
     def awaits_decision(act: ActiveRun) -> bool:
         """Does the run wait for approval, with no decision on its way and no stop requested?"""
-        return act.machine.phase is m.Phase.WAITING_APPROVAL and act.decision is None and not act.stop_reason
+        return (act.machine.phase is m.Phase.WAITING_APPROVAL and act.decision is None and not act.stop_reason
+                and not act.suspended)
 
     def decide(self, act: ActiveRun, decision: m.Decided) -> asyncio.Future:
         """Hand an approver's decision to a run that `awaits_decision` (checked by the caller with no
@@ -142,10 +149,16 @@ class Runner:
                 act.wake.set()
 
     async def shutdown(self, grace: float) -> None:
-        """Stop every active run (recorded `interrupted`) and wait for their tasks."""
+        """Stop every active run (recorded `interrupted`) and wait for their tasks, but for runs that
+        wait for approval or their gates: left `queued` as recorded, they wait on after the next start."""
         self.stopping.set()
         for act in list(self.active.values()):
-            self.stop(act, "interrupted")
+            if act.machine.suspendable and act.decision is None and act.task is not None:
+                log.info("run %s stays queued (%s): it waits on after the next start", act.ref, act.machine.wait_detail)
+                act.suspended = True
+                act.task.cancel()  # it waits in clock.wait_until: nothing of it runs or is half-written
+            else:
+                self.stop(act, "interrupted")
         tasks = [a.task for a in self.active.values() if a.task]
         if tasks:
             await asyncio.wait(tasks, timeout=grace)

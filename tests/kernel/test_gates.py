@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from jobsd_lib.kernel.gates import (FailRun, Finished, Go, Met, Requirement, SkipRun, Unmet, check_requires,
-                                    approval_detail, condition_outcome, may_decide, short_duration, wait_over)
+from jobsd_lib.kernel.gates import (FailRun, Finished, Go, Interrupt, Met, Requirement, Resume, SkipRun, Unmet,
+                                    after_restart, approval_detail, check_requires, condition_outcome, may_decide,
+                                    short_duration, wait_over)
 from jobsd_lib.kernel.states import RunState
 
 NOW = 1_800_000_000.0
@@ -70,3 +71,21 @@ def test_approval_detail_names_who_is_waited_for():
     assert approval_detail(("@ops",)) == "approval by @ops"
     assert approval_detail(("alice", "@ops")) == "approval by alice or @ops"
     assert approval_detail(("a", "b", "c", "d", "e")) == "approval by a, b, c or 2 more"
+
+
+STOPPED = "jobsd stopped while the run was"
+
+
+@pytest.mark.parametrize("state, attempts, wait_reason, digest, verdict", [
+    (RunState.QUEUED, 0, "approval", "d1", Resume()),
+    (RunState.QUEUED, 0, "dependency", "d1", Resume()),
+    (RunState.QUEUED, 0, "slot", "d1", Interrupt(f"{STOPPED} queued")),  # it may have been starting its condition
+    (RunState.QUEUED, 0, None, "d1", Interrupt(f"{STOPPED} queued")),
+    (RunState.RUNNING, 1, None, "d1", Interrupt(f"{STOPPED} running")),
+    (RunState.RETRYING, 1, "backoff", "d1", Interrupt(f"{STOPPED} retrying")),
+    (RunState.QUEUED, 0, "approval", None, Interrupt(f"{STOPPED} queued; its job is no longer valid")),
+    (RunState.QUEUED, 0, "approval", "d2", Interrupt(f"{STOPPED} queued; its spec file changed meanwhile")),
+])
+def test_only_a_wait_for_approval_or_gates_under_the_same_spec_survives_a_restart(state, attempts, wait_reason,
+                                                                                 digest, verdict):
+    assert after_restart(state, attempts, wait_reason, "d1", digest) == verdict

@@ -422,3 +422,20 @@ def test_a_stop_while_waiting_for_approval_wakes_it_and_wins_over_a_decision_on_
     feed_all(raced, [(m.Begin(at(0)), asked(0)),
                      (m.StopRequested(at(5), "interrupted"), [m.Wake()]),
                      (m.Decided(at(5), True, ALICE), [m.RecordEnd(RunState.INTERRUPTED, "jobsd stopped", at(5))])])
+
+
+def test_a_wait_resumed_after_a_restart_is_bounded_from_when_it_began_and_records_nothing_again():
+    machine = approval(wait=600.0)
+    machine.resume(at(0), WaitReason.APPROVAL, ASKED)
+    assert not machine.suspendable  # not begun yet
+    feed_all(machine, [(m.Begin(at(500)), [m.AwaitApproval(at(600))])])
+    assert machine.suspendable
+    feed_all(machine, [(m.ApprovalWaitOver(at(600)),
+                        [m.RecordEnd(RunState.SKIPPED, "approval_timeout: no decision within 10m", at(600))])])
+    gates = m.RunMachine(gate_wait=600.0)
+    gates.resume(at(0), WaitReason.DEPENDENCY, UNMET)
+    feed_all(gates, [(m.Begin(at(100)), [m.CheckGates()]),
+                     (m.GatesChecked(at(100), UNMET), [m.AwaitGates(at(600))])])  # the same detail: no new record
+    assert gates.suspendable
+    gates.feed(m.StopRequested(at(101), "cancelled"))
+    assert not gates.suspendable  # a stop on its way ends it; it does not wait on

@@ -136,6 +136,8 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
 def _not_waiting(run: RunRow, act) -> str:  # noqa: ANN001
     if act is not None and act.decision is not None:
         return f"run {run.ref} was just {'approved' if act.decision.approved else 'rejected'} by {act.decision.actor}"
+    if act is not None and act.suspended:
+        return f"jobsd is stopping; run {run.ref} stays queued and waits for a decision again once jobsd is back"
     if act is not None and act.stop_reason:
         return f"run {run.ref} is being stopped ({act.stop_reason}); it can no longer be approved or rejected"
     if run.decision:

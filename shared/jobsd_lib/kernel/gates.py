@@ -8,16 +8,20 @@
 - `[gates] approval`: a run waits for a person's decision; `approvers` (user names, @groups) says
   who may give it (`may_decide`), empty: anyone who can reach the socket.
 - `[gates] wait`: how long a run may wait for unmet gates before it ends skipped.
+- Across a restart (`after_restart`): a run that was waiting for approval or for its gates, with
+  nothing of it started, waits on under the daemon that starts next; every other active run ends
+  `interrupted`.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jobsd_lib.kernel.states import RunState
+from jobsd_lib.kernel.states import RunState, WaitReason
 
 __all__ = ["Requirement", "Finished", "Met", "Unmet", "check_requires", "Go", "SkipRun", "FailRun",
-           "condition_outcome", "wait_over", "short_duration", "may_decide", "approval_detail", "APPROVAL_TIMEOUT"]
+           "condition_outcome", "wait_over", "short_duration", "may_decide", "approval_detail", "APPROVAL_TIMEOUT",
+           "Resume", "Interrupt", "after_restart"]
 
 APPROVAL_TIMEOUT = "approval_timeout"  # how the reason of a run skipped waiting for approval begins
 
@@ -125,3 +129,32 @@ def approval_detail(approvers: Sequence[str]) -> str:
     if len(approvers) <= 3:
         return "approval by " + " or ".join(approvers)
     return f"approval by {', '.join(approvers[:3])} or {len(approvers) - 3} more"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """The run waits on for its approval or gates; the time it waited counts (`waiting_since`)."""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    reason: str
+
+
+_RESUMABLE = (WaitReason.APPROVAL.value, WaitReason.DEPENDENCY.value)
+
+
+def after_restart(state: RunState, attempts: int, wait_reason: str | None, recorded_digest: str,
+                  current_digest: str | None) -> Resume | Interrupt:
+    """What becomes of a run that a stopped (or dead) daemon left active. Only a wait for a person
+    or for other jobs, long by nature and with nothing of the run begun, survives a restart, and only
+    under the very spec it was queued with (`current_digest` None: the job is gone or invalid now):
+    an approval given for one command must not start another."""
+    reason = f"jobsd stopped while the run was {state.value}"
+    if state is not RunState.QUEUED or attempts or wait_reason not in _RESUMABLE:
+        return Interrupt(reason)
+    if current_digest is None:
+        return Interrupt(f"{reason}; its job is no longer valid")
+    if current_digest != recorded_digest:
+        return Interrupt(f"{reason}; its spec file changed meanwhile")
+    return Resume()

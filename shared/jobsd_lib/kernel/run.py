@@ -102,6 +102,19 @@ class RunMachine:
     wait_detail: str = ""
     _end: RecordEnd | None = None
 
+    def resume(self, since: datetime, wait_reason: WaitReason, detail: str) -> None:
+        """Before Begin: the run has waited for approval or its gates under an earlier daemon since
+        `since` (kernel.gates.after_restart). The wait goes on, bounded from `since`; what the record
+        says already is not recorded again."""
+        self._expect(Phase.NEW)
+        self.waiting_since, self.wait_reason, self.wait_detail = since, wait_reason, detail
+
+    @property
+    def suspendable(self) -> bool:
+        """Does the run wait for approval or its gates, with no stop requested? Such a wait can end
+        with the daemon and go on under the next one (kernel.gates.after_restart)."""
+        return self.phase in (Phase.WAITING_APPROVAL, Phase.WAITING_GATES) and not self.stop_reason
+
     def feed(self, event: object) -> list[object]:
         """The effects of `event`, to perform in order."""
         handler = getattr(self, "_on_" + type(event).__name__, None)
