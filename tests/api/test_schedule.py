@@ -63,18 +63,25 @@ def test_every_second_schedule_of_a_three_second_job_records_overlap_skips(daemo
     assert len(active) <= 1
 
 
-def test_pause_stops_cron_runs_manual_still_works_resume_restarts(daemon):
+def windows_pass(daemon, after: float, count: int = 3) -> None:  # noqa: ANN001
+    """Wait until the every-second job `witness` has run `count` windows after `after`."""
+    wait_for(lambda: len([r for r in cron_runs(daemon, "witness") if stamp(r) > after]) >= count, 15,
+             f"{count} windows of the witness job")
+
+
+def test_pause_records_nothing_per_window_manual_still_works_resume_restarts(daemon):
     daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.write_job("witness", 'command = ["true"]\n' + EVERY_SECOND)
     daemon.start()
     wait_for(lambda: cron_runs(daemon, "tick", pb.RUN_STATE_SUCCEEDED), 10, "a cron run")
     paused = daemon.jobs.PauseJob(pb.JobRequest(job="tick"), timeout=10)
     assert paused.state == pb.JOB_STATE_PAUSED and not paused.HasField("next_run_at")
     paused_at = time.time()
-    skip = wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED) if r.reason == "paused"],
-                    10, "a cron window skipped because paused")
-    assert skip
-    started = [r for r in cron_runs(daemon, "tick") if r.state != pb.RUN_STATE_SKIPPED and stamp(r) > paused_at + 0.5]
-    assert started == []
+    windows_pass(daemon, paused_at)
+    assert [r.ref for r in cron_runs(daemon, "tick") if stamp(r) > paused_at + 0.5] == []  # DESIGN 11: no history
+    last_real = runs(daemon, "tick")[0]
+    listed = daemon.jobs.GetJob(pb.GetJobRequest(job="tick"), timeout=10)
+    assert listed.last_run.ref == last_real.ref and listed.last_run.state == pb.RUN_STATE_SUCCEEDED
     manual = daemon.run("tick")
     assert daemon.wait_finished(manual.ref).state == pb.RUN_STATE_SUCCEEDED
     resumed = daemon.jobs.ResumeJob(pb.JobRequest(job="tick"), timeout=10)
@@ -86,8 +93,10 @@ def test_pause_stops_cron_runs_manual_still_works_resume_restarts(daemon):
 
 def test_disable_survives_a_restart_and_blocks_cron_and_manual_runs(daemon):
     daemon.write_job("tick", 'command = ["true"]\n' + EVERY_SECOND)
+    daemon.write_job("witness", 'command = ["true"]\n' + EVERY_SECOND)
     daemon.start()
     assert daemon.jobs.DisableJob(pb.JobRequest(job="tick"), timeout=10).state == pb.JOB_STATE_DISABLED
+    disabled_at = time.time()
     assert daemon.stop() == 0
     daemon.start()
     job = daemon.jobs.GetJob(pb.GetJobRequest(job="tick"), timeout=10)
@@ -95,8 +104,8 @@ def test_disable_survives_a_restart_and_blocks_cron_and_manual_runs(daemon):
     with pytest.raises(grpc.RpcError) as err:
         daemon.run("tick")
     assert error_code(err.value) == "job_disabled"
-    wait_for(lambda: [r for r in cron_runs(daemon, "tick", pb.RUN_STATE_SKIPPED) if r.reason == "disabled"],
-             10, "a cron window skipped because disabled")
+    windows_pass(daemon, time.time())
+    assert [r.ref for r in cron_runs(daemon, "tick") if stamp(r) > disabled_at + 0.5] == []  # nothing per window
     assert daemon.jobs.EnableJob(pb.JobRequest(job="tick"), timeout=10).state == pb.JOB_STATE_ACTIVE
 
 

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobsd_lib.kernel.decisions import (Admit, AttemptResult, Finish, Refuse, Retry, Skip, admit_run, after_attempt,
+from jobsd_lib.kernel.decisions import (Admit, AttemptResult, Drop, Finish, Refuse, Retry, Skip, admit_run, after_attempt,
                                         backoff_delay, job_state)
 from jobsd_lib.kernel.states import JobState, RunState, Trigger
 
@@ -14,8 +14,11 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
     (Trigger.MANUAL, JobState.ACTIVE, None, Admit()),
     (Trigger.MANUAL, JobState.PAUSED, None, Admit()),
     (Trigger.RETRY, JobState.PAUSED, None, Admit()),                # a person asked, as for a manual run
-    (Trigger.CRON, JobState.PAUSED, None, Skip("paused")),
-    (Trigger.CRON, JobState.DISABLED, None, Skip("disabled")),
+    (Trigger.CRON, JobState.PAUSED, None, Drop("paused")),        # a window is not a run: nothing recorded
+    (Trigger.CATCH_UP, JobState.PAUSED, None, Drop("paused")),
+    (Trigger.CRON, JobState.DISABLED, None, Drop("disabled")),
+    (Trigger.DEPENDENCY, JobState.PAUSED, None, Skip("paused")),  # recorded: it uses up its upstreams' successes
+    (Trigger.DEPENDENCY, JobState.DISABLED, None, Skip("disabled")),
     (Trigger.CRON, JobState.ACTIVE, "j/1", Skip("overlap")),
     (Trigger.CRON, JobState.ACTIVE, None, Admit()),
     (Trigger.CRON, JobState.INVALID, None, Skip("invalid_spec")),   # recorded, never dropped
@@ -42,7 +45,7 @@ def test_a_job_disabled_by_its_spec_is_not_told_to_run_jobs_enable():
     decision = admit_run("j", Trigger.MANUAL, JobState.DISABLED, None, disabled_by_spec=True)
     assert isinstance(decision, Refuse) and decision.code == "job_disabled"
     assert "enabled = true" in decision.message and "jobs enable" not in decision.message
-    assert admit_run("j", Trigger.CRON, JobState.DISABLED, None, disabled_by_spec=True) == Skip("disabled")
+    assert admit_run("j", Trigger.CRON, JobState.DISABLED, None, disabled_by_spec=True) == Drop("disabled")
 
 
 @pytest.mark.parametrize("valid, enabled, operator, expected", [

@@ -12,7 +12,7 @@ from jobsd.clock import from_epoch
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, PermissionDenied, RunNotActive,
                               RunNotFinished, RunNotFound, RunNotWaiting, error_for_code)
 from jobsd_lib.facts import Actor
-from jobsd_lib.kernel.decisions import Admit, Refuse, Skip, admit_run
+from jobsd_lib.kernel.decisions import Admit, Drop, Refuse, Skip, admit_run
 from jobsd_lib.kernel.gates import may_decide
 from jobsd_lib.kernel.run import Decided
 from jobsd.peer import group_names
@@ -29,15 +29,19 @@ DECIDE_WAIT = 30.0  # seconds ApproveRun/RejectRun wait for the decision to be o
 
 
 def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, scheduled_at: datetime | None = None,
-            actor: Actor = Actor(), retry_of: str = "", upstream: str = "") -> RunRow:
+            actor: Actor = Actor(), retry_of: str = "", upstream: str = "") -> RunRow | None:
     """Admit and durably record a run (committed before this returns), then start it; what the kernel
-    does not admit is refused (manual) or recorded `skipped` (scheduled triggers)."""
+    does not admit is refused (manual), recorded `skipped` (scheduled triggers), or, for a cron
+    window of a paused or disabled job, dropped (None: nothing recorded)."""
     require_known(ctx, job_id)  # admission needs the state, not the job's history: no full view
     spec = ctx.catalog.specs.get(job_id)
     decision = admit_run(job_id, trigger, state_of(ctx, job_id, ctx.store.operator_state(job_id)),
                          ctx.runs.active_ref(job_id), disabled_by_spec=spec is not None and not spec.enabled)
     if isinstance(decision, Refuse):
         raise error_for_code(decision.code, decision.message, {"job": job_id})
+    if isinstance(decision, Drop):
+        log.debug("cron window %s of %s dropped: %s", scheduled_at, job_id, decision.reason)
+        return None
     state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
     run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
                                  decision.reason if isinstance(decision, Skip) else "", retry_of, upstream)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from jobsd_lib.kernel.results import describe_result  # re-exported: its home is kernel.results
 from jobsd_lib.kernel.states import JobState, RunState, Trigger
 
-__all__ = ["job_state", "Admit", "Refuse", "Skip", "admit_run", "AttemptResult", "Finish", "Retry",
+__all__ = ["job_state", "Admit", "Refuse", "Skip", "Drop", "admit_run", "AttemptResult", "Finish", "Retry",
            "after_attempt", "backoff_delay", "describe_result"]
 
 
@@ -44,13 +44,26 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True)
+class Drop:
+    """Record nothing: a cron window of a paused or disabled job is not a run (DESIGN 11). The
+    job.paused / job.disabled event is the audit trail; an every-second job paused for a week must
+    not write 604,800 records."""
+    reason: str
+
+
+_WINDOWS = (Trigger.CRON, Trigger.CATCH_UP)
+
+
 def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: str | None,
-              disabled_by_spec: bool = False) -> Admit | Refuse | Skip:
+              disabled_by_spec: bool = False) -> Admit | Refuse | Skip | Drop:
     """May `trigger` start a run of `job_id` now? `active_run` is the ref of its active run, if any;
     `disabled_by_spec` says a disabled job has `enabled = false` in its file (the way out differs).
 
-    Manual requests get an answer (refusals name the way out); scheduled triggers never
-    vanish: what cannot run is recorded as skipped (DESIGN 3).
+    Manual requests get an answer (refusals name the way out). A cron window of a paused or
+    disabled job is dropped (Drop); else what cannot run is recorded as skipped: an invalid spec,
+    an overlap, and a dependency run of a paused or disabled job (one per upstream success, which
+    it uses up).
     """
     manual = trigger.requested
     if job_state is JobState.INVALID:
@@ -63,9 +76,9 @@ def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: st
                           "enabled = true in the file, then `jobsctl daemon reload`")
         if manual:
             return Refuse("job_disabled", f"job {job_id!r} is disabled: `jobsctl jobs enable {job_id}` first")
-        return Skip("disabled")
+        return Drop("disabled") if trigger in _WINDOWS else Skip("disabled")
     if job_state is JobState.PAUSED and not manual:
-        return Skip("paused")
+        return Drop("paused") if trigger in _WINDOWS else Skip("paused")
     if active_run is not None:
         if manual:
             return Refuse("job_busy", f"job {job_id!r} is already running as {active_run}: wait for it "
