@@ -1,93 +1,14 @@
 """jobsctl commands: parse -> call the RPC -> render. Business rules live in the daemon, every
 text and JSON shape in jobsctl.render; a command here only parses, calls and prints."""
 import os
-import sys
-from collections.abc import Callable
 from typing import Optional
 
 import typer
 
 from jobsctl import render
-from jobsctl.connection import Connection, resolve_socket
-from jobsd_lib.errors import EXIT_NOT_STARTED, EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, JobsdError, exit_code_for
-from jobsd_lib.kernel.states import RunState
-
-app = typer.Typer(help="Control jobsd, the local job scheduler.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
-jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: inspect, cancel, retry, approve, reject.", no_args_is_help=True)
-daemon_app = typer.Typer(help="The daemon itself.", no_args_is_help=True)
-app.add_typer(jobs_app, name="jobs")
-app.add_typer(runs_app, name="runs")
-app.add_typer(daemon_app, name="daemon")
-
-JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
-_state: dict[str, Optional[str]] = {"socket": None}
-RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
-            RunState.MISSED.value: EXIT_NOT_STARTED, RunState.REJECTED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
-RUN_STATES = tuple(state.value for state in RunState)
-LONG_TIMEOUT = 3600.0  # seconds: cancel waits out kill_grace, gc removes files; the daemon bounds both
-
-
-@app.callback()
-def _main(socket: Optional[str] = typer.Option(None, "--socket", help="jobsd's socket (else $JOBSD_SOCKET, "
-                                               "else $JOBSD_HOME/jobsd.sock, else ~/.local/state/jobsd/jobsd.sock)")) -> None:
-    _state["socket"] = socket
-
-
-def _emit(data: dict, as_json: bool, human: Callable[[dict], str]) -> None:
-    print(render.dumps(data) if as_json else human(data))
-
-
-def _fail(error: JobsdError, as_json: bool) -> None:
-    if as_json:
-        print(render.dumps(render.error_json(error)))
-    else:
-        print(render.error_text(error), file=sys.stderr)
-    raise typer.Exit(exit_code_for(error.code))
-
-
-def _fits(field: str, lowest: int | None = None) -> Callable[[Optional[int]], Optional[int]]:
-    """A typer callback: the option's number must fit request field `field` ("TailRequest.run").
-
-    The range is the daemon's own (jobsd_lib.limits, from the field's proto type), raised to
-    `lowest` where the option means less than the field can say (the CLI sends 1..N, never the
-    proto's "0: default"). Out of it is a usage error (exit 2) naming the option and the range,
-    before any RPC: protobuf would otherwise raise ValueError (a traceback) while building the
-    request, or the daemon would refuse it.
-    """
-    message, name = field.split(".")
-
-    def check(value: Optional[int]) -> Optional[int]:
-        if value is None:
-            return value
-        from jobsd_lib.limits import int_range
-
-        proto_type = getattr(_pb(), message).DESCRIPTOR.fields_by_name[name].type
-        low, high, _note = int_range(message, name, proto_type)
-        low = low if lowest is None else max(low, lowest)
-        if not low <= value <= high:
-            raise typer.BadParameter(f"{value} is not between {low} and {high}")
-        return value
-    return check
-
-
-def _connect() -> Connection:
-    return Connection(resolve_socket(_state["socket"]))
-
-
-def _pb():  # noqa: ANN202
-    from jobsd_lib.rpc import jobsd_pb2
-
-    return jobsd_pb2
-
-
-def _guard(as_json: bool, action: Callable[[], None]) -> None:
-    try:
-        action()
-    except JobsdError as error:
-        _fail(error, as_json)
-
+from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, JsonOpt, _connect, _emit, _fits, _guard, _pb,
+                            _started, app, daemon_app, jobs_app)
+from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED
 
 # ---------------------------------------------------------------------- jobs
 @jobs_app.command("list")
@@ -119,22 +40,6 @@ def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for
         conn = _connect()
         _started(conn, conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)), wait, follow, as_json)
     _guard(as_json, action)
-
-
-def _started(conn, answer, wait: bool, follow: bool, as_json: bool) -> None:  # noqa: ANN001
-    """A new run (RunJob, RetryRun): print it, or wait for its end and exit with its outcome."""
-    run = render.run_json(answer)
-    if not (wait or follow):
-        _emit(run, as_json, render.started_text)
-        raise typer.Exit(EXIT_NOT_STARTED if run["state"] == RunState.SKIPPED.value else EXIT_OK)
-    from jobsctl.follow import follow_run
-
-    final = follow_run(conn, run["job"], run["n"], print_output=follow, from_start=True)
-    if follow and not as_json:  # stdout carries only the job's own stdout
-        print(render.outcome_text(final), file=sys.stderr)
-    else:
-        _emit(final, as_json, render.outcome_text)
-    raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
 
 
 @jobs_app.command("tail")
@@ -190,36 +95,55 @@ def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", callback=_
     _guard(as_json, action)
 
 
-def _operator(job: str, method: str, verb: str, as_json: bool) -> None:
+def _operator(job: str, method: str, verb: str, as_json: bool, request) -> None:  # noqa: ANN001
     def action() -> None:
         conn = _connect()
-        data = render.job_json(conn.call(getattr(conn.jobs, method), _pb().JobRequest(job=job)))
-        _emit(data, as_json, lambda d: render.operator_text(d, verb))
+        before = (render.job_json(conn.call(conn.jobs.GetJob, _pb().GetJobRequest(job=job)))
+                  if getattr(request, "catch_up", False) else None)
+        data = render.job_json(conn.call(getattr(conn.jobs, method), request))
+        _emit(data, as_json, lambda d: render.operator_text(d, verb, before))
     _guard(as_json, action)
 
 
+ReasonOpt = typer.Option("", "--reason", help="why, one line (shown by jobs list/show, kept in the event)")
+CatchUpOpt = typer.Option(False, "--catch-up", help="run once the latest cron window that passed meanwhile")
+
+
 @jobs_app.command("pause")
-def jobs_pause(job: str, as_json: bool = JsonOpt) -> None:
-    """Stop scheduled runs (missed windows are recorded skipped); manual runs still allowed."""
-    _operator(job, "PauseJob", "paused", as_json)
+def jobs_pause(job: str, until: Optional[str] = typer.Option(
+                   None, "--until", help="resume by itself then: a duration (90m, 2h, 1d, 2w) or a time "
+                   "(2026-12-04T09:00, local unless it has an offset or Z)"),
+               reason: str = ReasonOpt, as_json: bool = JsonOpt) -> None:
+    """Stop scheduled runs (cron windows pass without a record); manual runs still allowed."""
+    from datetime import datetime, timezone
+
+    from jobsd_lib.times import parse_until
+
+    request = _pb().PauseJobRequest(job=job, reason=reason)
+    if until is not None:
+        try:
+            request.until.FromDatetime(parse_until(until, datetime.now(timezone.utc)).astimezone(timezone.utc))
+        except (ValueError, OverflowError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--until") from None
+    _operator(job, "PauseJob", "paused", as_json, request)
 
 
 @jobs_app.command("resume")
-def jobs_resume(job: str, as_json: bool = JsonOpt) -> None:
-    """Undo pause: scheduled runs again."""
-    _operator(job, "ResumeJob", "resumed", as_json)
+def jobs_resume(job: str, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
+    """Undo pause (or disable): scheduled runs again."""
+    _operator(job, "ResumeJob", "resumed", as_json, _pb().ResumeJobRequest(job=job, catch_up=catch_up))
 
 
 @jobs_app.command("disable")
-def jobs_disable(job: str, as_json: bool = JsonOpt) -> None:
+def jobs_disable(job: str, reason: str = ReasonOpt, as_json: bool = JsonOpt) -> None:
     """No runs at all (RunJob answers job_disabled) until enabled; kept across restarts."""
-    _operator(job, "DisableJob", "disabled", as_json)
+    _operator(job, "DisableJob", "disabled", as_json, _pb().PauseJobRequest(job=job, reason=reason))
 
 
 @jobs_app.command("enable")
-def jobs_enable(job: str, as_json: bool = JsonOpt) -> None:
+def jobs_enable(job: str, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
     """Undo disable. A spec with enabled = false stays disabled."""
-    _operator(job, "EnableJob", "enabled", as_json)
+    _operator(job, "EnableJob", "enabled", as_json, _pb().ResumeJobRequest(job=job, catch_up=catch_up))
 
 
 @jobs_app.command("graph")
@@ -229,8 +153,10 @@ def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs con
     """The `after` graph: every job and its upstreams (or those connected to JOB)."""
     def action() -> None:
         conn = _connect()
-        data = render.graph_json(conn.call(conn.jobs.GetGraph, _pb().GetGraphRequest(job=job or "")))
-        _emit(data, as_json, render.graph_dot if dot else render.graph_text)
+        from jobsctl import render_graph
+
+        data = render_graph.graph_json(conn.call(conn.jobs.GetGraph, _pb().GetGraphRequest(job=job or "")))
+        _emit(data, as_json, render_graph.graph_dot if dot else render_graph.graph_text)
     _guard(as_json, action)
 
 
@@ -245,77 +171,6 @@ def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec f
     data = render.validate_json(results)
     _emit(data, as_json, lambda d: render.validate_text(d["files"]))
     raise typer.Exit(EXIT_OK if data["valid"] else EXIT_REFUSED)
-
-
-# ---------------------------------------------------------------------- runs, events, daemon
-@runs_app.command("show")
-def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
-    """One run in full: JOB/N."""
-    def action() -> None:
-        from jobsd_lib.refs import parse_run_ref
-
-        parse_run_ref(ref)  # the daemon's parser: a reference it would refuse is refused without a call
-        conn = _connect()
-        data = render.run_json(conn.call(conn.jobs.GetRun, _pb().GetRunRequest(run=ref)))
-        _emit(data, as_json, render.run_text)
-    _guard(as_json, action)
-
-
-@runs_app.command("cancel")
-def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
-    """Cancel a queued, running or retrying run (JOB/N): SIGTERM to its process group, SIGKILL after
-    kill_grace; no retry follows. Waits for the run to end."""
-    def action() -> None:
-        from jobsd_lib.refs import parse_run_ref
-
-        parse_run_ref(ref)
-        conn = _connect()
-        data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
-        _emit(data, as_json, render.cancel_text)
-    _guard(as_json, action)
-
-
-@runs_app.command("retry")
-def runs_retry(ref: str, wait: bool = typer.Option(False, "--wait", help="wait for the new run to end; exit with its outcome"),
-               follow: bool = typer.Option(False, "--follow", "-f", help="also stream its output"),
-               as_json: bool = JsonOpt) -> None:
-    """Run a finished run (JOB/N) again: a new run with the job's current spec, trigger retry, the
-    original's scheduled time kept. Refused (run_not_finished) while the run is active."""
-    def action() -> None:
-        from jobsd_lib.refs import parse_run_ref
-
-        parse_run_ref(ref)
-        conn = _connect()
-        _started(conn, conn.call(conn.jobs.RetryRun, _pb().RetryRunRequest(run=ref)), wait, follow, as_json)
-    _guard(as_json, action)
-
-
-def _decide(ref: str, approve: bool, comment: str, as_json: bool) -> None:
-    def action() -> None:
-        from jobsd_lib.refs import parse_run_ref
-
-        parse_run_ref(ref)
-        conn = _connect()
-        rpc = conn.jobs.ApproveRun if approve else conn.jobs.RejectRun
-        data = render.run_json(conn.call(rpc, _pb().DecideRunRequest(run=ref, comment=comment)))
-        _emit(data, as_json, render.decided_text)
-    _guard(as_json, action)
-
-
-CommentOpt = typer.Option("", "--comment", "-m", help="why, for the record (one line, at most 1000 characters)")
-
-
-@runs_app.command("approve")
-def runs_approve(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
-    """Let a run waiting for approval (JOB/N, [gates] approval) go on. Who you are is what the
-    socket says (your uid); a job's [gates] approvers limits who may."""
-    _decide(ref, True, comment, as_json)
-
-
-@runs_app.command("reject")
-def runs_reject(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
-    """End a run waiting for approval (JOB/N) as rejected: no attempt runs."""
-    _decide(ref, False, comment, as_json)
 
 
 @app.command("gc")
@@ -385,3 +240,6 @@ def daemon_reload(as_json: bool = JsonOpt) -> None:
         answer = conn.call(conn.daemon.Reload, _pb().ReloadRequest())
         _emit(render.reload_json(answer), as_json, render.reload_text)
     _guard(as_json, action)
+
+
+import jobsctl.cli_runs  # noqa: E402, F401 - registers the `runs` commands on runs_app

@@ -89,6 +89,8 @@ def job_json(job) -> dict:  # noqa: ANN001
         "schedule": schedule, "next_run_at": _time(job, "next_run_at"),
         "last_run": run_json(job.last_run) if job.HasField("last_run") else None, "error": error,
         "consecutive_failures": job.consecutive_failures, "file": job.file, "command": list(job.command),
+        "state_changed_at": _time(job, "state_changed_at"), "state_changed_by": job.state_changed_by or None,
+        "state_reason": job.state_reason or None, "paused_until": _time(job, "paused_until"),
     }
 
 
@@ -162,8 +164,17 @@ def jobs_table(data: dict) -> str:
                      when(last["started_at"] or last["queued_at"]) if last else "-",
                      status_text(last), str(j["consecutive_failures"] or "-")])
     text = table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
+    held = [f"  {j['id']}: {held_text(j)}" for j in data["jobs"] if j.get("state_changed_at")]
     problems = [f"  {j['id']}: {j['error']['message']}" for j in data["jobs"] if j["error"]]
-    return text + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else "")
+    return (text + ("\n\npaused or disabled:\n" + "\n".join(held) if held else "")
+            + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else ""))
+
+
+def held_text(j: dict) -> str:
+    """An operator's pause or disable: `paused until 2026-12-04 09:00:00Z by uid=0(root) at ...: db migration`."""
+    until = f" until {when(j['paused_until'])}" if j.get("paused_until") else ""
+    reason = f": {j['state_reason']}" if j.get("state_reason") else ""
+    return f"{j['state']}{until} by {j['state_changed_by'] or 'unknown'} at {when(j['state_changed_at'])}{reason}"
 
 
 def job_text(j: dict) -> str:
@@ -179,6 +190,8 @@ def job_text(j: dict) -> str:
     last = j["last_run"]
     lines.append(f"last run:     {last['run'] + ' ' + status_text(last) if last else '-'}")
     lines.append(f"failures:     {j['consecutive_failures']} in a row")
+    if j.get("state_changed_at"):
+        lines.append(f"operator:     {held_text(j)}")
     if j["error"]:
         where = f" ({j['error']['field']})" if j["error"]["field"] else ""
         lines.append(f"error:        {j['error']['code']}{where}: {j['error']['message']}")
@@ -268,11 +281,23 @@ def gc_text(data: dict) -> str:
     return "\n".join(lines)
 
 
-def operator_text(data: dict, verb: str) -> str:
-    """What `jobs pause|resume|disable|enable` says; `verb` is what was done ("paused")."""
-    text = f"{data['id']}: {verb}; state {data['state']}"
+def operator_text(data: dict, verb: str, before: dict | None = None) -> str:
+    """What `jobs pause|resume|disable|enable` says; `verb` is what was done ("paused"); `before`:
+    the job before a --catch-up, to tell the run it started."""
+    text = f"{data['id']}: {verb}"
+    if data.get("paused_until"):
+        text += f" until {when(data['paused_until'])}"
+    text += f"; state {data['state']}"
     if verb == "enabled" and data["state"] == JobState.DISABLED.value:
         text += " (still disabled: the spec says enabled = false; edit it and `jobsctl daemon reload`)"
+    if before is not None:
+        last, old = data["last_run"], before["last_run"]
+        if last and last["trigger"] == Trigger.CATCH_UP.value and (old is None or old["run"] != last["run"]):
+            text += f"; caught up the window {when(last['scheduled_at'])} as {last['run']}"
+        elif before["state"] not in (JobState.PAUSED.value, JobState.DISABLED.value):
+            text += f"; it was {before['state']}: nothing to catch up"
+        else:
+            text += "; no window passed meanwhile: nothing to catch up"
     return text
 
 
@@ -362,28 +387,6 @@ def size(count: int) -> str:
 def when(iso_time: str | None) -> str:
     """A compact local-free UTC time for tables: 2026-11-23 09:27:57Z."""
     return "-" if not iso_time else iso_time[:19].replace("T", " ") + "Z"
-
-
-def graph_json(graph) -> dict:  # noqa: ANN001 - a pb.Graph
-    return {"jobs": [{"id": j.id, "state": _enum(JobState, j.state), "after": list(j.after)} for j in graph.jobs]}
-
-
-def graph_text(data: dict) -> str:
-    if not data["jobs"]:
-        return "no jobs"
-    return table(["JOB", "STATE", "AFTER"], [[j["id"], j["state"] or "-", ", ".join(j["after"]) or "-"]
-                                             for j in data["jobs"]])
-
-
-def graph_dot(data: dict) -> str:
-    """Graphviz DOT: an edge points from the upstream to the job it starts; invalid jobs are dashed."""
-    lines = ["digraph jobs {", "  rankdir=LR;"]
-    for j in data["jobs"]:
-        style = ' [style=dashed, label="' + j["id"] + ' (invalid)"]' if j["state"] == JobState.INVALID.value else ""
-        lines.append(f'  "{j["id"]}"{style};')
-    for j in data["jobs"]:
-        lines.extend(f'  "{up}" -> "{j["id"]}";' for up in j["after"])
-    return "\n".join([*lines, "}"])
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -23,6 +23,7 @@ from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
 from jobsd.handlers import dependency
+from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
 from jobsd.heartbeat import Heartbeat
@@ -172,7 +173,8 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, s
     notifier.ready(f"serving {len(ctx.catalog.specs)} jobs on {paths.socket}")
     background = [asyncio.ensure_future(heartbeat.run()),
                   asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
-                  asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file))]
+                  asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
+                  asyncio.ensure_future(auto_resume(ctx))]  # pauses with --until, also ones that ended while down
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()

@@ -50,6 +50,7 @@ class Context:
     warnings: tuple[str, ...] = ()  # what the start-up checks found and let pass
     fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
+    pauses_changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes auto_resume (handlers/operator.py)
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -31,10 +31,10 @@ from jobsd.bus import Bus
 from jobsd.clock import Clock, to_epoch
 from jobsd.folders import make_folder
 from jobsd.store import AttemptRow, EventRow, RunRow, Store
-from jobsd_lib.facts import (AttemptFinished, Fact, RunApproved, RunFinished, RunMissed, RunQueued, RunRejected,
+from jobsd_lib.facts import (AttemptFinished, Fact, OperatorFact, RunApproved, RunFinished, RunMissed, RunQueued, RunRejected,
                              RunRetrying, RunSkipped, RunStarted, RunWaiting, Actor)
 from jobsd_lib.kernel.run import AttemptEnd, Decision, RecordEnd, Retrying, Started, Waiting
-from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+from jobsd_lib.kernel.states import RunState, Trigger, WaitReason
 from jobsd_lib.spec import JobSpec
 
 __all__ = ["Journal", "dependency_mark"]
@@ -279,9 +279,10 @@ class Journal:
         return updated
 
     # ------------------------------------------------------------------ jobs and the daemon
-    def operator_state(self, fact: Fact, state: JobState, actor: Actor) -> None:
-        """An operator's pause, resume, disable or enable of `fact.job_id`."""
-        self.record(fact, change=lambda store: store.set_operator_state(fact.job_id, state.value, fact.ts, str(actor)))
+    def operator_state(self, fact: OperatorFact) -> None:
+        """An operator's pause, resume, disable or enable of `fact.job_id` (with a pause's end and reason)."""
+        self.record(fact, change=lambda store: store.set_operator_state(
+            fact.job_id, fact.state.value, fact.ts, str(fact.actor), fact.until, fact.reason))
 
     def delete_runs(self, run_ids: Sequence[int]) -> None:
         """Retention: remove finished runs' records (events stay: the audit log). The caller records

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from jobsd.store import AttemptRow, EventRow, RunRow, StoreUnwritable, WriteFailure
+from jobsd.store import AttemptRow, EventRow, OperatorRow, RunRow, StoreUnwritable, WriteFailure
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.states import FAILURES, OUTCOMES, RunState
 
@@ -58,7 +58,7 @@ class MemoryStore:
         self._last_n: dict[str, int] = {}
         self._events: dict[int, EventRow] = {}
         self._last_seq: dict[str, int] = {"seq": 0}
-        self._operator: dict[str, tuple[str, float, str]] = {}  # job_id -> (state, changed_at, changed_by)
+        self._operator: dict[str, OperatorRow] = {}
         self._meta: dict[str, str] = {}
 
     # ------------------------------------------------------------------ what ops tests turn
@@ -316,14 +316,18 @@ class MemoryStore:
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
-        return {job_id: state for job_id, (state, _at, _by) in self._operator.items()}
+        return {job_id: row.state for job_id, row in self._operator.items()}
+
+    def operator_rows(self) -> dict[str, OperatorRow]:
+        return dict(self._operator)
 
     def operator_state(self, job_id: str) -> str | None:
         kept = self._operator.get(job_id)
-        return None if kept is None else kept[0]
+        return None if kept is None else kept.state
 
-    def set_operator_state(self, job_id: str, state: str, now: float, actor: str) -> None:
-        self._put(self._operator, job_id, (state, now, actor))
+    def set_operator_state(self, job_id: str, state: str, now: float, actor: str, until: float | None = None,
+                           reason: str = "") -> None:
+        self._put(self._operator, job_id, OperatorRow(state, now, actor, until, reason))
 
     def get_meta(self, key: str) -> str | None:
         return self._meta.get(key)

@@ -85,5 +85,9 @@ _V4 = ["ALTER TABLE runs ADD COLUMN decision TEXT NOT NULL DEFAULT ''",
        "ALTER TABLE runs ADD COLUMN decision_comment TEXT NOT NULL DEFAULT ''",
        "ALTER TABLE runs ADD COLUMN decision_client TEXT NOT NULL DEFAULT ''"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+# v5 (DESIGN 11): a pause that ends by itself (`jobs pause --until`) and the operator's reason.
+_V5 = ["ALTER TABLE job_state ADD COLUMN paused_until REAL",
+       "ALTER TABLE job_state ADD COLUMN state_reason TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
-from jobsd.store import EventRow, RunRow, WriteFailure
+from jobsd.store import EventRow, OperatorRow, RunRow, WriteFailure
 from jobsd_lib.kernel.states import RunState
 
 __all__ = ["StorePort"]
@@ -239,12 +239,19 @@ class StorePort(Protocol):
         dict the caller may change."""
         ...
 
+    def operator_rows(self) -> dict[str, OperatorRow]:
+        """job id -> its operator state row (state, when, by whom, a pause's `until` and reason) of
+        every job that has one: a new dict the caller may change."""
+        ...
+
     def operator_state(self, job_id: str) -> str | None:
         """The job's operator state value, or None if it never had one."""
         ...
 
-    def set_operator_state(self, job_id: str, state: str, now: float, actor: str) -> None:
-        """Set (or replace) the job's operator state, with when and by whom (inside write())."""
+    def set_operator_state(self, job_id: str, state: str, now: float, actor: str, until: float | None = None,
+                           reason: str = "") -> None:
+        """Set (or replace) the job's operator state, with when and by whom, a pause's end (`until`,
+        epoch seconds; None: until resumed) and the operator's reason (inside write())."""
         ...
 
     def get_meta(self, key: str) -> str | None:

@@ -32,12 +32,12 @@ from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
 from jobsd.reserve import Reserve
 from jobsd.sqlite import sqlite_engine
 from jobsd.store_queries import RunQueries
-from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, RunRow,  # noqa: F401
+from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, OperatorRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.states import RunState
 
-__all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure", "open_store"]
+__all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "OperatorRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure", "open_store"]
 
 log = logging.getLogger("jobsd.store")
 _MEMO_ENTRIES = 16  # memoized answers kept (Store._memoized): the job list, single jobs' GetJob
@@ -293,17 +293,24 @@ class Store(RunQueries):
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
-        """Every job's operator state (a copy of the memoized answer: see _memoized)."""
-        return dict(self._memoized(("operator_states",), lambda: {
-            j: s for j, s in self._q("SELECT job_id, operator_state FROM job_state")}))
+        """Every job's operator state (from the memoized rows: see _memoized)."""
+        return {j: row.state for j, row in self.operator_rows().items()}
+
+    def operator_rows(self) -> dict[str, OperatorRow]:
+        """Every job's operator state row (a copy of the memoized answer)."""
+        return dict(self._memoized(("operator_rows",), lambda: {
+            j: OperatorRow(s, t, by or "", until, reason or "") for j, s, t, by, until, reason in self._q(
+                "SELECT job_id, operator_state, changed_at, changed_by, paused_until, state_reason FROM job_state")}))
 
     def operator_state(self, job_id: str) -> str | None:
         return self._q("SELECT operator_state FROM job_state WHERE job_id = :j", j=job_id).scalar()
 
-    def set_operator_state(self, job_id: str, state: str, now: float, actor: str) -> None:
-        self._q("INSERT INTO job_state (job_id, operator_state, changed_at, changed_by) VALUES (:j, :s, :t, :a) "
-                "ON CONFLICT (job_id) DO UPDATE SET operator_state = :s, changed_at = :t, changed_by = :a",
-                j=job_id, s=state, t=now, a=actor)
+    def set_operator_state(self, job_id: str, state: str, now: float, actor: str, until: float | None = None,
+                           reason: str = "") -> None:
+        self._q("INSERT INTO job_state (job_id, operator_state, changed_at, changed_by, paused_until, state_reason) "
+                "VALUES (:j, :s, :t, :a, :u, :r) ON CONFLICT (job_id) DO UPDATE SET operator_state = :s, "
+                "changed_at = :t, changed_by = :a, paused_until = :u, state_reason = :r",
+                j=job_id, s=state, t=now, a=actor, u=until, r=reason)
 
     def get_meta(self, key: str) -> str | None:
         return self._q("SELECT value FROM daemon_meta WHERE key = :k", k=key).scalar()

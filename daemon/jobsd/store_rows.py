@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from jobsd_lib.errors import InternalError
 from jobsd_lib.kernel.states import ACTIVE, FAILURES, OUTCOMES, RunState, sql_list
 
-__all__ = ["RunRow", "AttemptRow", "EventRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure"]
+__all__ = ["RunRow", "AttemptRow", "EventRow", "OperatorRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure"]
 
 # The partial index runs_active (migrations v1) is `WHERE state IN ('queued', 'running', 'retrying')`.
 # SQLite uses a partial index only for a query that repeats the index's term as written, so this is
@@ -77,6 +77,17 @@ class RunRow:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE
+
+
+@dataclass(frozen=True)
+class OperatorRow:
+    """A job's operator state (jobs pause/resume/disable/enable), who set it and when; for a pause,
+    when it ends by itself (`until`, None: until resumed) and the operator's reason."""
+    state: str  # active | paused | disabled
+    changed_at: float
+    changed_by: str = ""
+    until: float | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

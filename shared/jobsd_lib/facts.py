@@ -20,7 +20,7 @@ from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
            "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
-           "JobEnabled", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
+           "JobEnabled", "OperatorFact", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
 
 
 def iso(epoch: float | None) -> str | None:
@@ -182,35 +182,39 @@ class RunFinished(RunFact):
 
 # ---------------------------------------------------------------------------- jobs
 @dataclass(frozen=True, kw_only=True)
-class _OperatorFact(Fact):
+class OperatorFact(Fact):
     state: JobState  # the operator state stored (active, paused or disabled)
     actor: Actor
+    reason: str = ""            # the operator's --reason
+    until: float | None = None  # a pause's end (jobs pause --until), epoch seconds
+    catch_up: str = ""          # jobs resume --catch-up: the run it started for the latest window missed
 
     def attrs(self) -> dict[str, object]:
-        return {**self.actor.attrs(), "state": self.state.value}
+        return {**self.actor.attrs(), "state": self.state.value, "reason": self.reason or None,
+                "until": iso(self.until), "catch_up": self.catch_up or None}
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobPaused(_OperatorFact):
+class JobPaused(OperatorFact):
     TYPE: ClassVar[str] = "job.paused"
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobResumed(_OperatorFact):
+class JobResumed(OperatorFact):
     TYPE: ClassVar[str] = "job.resumed"
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobDisabled(_OperatorFact):
+class JobDisabled(OperatorFact):
     TYPE: ClassVar[str] = "job.disabled"
 
 
 @dataclass(frozen=True, kw_only=True)
-class JobEnabled(_OperatorFact):
+class JobEnabled(OperatorFact):
     TYPE: ClassVar[str] = "job.enabled"
 
 
-OPERATOR_FACTS: dict[str, tuple[type[_OperatorFact], JobState]] = {  # verb -> (fact, operator state)
+OPERATOR_FACTS: dict[str, tuple[type[OperatorFact], JobState]] = {  # verb -> (fact, operator state)
     "pause": (JobPaused, JobState.PAUSED), "resume": (JobResumed, JobState.ACTIVE),
     "disable": (JobDisabled, JobState.DISABLED), "enable": (JobEnabled, JobState.ACTIVE)}
 

@@ -19,7 +19,7 @@ from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.kernel.retention import MAX_KEEP_LAST
 
 __all__ = ["INT63", "MAX_LIST_LIMIT", "MAX_NEXT_COUNT", "FIELD_RANGES", "STRING_MAX", "DEFAULT_STRING_MAX",
-           "quote", "int_range", "check_request"]
+           "quote", "int_range", "check_request", "one_line"]
 
 INT63 = 2**63 - 1  # SQLite's largest integer: no sequence number, run number or offset is larger
 MAX_LIST_LIMIT = 1000   # ListRuns.limit (0: 20)
@@ -44,9 +44,10 @@ FIELD_RANGES: dict[str, tuple[int, int, str]] = {
 # Field name -> most characters. A job is a spec file's stem (an invalid spec's may be any file
 # name, up to 255 bytes); a run reference is a job id, '/' and a number; a cursor is what
 # refs.encode_cursor gives out.
-STRING_MAX = {"job": 255, "run": 100, "cursor": 64}
+STRING_MAX = {"job": 255, "run": 100, "cursor": 64, "reason": 500}
 DEFAULT_STRING_MAX = 1024
 _QUOTE_CHARS = 40
+_TIMESTAMP_SECONDS = (-62135596800, 253402300799)  # 0001-01-01 .. 9999-12-31T23:59:59Z, as protobuf defines it
 
 
 def quote(value: str, limit: int = _QUOTE_CHARS) -> str:
@@ -54,6 +55,16 @@ def quote(value: str, limit: int = _QUOTE_CHARS) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def one_line(value: str, name: str, most: int) -> str:
+    """`value` if it is one line of text of at most `most` characters (an operator's comment or
+    reason, shown in tables and events), else InvalidArgument naming `name`."""
+    if len(value) > most:
+        raise InvalidArgument(f"{name} has {len(value)} characters; at most {most}", field=name)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise InvalidArgument(f"{name} must be one line of text, without control characters", field=name)
+    return value
 
 
 def int_range(message: str, field: str, type_: int) -> tuple[int, int, str]:
@@ -82,6 +93,10 @@ def _check_value(message: str, field, value) -> None:  # noqa: ANN001
                               "(see jobsd.proto)", field=field.name)
     elif kind == F.TYPE_STRING:
         _check_string(field.name, value)
+    elif kind == F.TYPE_MESSAGE and value.DESCRIPTOR.full_name == "google.protobuf.Timestamp":
+        if not (_TIMESTAMP_SECONDS[0] <= value.seconds <= _TIMESTAMP_SECONDS[1] and 0 <= value.nanos < 10**9):
+            raise InvalidArgument(f"{field.name} is no valid time (seconds {value.seconds}, nanos {value.nanos}): "
+                                  "years 1-9999 only", field=field.name)
     elif kind == F.TYPE_MESSAGE:
         check_request(value)
 

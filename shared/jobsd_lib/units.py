@@ -1,7 +1,7 @@
 """Durations and sizes as job specs write them.
 
 Durations: a number of seconds (int or float, >= 0) or a string "<number><unit>" with unit
-s, m, h or d ("0.5s", "90s", "15m", "2h", "1d"); a bare numeric string is seconds.
+s, m, h, d or w ("0.5s", "90s", "15m", "2h", "1d", "2w"); a bare numeric string is seconds.
 Sizes: integer bytes or "<integer><unit>" with K, M, G or T (powers of 1024), an optional
 trailing "B"/"iB" accepted ("64K", "512M", "2G", "1GiB").
 """
@@ -12,8 +12,8 @@ import re
 
 __all__ = ["parse_duration", "parse_size"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(s|m|h|d)?\s*$")
-_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(s|m|h|d|w)?\s*$")
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:(K|M|G|T)(?:I?B)?|B)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {None: 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -27,7 +27,7 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"{value!r} is not a duration: use seconds or a number with s, m, h or d, like '90s' or '15m'")
+            raise ValueError(f"{value!r} is not a duration: use seconds or a number with s, m, h, d or w, like '90s' or '15m'")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
         raise ValueError(f"a duration must be a number or a string like '90s', not {type(value).__name__}")

@@ -7,12 +7,14 @@ here without anyone having to list it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 import pytest
 from google.protobuf.descriptor import FieldDescriptor as F
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from jobsd_lib.errors import ErrorCode
 from jobsd_lib.rpc import jobsd_pb2 as pb
@@ -82,6 +84,11 @@ def _values(field) -> Iterator[tuple[object, bool]]:  # noqa: ANN001
         yield 99, True  # a number this proto does not define
         yield -1, True
         yield 0, False
+    elif field.type == F.TYPE_MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
+        yield Timestamp(seconds=2**62), True      # beyond year 9999: no datetime holds it
+        yield Timestamp(seconds=-2**62), True
+        yield Timestamp(seconds=1, nanos=-1), True
+        yield Timestamp(seconds=int(time.time()) + 3600), False
     elif field.type == F.TYPE_MESSAGE:
         raise AssertionError(f"{field.full_name}: a message-typed request field needs cases here")
     # bool: both values are meaningful
@@ -90,6 +97,8 @@ def _values(field) -> Iterator[tuple[object, bool]]:  # noqa: ANN001
 def _set(request, field, value) -> None:  # noqa: ANN001
     if field.is_repeated:
         getattr(request, field.name).append(value)
+    elif field.type == F.TYPE_MESSAGE:
+        getattr(request, field.name).CopyFrom(value)
     else:
         setattr(request, field.name, value)
 
@@ -176,6 +185,7 @@ def test_every_field_of_every_request_is_refused_shortly_or_accepted(served):
             problems.append(f"{case.method.rsplit('/', 1)[1]}({case.what}): {problem}")
     assert served.proc.poll() is None, "jobsd died"
     assert served.daemon.GetHealth(pb.GetHealthRequest(), timeout=10).pid == served.proc.pid
+    served.jobs.EnableJob(pb.ResumeJobRequest(job="ok"), timeout=10)  # undo the accepted DisableJob(ok, reason="")
     assert served.run("ok").ref == "ok/2"  # still serving, and nothing above started a run
     assert not problems, f"{len(problems)} of {len(cases)} cases:\n" + "\n".join(problems)
 

@@ -61,6 +61,8 @@ ATTEMPT_FIELDS = ("number", "started_at", "finished_at", "exit_code", "signal", 
                   "timed_out")
 ADDED_RUN_KEYS = {"retry_of": None, "upstream": None, "wait_detail": None, "waiting_since": None,
                   "decision": None}  # issue 15
+ADDED_JOB_KEYS = {"paused_until": None, "state_reason": None}  # issue 16: an old pause has no end and no reason
+HELD_KEYS = ("state_changed_at", "state_changed_by")  # issue 16: set while paused or disabled by an operator
 FROZEN_MAX = {job: max((r["n"] for r in (EXPECTED["jobs_history"][job]["json"] or {}).get("runs", [])), default=0)
               for job in JOB_IDS}
 FROZEN_SEQ = max(e["seq"] for e in EXPECTED["events"]["lines"])
@@ -165,6 +167,16 @@ def _norm(value, home: str):  # noqa: ANN001, ANN202
             for key, default in ADDED_RUN_KEYS.items():
                 assert key in value and value[key] == default, (value["run"], key, value.get(key, "<missing>"))
             value = {k: v for k, v in value.items() if k not in ADDED_RUN_KEYS}
+        if "consecutive_failures" in value and "schedule" in value and home != OLD_HOME:  # a job
+            for key, default in ADDED_JOB_KEYS.items():
+                assert key in value and value[key] == default, (value["id"], key, value.get(key, "<missing>"))
+            for key in HELD_KEYS:  # only an operator's pause or disable has them (a disable may be the spec's)
+                held = value.get(key, "<missing>")
+                if value["state"] == "paused":
+                    assert isinstance(held, str) and held, (value["id"], key, held)
+                elif value["state"] != "disabled":
+                    assert held is None, (value["id"], key, held)
+            value = {k: v for k, v in value.items() if k not in ADDED_JOB_KEYS and k not in HELD_KEYS}
         return {k: _norm(v, home) for k, v in value.items()}
     return value
 

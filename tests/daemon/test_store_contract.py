@@ -9,7 +9,7 @@ import inspect
 import pytest
 
 from jobsd.ports import StorePort
-from jobsd.store import StoreUnwritable
+from jobsd.store import OperatorRow, StoreUnwritable
 from jobsd_lib.errors import InternalError
 from tests.daemon.store_subjects import S, T, add, change_everything, everything, seed, store, subject  # noqa: F401
 
@@ -147,6 +147,18 @@ def test_operator_states_are_set_replaced_and_read_back(store):
     assert states == {"a": "active", "b": "disabled"} and store.operator_state("a") == "active"
     states["a"] = "mangled"  # the caller's own dict
     assert store.operator_states() == {"a": "active", "b": "disabled"}
+
+
+def test_a_pause_keeps_its_end_and_reason_until_the_state_is_replaced(store):
+    with store.write():
+        store.set_operator_state("a", "paused", T, "uid 0", until=T + 3600, reason="db migration")
+    assert store.operator_rows() == {"a": OperatorRow("paused", T, "uid 0", T + 3600, "db migration")}
+    with store.write():
+        store.set_operator_state("a", "active", T + 1, "scheduler")
+    rows = store.operator_rows()
+    assert rows == {"a": OperatorRow("active", T + 1, "scheduler", None, "")}
+    rows.clear()  # the caller's own dict
+    assert store.operator_states() == {"a": "active"}
 
 
 def test_meta_is_set_replaced_and_read_back(store):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobsd_lib.kernel.fire import (BACKLOG, FAR_BEHIND, MAX_MISSED, CatchUp, Miss, NextFire, Run, SkipInvalid,
-                                   catch_up_start, decide_firing, new_windows, plan_firing, unrecorded)
+                                   catch_up_start, decide_firing, latest_window, new_windows, plan_firing, unrecorded)
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
@@ -253,3 +253,31 @@ def test_plan_firing_reads_a_spec_schedule():
     rules = ScheduleSpec(cron="* * * * *", timezone="UTC", misfire_grace=30, coalesce=False, catch_up=True)
     plan = plan_firing([ago(60), ago(45)], NOW, rules, first=True, recorded=set())
     assert kinds(plan) == [("Miss", ago(60)), ("CatchUp", ago(45))]
+
+
+def multiples_of(seconds: int):  # noqa: ANN201 - a Search: the first multiple of `seconds` (epoch) at or after `at`
+    def search(at: datetime) -> datetime:
+        epoch = at.timestamp()
+        step = -(-epoch // seconds) * seconds
+        return datetime.fromtimestamp(step, UTC)
+    return search
+
+
+def test_latest_window_finds_the_last_one_missed_while_paused_cheaply():
+    now = datetime(2026, 12, 3, 12, 0, 30, 500000, tzinfo=UTC)
+    week_ago = now - timedelta(days=7)
+    calls = []
+
+    def counted(at: datetime) -> datetime:
+        calls.append(at)
+        return multiples_of(1)(at)
+
+    assert latest_window(counted, week_ago, now) == datetime(2026, 12, 3, 12, 0, 30, tzinfo=UTC)
+    assert len(calls) < 200  # not one a window of the week (604,800)
+    daily = multiples_of(86400)
+    assert latest_window(daily, week_ago, now) == datetime(2026, 12, 3, tzinfo=UTC)
+    assert latest_window(daily, now - timedelta(hours=1), now) is None  # none since the pause
+    exactly = datetime(2026, 12, 3, 11, 0, tzinfo=UTC)
+    assert latest_window(multiples_of(3600), exactly, now) == datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    assert latest_window(multiples_of(7200), exactly, exactly + timedelta(minutes=5)) is None
+    assert latest_window(multiples_of(3600), exactly, exactly + timedelta(minutes=5)) == exactly  # at the pause: missed too

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobsd_lib.times import from_epoch, iso, to_epoch
+from jobsd_lib.times import from_epoch, iso, parse_until, to_epoch
 
 BERLIN_WINTER = timezone(timedelta(hours=1))
 
@@ -29,3 +29,23 @@ def test_iso_is_rfc_3339_in_utc(epoch, timespec, text):
 
 def test_none_passes_through():
     assert to_epoch(None) is None and from_epoch(None) is None and iso(None) is None
+
+
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("text, until", [
+    ("2h", NOW + timedelta(hours=2)), ("1w", NOW + timedelta(days=7)), ("90m", NOW + timedelta(minutes=90)),
+    ("2026-12-04T09:00Z", datetime(2026, 12, 4, 9, 0, tzinfo=timezone.utc)),
+    ("2026-12-04 09:00:00+01:00", datetime(2026, 12, 4, 8, 0, tzinfo=timezone.utc)),
+])
+def test_until_is_a_duration_from_now_or_a_time(text, until):
+    assert parse_until(text, NOW) == until
+
+
+def test_an_until_without_offset_is_local_time_and_bad_ones_say_what_is_wanted():
+    local = parse_until("2026-12-04T09:00", NOW)
+    assert local.tzinfo is not None and local.replace(tzinfo=None) == datetime(2026, 12, 4, 9, 0)
+    for bad in ("tomorrow", "0s", "", "2026-13-01"):
+        with pytest.raises(ValueError, match="duration|longer than 0s"):
+            parse_until(bad, NOW)

@@ -5,12 +5,12 @@ from jobsd_lib.units import parse_duration, parse_size
 
 
 @pytest.mark.parametrize("value, seconds", [(5, 5), (0.5, 0.5), ("0.5s", 0.5), ("90s", 90), ("15m", 900),
-                                            ("2h", 7200), ("1d", 86400), ("30", 30)])
+                                            ("2h", 7200), ("1d", 86400), ("2w", 14 * 86400), ("30", 30)])
 def test_durations(value, seconds):
     assert parse_duration(value) == seconds
 
 
-@pytest.mark.parametrize("value", ["", "5 minutes", "-1s", True, None, "1w", float("inf")])
+@pytest.mark.parametrize("value", ["", "5 minutes", "-1s", True, None, "1y", float("inf")])
 def test_bad_durations(value):
     with pytest.raises(ValueError):
         parse_duration(value)

@@ -8,6 +8,8 @@ The two server streams (Tail, WatchEvents) are written by api/streaming.py, each
 """
 from __future__ import annotations
 
+from datetime import timezone
+
 from jobsd.api.convert import gc_request, gc_response_pb, graph_pb, health_pb, job_pb, problem_pb, run_pb, state_from_pb, ts
 from jobsd.api.streaming import stream_events, stream_tail
 from jobsd.context import Context
@@ -18,6 +20,7 @@ from jobsd.handlers.operator import set_operator_state
 from jobsd.handlers.reload import reload
 from jobsd.peer import actor_for
 from jobsd.store import RunRow
+from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.facts import Actor
 from jobsd_lib.kernel.states import Trigger
 from jobsd_lib.rpc import jobsd_pb2 as pb
@@ -51,17 +54,28 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def RunJob(self, request, context):  # noqa: ANN001, N802
         return self._run(runs.run_job(self.ctx, request.job, Trigger.MANUAL, actor=actor_of(context)))
 
+    def _hold(self, verb: str, request, context) -> pb.Job:  # noqa: ANN001 - a PauseJobRequest
+        try:
+            until = request.until.ToDatetime(timezone.utc) if request.HasField("until") else None
+        except (ValueError, OverflowError):
+            raise InvalidArgument(f"until {request.until.seconds}s is not a time this daemon can hold") from None
+        return self._job(set_operator_state(self.ctx, verb, request.job, actor_of(context), until=until,
+                                            reason=request.reason))
+
+    def _release(self, verb: str, request, context) -> pb.Job:  # noqa: ANN001 - a ResumeJobRequest
+        return self._job(set_operator_state(self.ctx, verb, request.job, actor_of(context), catch_up=request.catch_up))
+
     async def PauseJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(set_operator_state(self.ctx, "pause", request.job, actor_of(context)))
+        return self._hold("pause", request, context)
 
     async def ResumeJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(set_operator_state(self.ctx, "resume", request.job, actor_of(context)))
+        return self._release("resume", request, context)
 
     async def DisableJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(set_operator_state(self.ctx, "disable", request.job, actor_of(context)))
+        return self._hold("disable", request, context)
 
     async def EnableJob(self, request, context):  # noqa: ANN001, N802
-        return self._job(set_operator_state(self.ctx, "enable", request.job, actor_of(context)))
+        return self._release("enable", request, context)
 
     async def NextRunTimes(self, request, context):  # noqa: ANN001, N802
         times = jobs.next_run_times(self.ctx, request.job, request.count)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jobsd.context import Context
-from jobsd.store import RunRow
+from jobsd.store import OperatorRow, RunRow
 from jobsd_lib.errors import InvalidArgument, JobNotFound, error_for_code
 from jobsd_lib.kernel.decisions import job_state
 from jobsd_lib.kernel.graph import connected
@@ -29,6 +29,7 @@ class JobView:
     last_run: RunRow | None
     consecutive_failures: int
     next_run_at: datetime | None = None
+    operator: OperatorRow | None = None  # the operator's pause or disable, when, by whom, until, why
 
 
 def state_of(ctx: Context, job_id: str, operator_state: str | None) -> JobState:
@@ -50,15 +51,17 @@ def require_known(ctx: Context, job_id: str) -> None:
         raise JobNotFound(job_id)
 
 
-def _view(ctx: Context, job_id: str, operator: dict[str, str], summary: tuple[RunRow | None, int],
+def _view(ctx: Context, job_id: str, operator: dict[str, OperatorRow], summary: tuple[RunRow | None, int],
           next_runs: dict[str, datetime] | None = None) -> JobView:
     spec = ctx.catalog.specs.get(job_id)
-    state = state_of(ctx, job_id, operator.get(job_id))
+    row = operator.get(job_id)
+    state = state_of(ctx, job_id, row.state if row else None)
     next_run = None
     if ctx.timer and spec and spec.schedule and state is JobState.ACTIVE:
         next_run = next_runs.get(job_id) if next_runs is not None else ctx.timer.next_run_at(job_id)
     last_run, failures = summary
-    return JobView(job_id, state, spec, tuple(ctx.catalog.invalid.get(job_id, ())), last_run, failures, next_run)
+    return JobView(job_id, state, spec, tuple(ctx.catalog.invalid.get(job_id, ())), last_run, failures, next_run,
+                   row if row is not None and row.state != JobState.ACTIVE.value else None)
 
 
 def list_jobs(ctx: Context) -> list[JobView]:
@@ -66,7 +69,7 @@ def list_jobs(ctx: Context) -> list[JobView]:
     run and failure count, then those runs' attempts) and one of the scheduler's job store:
     200 clients listing 21 jobs pinned the loop when it was ~3 queries a job (issue 19)."""
     ids = ctx.catalog.ids()
-    operator = ctx.store.operator_states()
+    operator = ctx.store.operator_rows()
     summaries = ctx.store.job_summaries(ids)
     next_runs = ctx.timer.all_next_run_times() if ctx.timer else {}  # one query, not one a job
     return [_view(ctx, job_id, operator, summaries[job_id], next_runs) for job_id in ids]
@@ -74,7 +77,7 @@ def list_jobs(ctx: Context) -> list[JobView]:
 
 def get_job(ctx: Context, job_id: str) -> JobView:
     require_known(ctx, job_id)
-    return _view(ctx, job_id, ctx.store.operator_states(), ctx.store.job_summaries([job_id])[job_id])
+    return _view(ctx, job_id, ctx.store.operator_rows(), ctx.store.job_summaries([job_id])[job_id])
 
 
 def get_graph(ctx: Context, job_id: str = "") -> list[tuple[str, JobState, tuple[str, ...]]]:

@@ -33,6 +33,7 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
     validity) or disappeared."""
     before = ctx.catalog
     catalog = load_specs(ctx)
+    ctx.pauses_changed.set()  # a paused job whose file came back may be due to resume
     diff = diff_catalogs(_digests(before), _digests(catalog))
     sync_schedule(ctx)
     dependency.mark_new(ctx, before)

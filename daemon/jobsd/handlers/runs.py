@@ -17,7 +17,7 @@ from jobsd_lib.kernel.gates import may_decide
 from jobsd_lib.kernel.run import Decided
 from jobsd.peer import group_names
 from jobsd_lib.kernel.states import RunState, Trigger
-from jobsd_lib.limits import MAX_LIST_LIMIT
+from jobsd_lib.limits import MAX_LIST_LIMIT, one_line
 from jobsd_lib.refs import decode_cursor, encode_cursor, parse_run_ref, require_job_id
 
 __all__ = ["run_job", "retry_run", "get_run", "list_runs", "cancel_run", "decide_run", "CANCEL_SLACK", "MAX_COMMENT"]
@@ -118,10 +118,7 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
     run_not_waiting (the run is not waiting for approval, or another decision was taken first),
     permission_denied (the caller is not among the job's approvers), invalid_argument (the comment)."""
     verb = "approve" if approved else "reject"
-    if len(comment) > MAX_COMMENT:
-        raise InvalidArgument(f"comment has {len(comment)} characters; at most {MAX_COMMENT}")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in comment):
-        raise InvalidArgument("comment must be one line of text, without control characters")
+    one_line(comment, "comment", MAX_COMMENT)
     run = get_run(ctx, ref)
     act = ctx.runs.active.get(run.ref)
     if act is None or not ctx.runs.awaits_decision(act):

@@ -46,9 +46,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from jobsd_lib.kernel.dst import fire_times
+
 __all__ = ["Run", "CatchUp", "Miss", "SkipInvalid", "AlreadyRecorded", "Unscheduled", "Action", "FireDecision",
            "ScheduleRules", "decide_firing", "plan_firing", "unrecorded", "new_windows", "catch_up_start",
-           "unwritable_reason", "NextFire", "MAX_MISSED", "DISPATCH_TOLERANCE", "FAR_BEHIND", "BACKLOG"]
+           "unwritable_reason", "latest_window", "NextFire", "MAX_MISSED", "DISPATCH_TOLERANCE", "FAR_BEHIND", "BACKLOG"]
 
 MAX_MISSED = 100
 DISPATCH_TOLERANCE = 1.0  # seconds of lateness that always count as on time
@@ -242,6 +244,28 @@ def _holds(next_fire: NextFire, start: datetime | None, now: datetime, backlog: 
     while window is not None and window <= now and count < backlog:
         window, count = next_fire(window, now), count + 1
     return count >= backlog
+
+
+def latest_window(search: Callable[[datetime], datetime | None], since: datetime, now: datetime) -> datetime | None:
+    """The latest window in [since, now] (`jobs resume --catch-up`: the one missed while paused), or
+    None. `search(at)` is the trigger's first fire time at or after `at` (kernel.dst.fire_times'
+    Search). Looked for in spans back from now (1 min, 4 min, 16 min, ...) so that a job paused for
+    a week costs tens of fire times, not one per window."""
+    span = timedelta(minutes=1)
+    while True:
+        start = max(now - span, since)
+        found, after = None, start - timedelta(microseconds=1)
+        while True:
+            batch = fire_times(search, after, 64)
+            due = [w for w in batch if w <= now]
+            if due:
+                found = due[-1]
+            if len(due) < 64:
+                break
+            after = batch[-1]
+        if found is not None or start <= since:
+            return found
+        span *= 4
 
 
 def unwritable_reason(window: datetime, cause: str) -> str:

@@ -116,7 +116,7 @@ class SpecError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., job: _Optional[str] = ..., file: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "description", "schedule", "next_run_at", "last_run", "error", "consecutive_failures", "file", "command", "shell", "spec_digest", "enabled_in_spec")
+    __slots__ = ("id", "state", "description", "schedule", "next_run_at", "last_run", "error", "consecutive_failures", "file", "command", "shell", "spec_digest", "enabled_in_spec", "state_changed_at", "state_changed_by", "state_reason", "paused_until")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,10 @@ class Job(_message.Message):
     SHELL_FIELD_NUMBER: _ClassVar[int]
     SPEC_DIGEST_FIELD_NUMBER: _ClassVar[int]
     ENABLED_IN_SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
+    STATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_UNTIL_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     description: str
@@ -143,7 +147,11 @@ class Job(_message.Message):
     shell: bool
     spec_digest: str
     enabled_in_spec: bool
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., description: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ..., error: _Optional[_Union[SpecError, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., file: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., shell: _Optional[bool] = ..., spec_digest: _Optional[str] = ..., enabled_in_spec: _Optional[bool] = ...) -> None: ...
+    state_changed_at: _timestamp_pb2.Timestamp
+    state_changed_by: str
+    state_reason: str
+    paused_until: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., description: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ..., error: _Optional[_Union[SpecError, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., file: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., shell: _Optional[bool] = ..., spec_digest: _Optional[str] = ..., enabled_in_spec: _Optional[bool] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed_by: _Optional[str] = ..., state_reason: _Optional[str] = ..., paused_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ()
@@ -166,6 +174,24 @@ class JobRequest(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: str
     def __init__(self, job: _Optional[str] = ...) -> None: ...
+
+class PauseJobRequest(_message.Message):
+    __slots__ = ("job", "until", "reason")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    until: _timestamp_pb2.Timestamp
+    reason: str
+    def __init__(self, job: _Optional[str] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResumeJobRequest(_message.Message):
+    __slots__ = ("job", "catch_up")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    job: str
+    catch_up: bool
+    def __init__(self, job: _Optional[str] = ..., catch_up: _Optional[bool] = ...) -> None: ...
 
 class GetGraphRequest(_message.Message):
     __slots__ = ("job",)

@@ -53,22 +53,22 @@ class JobsStub:
                 _registered_method=True)
         self.PauseJob = channel.unary_unary(
                 '/jobsd.v1.Jobs/PauseJob',
-                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
                 _registered_method=True)
         self.ResumeJob = channel.unary_unary(
                 '/jobsd.v1.Jobs/ResumeJob',
-                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
                 _registered_method=True)
         self.DisableJob = channel.unary_unary(
                 '/jobsd.v1.Jobs/DisableJob',
-                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
                 _registered_method=True)
         self.EnableJob = channel.unary_unary(
                 '/jobsd.v1.Jobs/EnableJob',
-                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
                 _registered_method=True)
         self.ListRuns = channel.unary_unary(
@@ -160,7 +160,8 @@ class JobsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DisableJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """`until` is refused: a disable lasts until enabled
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -255,22 +256,22 @@ def add_JobsServicer_to_server(servicer, server):
             ),
             'PauseJob': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseJob,
-                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.FromString,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.SerializeToString,
             ),
             'ResumeJob': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeJob,
-                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.FromString,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.SerializeToString,
             ),
             'DisableJob': grpc.unary_unary_rpc_method_handler(
                     servicer.DisableJob,
-                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.FromString,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.SerializeToString,
             ),
             'EnableJob': grpc.unary_unary_rpc_method_handler(
                     servicer.EnableJob,
-                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.FromString,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.SerializeToString,
             ),
             'ListRuns': grpc.unary_unary_rpc_method_handler(
@@ -432,7 +433,7 @@ class Jobs:
             request,
             target,
             '/jobsd.v1.Jobs/PauseJob',
-            jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
             options,
             channel_credentials,
@@ -459,7 +460,7 @@ class Jobs:
             request,
             target,
             '/jobsd.v1.Jobs/ResumeJob',
-            jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
             options,
             channel_credentials,
@@ -486,7 +487,7 @@ class Jobs:
             request,
             target,
             '/jobsd.v1.Jobs/DisableJob',
-            jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.PauseJobRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
             options,
             channel_credentials,
@@ -513,7 +514,7 @@ class Jobs:
             request,
             target,
             '/jobsd.v1.Jobs/EnableJob',
-            jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.ResumeJobRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Job.FromString,
             options,
             channel_credentials,
