@@ -5,10 +5,12 @@ from typing import Optional
 
 import typer
 
-from jobsctl import render
+from jobsctl import render, render_ops
 from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, JsonOpt, _connect, _emit, _fits, _guard, _pb,
                             _started, app, daemon_app, jobs_app)
 from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED
+
+EXIT_PROBLEMS = 1  # jobsctl check: some job is failing, overdue or invalid
 
 # ---------------------------------------------------------------------- jobs
 @jobs_app.command("list")
@@ -101,7 +103,7 @@ def _operator(job: str, method: str, verb: str, as_json: bool, request) -> None:
         before = (render.job_json(conn.call(conn.jobs.GetJob, _pb().GetJobRequest(job=job)))
                   if getattr(request, "catch_up", False) else None)
         data = render.job_json(conn.call(getattr(conn.jobs, method), request))
-        _emit(data, as_json, lambda d: render.operator_text(d, verb, before))
+        _emit(data, as_json, lambda d: render_ops.operator_text(d, verb, before))
     _guard(as_json, action)
 
 
@@ -197,6 +199,25 @@ def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", callback=_fi
                                               older_than_seconds=seconds)
         answer = conn.call(conn.daemon.CollectGarbage, request, timeout=LONG_TIMEOUT)
         _emit(render.gc_json(answer), as_json, render.gc_text)
+    _guard(as_json, action)
+
+
+@app.command("check")
+def check(jobs: Optional[list[str]] = typer.Argument(None, help="only these jobs (default: every job)"),
+          as_json: bool = JsonOpt) -> None:
+    """Exit 0 when every (given) job is fine, 1 when any is failing, overdue or invalid: one line a problem."""
+    def action() -> None:
+        conn = _connect()
+        listed = render.jobs_json(conn.call(conn.jobs.ListJobs, _pb().ListJobsRequest()))
+        known = {j["id"] for j in listed["jobs"]}
+        for job in jobs or []:
+            if job not in known:
+                from jobsd_lib.errors import JobNotFound
+
+                raise JobNotFound(job)
+        data = render_ops.check_json(listed, jobs or [])
+        _emit(data, as_json, render_ops.check_text)
+        raise typer.Exit(EXIT_OK if data["ok"] else EXIT_PROBLEMS)
     _guard(as_json, action)
 
 

@@ -91,6 +91,8 @@ def job_json(job) -> dict:  # noqa: ANN001
         "consecutive_failures": job.consecutive_failures, "file": job.file, "command": list(job.command),
         "state_changed_at": _time(job, "state_changed_at"), "state_changed_by": job.state_changed_by or None,
         "state_reason": job.state_reason or None, "paused_until": _time(job, "paused_until"),
+        "success_within": job.success_within_seconds or None, "overdue": job.overdue,
+        "overdue_since": _time(job, "overdue_since"),
     }
 
 
@@ -160,14 +162,27 @@ def jobs_table(data: dict) -> str:
     for j in data["jobs"]:
         last = j["last_run"]
         schedule = f"{j['schedule']['cron']} {j['schedule']['timezone']}" if j["schedule"] else "manual"
-        rows.append([j["id"], j["state"], schedule, when(j["next_run_at"]),
+        rows.append([j["id"], j["state"] + (", overdue" if j.get("overdue") else ""), schedule, when(j["next_run_at"]),
                      when(last["started_at"] or last["queued_at"]) if last else "-",
                      status_text(last), str(j["consecutive_failures"] or "-")])
     text = table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
     held = [f"  {j['id']}: {held_text(j)}" for j in data["jobs"] if j.get("state_changed_at")]
+    held += [f"  {j['id']}: {overdue_text(j)}" for j in data["jobs"] if j.get("overdue")]
     problems = [f"  {j['id']}: {j['error']['message']}" for j in data["jobs"] if j["error"]]
-    return (text + ("\n\npaused or disabled:\n" + "\n".join(held) if held else "")
+    return (text + ("\n\nneeds attention:\n" + "\n".join(held) if held else "")
             + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else ""))
+
+
+def overdue_text(j: dict) -> str:
+    """`overdue since 2026-12-03 06:00:00Z: no success within 26h`."""
+    return f"overdue since {when(j['overdue_since'])}: no success within {_seconds(j['success_within'])}"
+
+
+def _seconds(value: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
 
 
 def held_text(j: dict) -> str:
@@ -192,6 +207,9 @@ def job_text(j: dict) -> str:
     lines.append(f"failures:     {j['consecutive_failures']} in a row")
     if j.get("state_changed_at"):
         lines.append(f"operator:     {held_text(j)}")
+    if j.get("success_within"):
+        lines.append(f"expect:       a success within {_seconds(j['success_within'])}"
+                     + (f"; {overdue_text(j)}" if j.get("overdue") else ""))
     if j["error"]:
         where = f" ({j['error']['field']})" if j["error"]["field"] else ""
         lines.append(f"error:        {j['error']['code']}{where}: {j['error']['message']}")
@@ -280,25 +298,6 @@ def gc_text(data: dict) -> str:
     lines.append(f"{verb} {data['removed_count']} runs; {freed} {size(data['bytes_freed'])}")
     return "\n".join(lines)
 
-
-def operator_text(data: dict, verb: str, before: dict | None = None) -> str:
-    """What `jobs pause|resume|disable|enable` says; `verb` is what was done ("paused"); `before`:
-    the job before a --catch-up, to tell the run it started."""
-    text = f"{data['id']}: {verb}"
-    if data.get("paused_until"):
-        text += f" until {when(data['paused_until'])}"
-    text += f"; state {data['state']}"
-    if verb == "enabled" and data["state"] == JobState.DISABLED.value:
-        text += " (still disabled: the spec says enabled = false; edit it and `jobsctl daemon reload`)"
-    if before is not None:
-        last, old = data["last_run"], before["last_run"]
-        if last and last["trigger"] == Trigger.CATCH_UP.value and (old is None or old["run"] != last["run"]):
-            text += f"; caught up the window {when(last['scheduled_at'])} as {last['run']}"
-        elif before["state"] not in (JobState.PAUSED.value, JobState.DISABLED.value):
-            text += f"; it was {before['state']}: nothing to catch up"
-        else:
-            text += "; no window passed meanwhile: nothing to catch up"
-    return text
 
 
 def cancel_text(data: dict) -> str:

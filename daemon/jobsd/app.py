@@ -22,7 +22,7 @@ from jobsd.clock import SYSTEM, Clock
 from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
-from jobsd.handlers import dependency
+from jobsd.handlers import dependency, overdue
 from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
@@ -120,6 +120,7 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
 
     bus.subscribe(wake_followers, RunFact)
     bus.subscribe(lambda fact: dependency.on_finished(ctx, fact), RunFinished)  # `after` chains
+    bus.subscribe(lambda fact: overdue.on_finished(ctx, fact), RunFinished)  # `[expect] success_within`
     bus.subscribe(lambda fact: runner.gates_changed(), RunStarted, RunFinished)  # `[[requires]]` waits
     artifacts = Artifacts(paths.runs_dir)
     journal = Journal(store, artifacts, bus, clock)
@@ -145,6 +146,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         reconcile_active(ctx)
+        overdue.track(ctx)
         dependency.mark_new(ctx, None)
         dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
@@ -174,7 +176,8 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, s
     background = [asyncio.ensure_future(heartbeat.run()),
                   asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
-                  asyncio.ensure_future(auto_resume(ctx))]  # pauses with --until, also ones that ended while down
+                  asyncio.ensure_future(auto_resume(ctx)),
+                  asyncio.ensure_future(overdue.watch(ctx))]  # at once: a deadline may have passed while down  # pauses with --until, also ones that ended while down
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()

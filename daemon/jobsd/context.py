@@ -8,6 +8,7 @@ from datetime import datetime
 
 from jobsd.artifacts import Artifacts
 from jobsd.clock import Clock
+from jobsd.expect import OverdueState
 from jobsd.held import HeldWindows
 from jobsd.journal import Journal
 from jobsd.output import Channel, Hub
@@ -51,6 +52,7 @@ class Context:
     fired: set[str] = field(default_factory=set)  # jobs that fired since start-up (catch_up applies once)
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
     pauses_changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes auto_resume (handlers/operator.py)
+    overdue: OverdueState = field(default_factory=OverdueState)  # handlers/overdue.py
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

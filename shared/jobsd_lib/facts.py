@@ -20,7 +20,7 @@ from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
            "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
-           "JobEnabled", "OperatorFact", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
+           "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
 
 
 def iso(epoch: float | None) -> str | None:
@@ -236,6 +236,29 @@ class DaemonReloaded(Fact):
     def attrs(self) -> dict[str, object]:
         return {**self.actor.attrs(), "added": _joined(self.added), "changed": _joined(self.changed),
                 "removed": _joined(self.removed), "invalid": self.invalid}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOverdue(Fact):
+    """`[expect] success_within` passed without a success (kernel.overdue): once per episode."""
+    TYPE: ClassVar[str] = "job.overdue"
+    since: float        # the deadline that passed
+    within: float
+    message: str
+
+    def attrs(self) -> dict[str, object]:
+        return {"since": iso(self.since), "success_within": f"{self.within:g}", "message": self.message}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecovered(Fact):
+    """An overdue job succeeded again (or lost its expectation): the episode is over."""
+    TYPE: ClassVar[str] = "job.recovered"
+    overdue_since: float
+    run: str = ""       # the run whose success ended it
+
+    def attrs(self) -> dict[str, object]:
+        return {"overdue_since": iso(self.overdue_since), "by_run": self.run or None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,7 @@ from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "ExpectSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
@@ -106,6 +106,12 @@ class RetrySpec(_Model):
     backoff: Duration = 10.0
     factor: float = Field(default=2.0, ge=1.0, le=100.0)
     max: Duration = 600.0
+
+
+class ExpectSpec(_Model):
+    """`[expect]` (DESIGN 11): the job is *overdue* when no run of it succeeded within
+    `success_within` (from its last success, or from when jobsd first saw the job)."""
+    success_within: Duration | None = Field(default=None, gt=0)
 
 
 class LimitsSpec(_Model):
@@ -209,6 +215,7 @@ class JobSpec(_Model):
     after: tuple[JobId, ...] = ()  # upstream jobs: a run starts once each succeeded (DESIGN 10)
     requires: tuple[RequireSpec, ...] = ()
     gates: GatesSpec = Field(default_factory=GatesSpec)
+    expect: ExpectSpec = Field(default_factory=ExpectSpec)
 
     @field_validator("after")
     @classmethod

@@ -43,7 +43,7 @@ def test_a_pause_until_ends_by_itself_and_says_why_meanwhile(daemon):
     shown = daemon.ctl("jobs", "show", "tick").stdout.decode()
     assert "operator:     paused until " in shown and shown.rstrip().endswith(": db migration")
     listed = daemon.ctl("jobs", "list").stdout.decode()
-    assert "paused or disabled:\n  tick: paused until " in listed and "db migration" in listed
+    assert "needs attention:\n  tick: paused until " in listed and "db migration" in listed
 
     resumed = wait_for(lambda: (j := job(daemon, "tick")).state == pb.JOB_STATE_ACTIVE and j, 10, "the pause to end")
     assert not resumed.HasField("paused_until") and resumed.state_reason == ""

@@ -61,7 +61,8 @@ ATTEMPT_FIELDS = ("number", "started_at", "finished_at", "exit_code", "signal", 
                   "timed_out")
 ADDED_RUN_KEYS = {"retry_of": None, "upstream": None, "wait_detail": None, "waiting_since": None,
                   "decision": None}  # issue 15
-ADDED_JOB_KEYS = {"paused_until": None, "state_reason": None}  # issue 16: an old pause has no end and no reason
+ADDED_JOB_KEYS = {"paused_until": None, "state_reason": None,  # issue 16: an old pause has no end and no reason
+                  "overdue": False, "overdue_since": None, "success_within": None}  # nor an [expect]
 HELD_KEYS = ("state_changed_at", "state_changed_by")  # issue 16: set while paused or disabled by an operator
 FROZEN_MAX = {job: max((r["n"] for r in (EXPECTED["jobs_history"][job]["json"] or {}).get("runs", [])), default=0)
               for job in JOB_IDS}

@@ -24,3 +24,14 @@ def test_describe_result(state, code, sig, text):
 def test_every_state_has_a_text_and_decisions_offers_the_same_function():
     assert all(describe_result(state, None, None) for state in RunState)
     assert decisions.describe_result is describe_result
+
+
+def test_check_names_each_problem_of_a_job_in_order():
+    from jobsd_lib.kernel.check import Problem, job_problems
+
+    assert job_problems("ok", None, 0, "ok", None) == []
+    assert job_problems("b", "schedule.cron: bad", 2, "b/7: exit 3", "overdue since x") == [
+        Problem("b", "invalid", "schedule.cron: bad"),
+        Problem("b", "failing", "failed 2 times in a row (latest run b/7: exit 3)"),
+        Problem("b", "overdue", "overdue since x")]
+    assert job_problems("c", None, 1, "c/2: timed out", None)[0].message == "failed once (latest run c/2: timed out)"

@@ -96,7 +96,8 @@ def job_pb(view, run_dir_of) -> pb.Job:  # noqa: ANN001  (JobView, callable RunR
     last_run = view.last_run
     spec = (view.spec.file, view.spec.digest) if view.spec is not None else None
     key = (spec, view.problems, view.state, view.consecutive_failures, last_run,
-           run_dir_of(last_run) if last_run is not None else "", view.next_run_at, view.operator)
+           run_dir_of(last_run) if last_run is not None else "", view.next_run_at, view.operator,
+           view.overdue_since)
     cached = _JOBS.get(view.id)
     if cached is None or cached[0] != key:
         if cached is None and len(_JOBS) >= _JOBS_MAX:  # removed jobs: drop the oldest entry
@@ -137,6 +138,11 @@ def _build_job(view, last_run_dir: str) -> pb.Job:  # noqa: ANN001
     if view.last_run is not None:
         message.last_run.CopyFrom(run_pb(view.last_run, last_run_dir))
     _set_times(message, next_run_at=view.next_run_at)
+    if view.overdue_since is not None:
+        message.overdue = True
+        _set_times(message, overdue_since=view.overdue_since)
+    if view.spec is not None and view.spec.expect.success_within:
+        message.success_within_seconds = view.spec.expect.success_within
     held = view.operator
     if held is not None:
         message.state_changed_by, message.state_reason = held.changed_by, held.reason

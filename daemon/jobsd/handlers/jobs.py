@@ -30,6 +30,7 @@ class JobView:
     consecutive_failures: int
     next_run_at: datetime | None = None
     operator: OperatorRow | None = None  # the operator's pause or disable, when, by whom, until, why
+    overdue_since: float | None = None   # the open overdue episode's start ([expect] success_within)
 
 
 def state_of(ctx: Context, job_id: str, operator_state: str | None) -> JobState:
@@ -61,7 +62,8 @@ def _view(ctx: Context, job_id: str, operator: dict[str, OperatorRow], summary: 
         next_run = next_runs.get(job_id) if next_runs is not None else ctx.timer.next_run_at(job_id)
     last_run, failures = summary
     return JobView(job_id, state, spec, tuple(ctx.catalog.invalid.get(job_id, ())), last_run, failures, next_run,
-                   row if row is not None and row.state != JobState.ACTIVE.value else None)
+                   row if row is not None and row.state != JobState.ACTIVE.value else None,
+                   ctx.overdue.since.get(job_id))
 
 
 def list_jobs(ctx: Context) -> list[JobView]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from jobsd.context import Context
-from jobsd.handlers import dependency
+from jobsd.handlers import dependency, overdue
 from jobsd.catalog import Catalog, load_catalog
 from jobsd_lib.facts import Actor, DaemonReloaded
 from jobsd_lib.kernel.catalog import diff_catalogs
@@ -37,6 +37,7 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
     diff = diff_catalogs(_digests(before), _digests(catalog))
     sync_schedule(ctx)
     dependency.mark_new(ctx, before)
+    overdue.track(ctx)
     ctx.journal.record(DaemonReloaded(ts=ctx.clock.epoch(), actor=actor, added=tuple(diff.added),
                                       changed=tuple(diff.changed), removed=tuple(diff.removed),
                                       invalid=len(catalog.invalid)))

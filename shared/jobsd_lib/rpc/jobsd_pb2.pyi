@@ -116,7 +116,7 @@ class SpecError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., job: _Optional[str] = ..., file: _Optional[str] = ..., field: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "state", "description", "schedule", "next_run_at", "last_run", "error", "consecutive_failures", "file", "command", "shell", "spec_digest", "enabled_in_spec", "state_changed_at", "state_changed_by", "state_reason", "paused_until")
+    __slots__ = ("id", "state", "description", "schedule", "next_run_at", "last_run", "error", "consecutive_failures", "file", "command", "shell", "spec_digest", "enabled_in_spec", "state_changed_at", "state_changed_by", "state_reason", "paused_until", "overdue", "overdue_since", "success_within_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +134,9 @@ class Job(_message.Message):
     STATE_CHANGED_BY_FIELD_NUMBER: _ClassVar[int]
     STATE_REASON_FIELD_NUMBER: _ClassVar[int]
     PAUSED_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_SINCE_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_WITHIN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     description: str
@@ -151,7 +154,10 @@ class Job(_message.Message):
     state_changed_by: str
     state_reason: str
     paused_until: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., description: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ..., error: _Optional[_Union[SpecError, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., file: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., shell: _Optional[bool] = ..., spec_digest: _Optional[str] = ..., enabled_in_spec: _Optional[bool] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed_by: _Optional[str] = ..., state_reason: _Optional[str] = ..., paused_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    overdue: bool
+    overdue_since: _timestamp_pb2.Timestamp
+    success_within_seconds: float
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., description: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[Run, _Mapping]] = ..., error: _Optional[_Union[SpecError, _Mapping]] = ..., consecutive_failures: _Optional[int] = ..., file: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., shell: _Optional[bool] = ..., spec_digest: _Optional[str] = ..., enabled_in_spec: _Optional[bool] = ..., state_changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state_changed_by: _Optional[str] = ..., state_reason: _Optional[str] = ..., paused_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., overdue: _Optional[bool] = ..., overdue_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., success_within_seconds: _Optional[float] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ()

@@ -1,0 +1,114 @@
+"""The overdue watch (DESIGN 11, `[expect] success_within`; decisions in kernel.overdue).
+
+- `track(ctx)` after every load of the specs (start-up, reload): which jobs expect a success, and,
+  for a job seen for the first time, since when (daemon_meta first_seen:JOB); at start-up also each
+  job's last success (from the events, which outlive gc) and its open episode (meta overdue:JOB).
+- `on_finished`, a bus subscriber: a success moves the job's deadline and ends its episode.
+- `watch(ctx)`, a task: at start-up at once (jobsd may have been down past a deadline), then at the
+  earliest next deadline or when something changed, records `job.overdue` for each job whose
+  deadline passed and `job.recovered` when an episode ends. Each check is in memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from jobsd.clock import from_epoch
+from jobsd.context import Context
+from jobsd.expect import first_seen_key, overdue_key
+from jobsd_lib.facts import JobOverdue, JobRecovered, RunFinished
+from jobsd_lib.kernel.overdue import BecameOverdue, Recovered, deadline, episode_change, overdue_message
+from jobsd_lib.kernel.states import RunState
+
+__all__ = ["track", "on_finished", "watch", "check"]
+
+log = logging.getLogger("jobsd.overdue")
+IDLE = timedelta(hours=1)  # the longest wait between two checks when no deadline is nearer
+RETRY = 60.0               # seconds before a check that failed (a full disk) is tried again
+
+
+def track(ctx: Context) -> None:
+    """Take the expectations of the catalog just loaded; a job watched for the first time since
+    start-up gets its first sighting, last success and open episode from the store."""
+    state, store, now = ctx.overdue, ctx.store, ctx.clock.epoch()
+    expecting = {j: s.expect.success_within for j, s in ctx.catalog.specs.items() if s.expect.success_within}
+    kept = {j: state.within[j] for j in ctx.catalog.invalid if j in state.within}  # a broken spec stays watched
+    state.within = {**kept, **expecting}
+    new = []
+    for job_id in state.within:
+        if job_id not in state.first_seen:
+            seen = store.get_meta(first_seen_key(job_id))
+            if seen:
+                state.first_seen[job_id] = float(seen)
+            else:
+                state.first_seen[job_id] = now
+                new.append(job_id)
+            found = store.last_success(job_id)
+            state.last_success[job_id] = found[2] if found else None
+            since = store.get_meta(overdue_key(job_id))
+            if since:
+                state.since[job_id] = float(since)
+    if new:
+        ctx.journal.record(change=lambda s: [s.set_meta(first_seen_key(j), repr(now)) for j in new], durable=False)
+    state.changed.set()
+
+
+def on_finished(ctx: Context, fact: RunFinished) -> None:
+    """Bus subscriber: a success of an expecting job moves its deadline (recorded on the next turn)."""
+    state = ctx.overdue
+    if fact.state is RunState.SUCCEEDED and fact.job_id in state.within:
+        state.last_success[fact.job_id] = fact.ts
+        if fact.job_id in state.since:
+            asyncio.get_running_loop().call_soon(check, ctx, fact.run_ref)
+        state.changed.set()
+
+
+def check(ctx: Context, run_ref: str = "") -> float | None:
+    """Record every episode that starts or ends now; the next deadline (epoch), or None."""
+    state, now = ctx.overdue, ctx.clock.epoch()
+    nearest = None
+    for job_id in sorted(set(state.within) | set(state.since)):
+        within = state.within.get(job_id)
+        if within is None:  # the expectation is gone (spec edited or removed): the episode ends
+            _record(ctx, job_id, Recovered(), 0.0, now, "")
+            continue
+        last, seen = state.last_success.get(job_id), state.first_seen.get(job_id, now)
+        due_at = deadline(within, last, seen)
+        change = episode_change(due_at, now, state.since.get(job_id))
+        if change is not None:
+            _record(ctx, job_id, change, within, now, run_ref if job_id == run_ref.split("/")[0] else "")
+        if due_at > now:
+            nearest = due_at if nearest is None else min(nearest, due_at)
+    return nearest
+
+
+def _record(ctx: Context, job_id: str, change: BecameOverdue | Recovered, within: float, now: float, run: str) -> None:
+    state, key = ctx.overdue, overdue_key(job_id)
+    if isinstance(change, BecameOverdue):
+        message = overdue_message(within, state.last_success.get(job_id), state.first_seen.get(job_id, now), now)
+        ctx.journal.record(JobOverdue(ts=now, job_id=job_id, since=change.since, within=within, message=message),
+                           change=lambda s: s.set_meta(key, repr(change.since)))
+        state.since[job_id] = change.since
+        log.warning("job %s is overdue: %s", job_id, message)
+    else:
+        ctx.journal.record(JobRecovered(ts=now, job_id=job_id, overdue_since=state.since[job_id], run=run),
+                           change=lambda s: s.set_meta(key, ""))
+        del state.since[job_id]
+        log.info("job %s recovered%s", job_id, f" ({run})" if run else "")
+
+
+async def watch(ctx: Context) -> None:
+    """Check at once, then at each next deadline or change, until cancelled."""
+    state = ctx.overdue
+    while True:
+        state.changed.clear()
+        try:
+            nearest = check(ctx)
+        except Exception:  # noqa: BLE001 - a store that refuses writes must not end the watch
+            log.exception("overdue check failed; trying again in %gs", RETRY)
+            nearest = ctx.clock.epoch() + RETRY
+        until = ctx.clock.now() + IDLE
+        if nearest is not None:
+            until = min(until, from_epoch(nearest))
+        await ctx.clock.wait_until(until, state.changed)
