@@ -168,9 +168,16 @@ def jobs_table(data: dict) -> str:
     text = table(["ID", "STATE", "SCHEDULE", "NEXT RUN", "LAST RUN", "RESULT", "FAILS"], rows)
     held = [f"  {j['id']}: {held_text(j)}" for j in data["jobs"] if j.get("state_changed_at")]
     held += [f"  {j['id']}: {overdue_text(j)}" for j in data["jobs"] if j.get("overdue")]
-    problems = [f"  {j['id']}: {j['error']['message']}" for j in data["jobs"] if j["error"]]
+    problems = [f"  {j['id']}: {spec_error_text(j['error'])}" for j in data["jobs"] if j["error"]]
     return (text + ("\n\nneeds attention:\n" + "\n".join(held) if held else "")
             + ("\n\ninvalid specs:\n" + "\n".join(problems) if problems else ""))
+
+
+def spec_error_text(error: dict) -> str:
+    """An invalid spec's error with the field it is about (`schedule.timezone: required key is
+    missing`); several problems come joined, each with its field already."""
+    field, message = error["field"], error["message"]
+    return f"{field}: {message}" if field and not message.startswith(f"{field}: ") else message
 
 
 def overdue_text(j: dict) -> str:

@@ -1,5 +1,5 @@
 """What the operator's commands print: jobs pause|resume|disable|enable, and jobsctl check."""
-from jobsctl.render import overdue_text, result_text, when
+from jobsctl.render import overdue_text, result_text, spec_error_text, when
 from jobsd_lib.kernel.states import JobState, Trigger
 
 
@@ -31,8 +31,7 @@ def check_json(listed: dict, only: list[str]) -> dict:
     problems = []
     for j in chosen:
         last = j["last_run"]
-        error = j["error"]
-        invalid = (f"{error['field']}: " if error and error["field"] else "") + error["message"] if error else None
+        invalid = spec_error_text(j["error"]) if j["error"] else None
         found = job_problems(j["id"], invalid, j["consecutive_failures"],
                              f"{last['run']}: {result_text(last)}" if last else "-",
                              overdue_text(j) if j.get("overdue") else None)

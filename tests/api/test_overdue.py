@@ -75,6 +75,7 @@ def test_check_exits_1_with_one_line_a_problem_and_0_when_fine(daemon):
     daemon.write_job("failing", 'command = ["false"]\n')
     daemon.write_job("late", expecting("1s", '["false"]'))
     daemon.write_job("broken", 'command = ["true"]\n[schedule]\ncron = "61 * * * *"\n')
+    daemon.write_job("typo", 'command = ["true"]\n[schedule]\ncron = "* * * * *"\n')  # one problem: no timezone
     daemon.start()
     for job_id in ("fine", "failing"):
         daemon.wait_finished(daemon.run(job_id).ref)
@@ -86,11 +87,14 @@ def test_check_exits_1_with_one_line_a_problem_and_0_when_fine(daemon):
     lines = every.stdout.decode().splitlines()
     assert every.returncode == 1, every.stderr
     assert [line.split(":")[:2] for line in lines] == [["broken", " invalid"], ["failing", " failing"],
-                                                       ["late", " overdue"]]
+                                                       ["late", " overdue"], ["typo", " invalid"]]
+    assert lines[3] == "typo: invalid: schedule.timezone: required key is missing"  # the field, as validate says
+    listed = daemon.ctl("jobs", "list").stdout.decode()
+    assert "  typo: schedule.timezone: required key is missing" in listed
     assert lines[1] == "failing: failing: failed once (latest run failing/1: exit 1)"
     assert lines[0].startswith("broken: invalid: schedule.cron: ")
     data = json.loads(daemon.ctl("check", "--json").stdout)
     assert (data["ok"], data["checked"], [p["problem"] for p in data["problems"]]) == \
-        (False, 4, ["invalid", "failing", "overdue"])
+        (False, 5, ["invalid", "failing", "overdue", "invalid"])
     unknown = daemon.ctl("check", "fine", "nope")
     assert unknown.returncode == 4 and b"nope" in unknown.stderr
