@@ -1,6 +1,7 @@
 """jobsctl commands: parse -> call the RPC -> render. Business rules live in the daemon, every
 text and JSON shape in jobsctl.render; a command here only parses, calls and prints."""
 import os
+import sys
 from typing import Optional
 
 import typer
@@ -8,7 +9,7 @@ import typer
 from jobsctl import render, render_ops
 from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, JsonOpt, _connect, _emit, _fits, _guard, _pb,
                             _started, app, daemon_app, jobs_app)
-from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED
+from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_UNREACHABLE
 
 EXIT_PROBLEMS = 1  # jobsctl check: some job is failing, overdue or invalid
 
@@ -235,11 +236,17 @@ def events(job: str = typer.Option("", "--job", help="only this job's events"),
         request = _pb().WatchEventsRequest(job=job, after_seq=after, follow=follow, last=last)
         stream = conn.stream(conn.jobs.WatchEvents, request)
         line = render.dumps if as_json else render.event_line
+        seq = after
         try:
             for event in stream:
+                seq = event.seq
                 print(line(render.event_json(event)), flush=True)
         except KeyboardInterrupt:
             stream.cancel()
+            return
+        if follow:  # a followed stream ends only when jobsd stops: say so, like a lost connection
+            print(f"jobsctl: jobsd stopped; the event stream ended (go on with --after {seq})", file=sys.stderr)
+            raise typer.Exit(EXIT_UNREACHABLE)
     _guard(as_json, action)
 
 

@@ -1,7 +1,7 @@
 """jobsctl runs ...: show, cancel, retry, approve, reject."""
 import typer
 
-from jobsctl import render
+from jobsctl import render, render_runs
 from jobsctl.common import LONG_TIMEOUT, JsonOpt, _connect, _emit, _guard, _pb, _started, runs_app
 
 
@@ -14,7 +14,7 @@ def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
         parse_run_ref(ref)  # the daemon's parser: a reference it would refuse is refused without a call
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.GetRun, _pb().GetRunRequest(run=ref)))
-        _emit(data, as_json, render.run_text)
+        _emit(data, as_json, render_runs.run_text)
     _guard(as_json, action)
 
 
@@ -28,7 +28,7 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
         parse_run_ref(ref)
         conn = _connect()
         data = render.run_json(conn.call(conn.jobs.CancelRun, _pb().CancelRunRequest(run=ref), timeout=LONG_TIMEOUT))
-        _emit(data, as_json, render.cancel_text)
+        _emit(data, as_json, render_runs.cancel_text)
     _guard(as_json, action)
 
 
@@ -55,7 +55,7 @@ def _decide(ref: str, approve: bool, comment: str, as_json: bool) -> None:
         conn = _connect()
         rpc = conn.jobs.ApproveRun if approve else conn.jobs.RejectRun
         data = render.run_json(conn.call(rpc, _pb().DecideRunRequest(run=ref, comment=comment)))
-        _emit(data, as_json, render.decided_text)
+        _emit(data, as_json, render_runs.decided_text)
     _guard(as_json, action)
 
 

@@ -26,6 +26,29 @@ def _unreachable(path: str, why: str) -> Unavailable:
                        "(start it with `jobsd --home DIR`, or pass --socket / set JOBSD_SOCKET)", socket=path)
 
 
+def _denied(path: str, info: os.stat_result | None) -> Unavailable:
+    """The socket (or a folder on its way) does not let this user in: say who may connect, not
+    "is the daemon running?"."""
+    if info is None:
+        return Unavailable(f"cannot reach jobsd at {path}: permission denied on a folder on the way to the socket "
+                           f"(uid {os.getuid()} may not search it)", socket=path)
+    import grp
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    return Unavailable(f"cannot reach jobsd at {path}: permission denied. The socket is {owner}:{group}, mode "
+                       f"{stat.S_IMODE(info.st_mode):04o}: only {owner} and members of group {group} (if the mode "
+                       f"lets the group write) may connect. Run as one of them, or start jobsd with "
+                       f"--socket-group GROUP for a group of yours (docs/operations.md)", socket=path)
+
+
 class Connection:
     def __init__(self, socket_path: str) -> None:
         self.path = socket_path
@@ -33,13 +56,15 @@ class Connection:
         if problem:
             raise _unreachable(socket_path, problem)
         try:
-            mode = os.stat(socket_path).st_mode
+            info = os.stat(socket_path)
         except FileNotFoundError:
             raise _unreachable(socket_path, "no such socket") from None
         except PermissionError:
-            raise _unreachable(socket_path, "permission denied") from None
-        if not stat.S_ISSOCK(mode):
+            raise _denied(socket_path, None) from None
+        if not stat.S_ISSOCK(info.st_mode):
             raise _unreachable(socket_path, "that path is not a socket")
+        if not os.access(socket_path, os.W_OK):  # connect(2) needs write permission on the socket
+            raise _denied(socket_path, info)
         import grpc
 
         from jobsd_lib.rpc import jobsd_pb2_grpc

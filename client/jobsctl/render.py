@@ -16,8 +16,8 @@ from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.times import iso
 
 __all__ = ["run_json", "job_json", "jobs_json", "runs_json", "event_json", "health_json", "reload_json", "gc_json", "next_json",
-           "validate_json", "error_json", "dumps", "jobs_table", "job_text", "runs_table", "run_text", "health_text",
-           "reload_text", "gc_text", "operator_text", "cancel_text", "started_text", "outcome_text", "next_text",
+           "validate_json", "error_json", "dumps", "jobs_table", "job_text", "runs_table", "health_text",
+           "reload_text", "gc_text", "started_text", "outcome_text", "next_text",
            "event_line", "validate_text", "error_text", "detached_text", "timestamped", "result_text", "size", "when",
            "table"]
 
@@ -244,34 +244,6 @@ def _trigger_text(r: dict) -> str:
     return f"after {r['upstream']}" if r.get("upstream") else (r["trigger"] or "-")
 
 
-_RUN_KEYS = ("state", "trigger", "retry_of", "upstream", "wait_reason", "wait_detail", "waiting_since", "reason", "attempts", "max_attempts", "exit_code", "signal",
-             "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts")
-
-
-def run_text(r: dict) -> str:
-    lines = [f"run:             {r['run']} ({result_text(r)})"]
-    lines += [f"{k + ':':16} {r[k]}" for k in _RUN_KEYS if r[k] not in (None, "")]
-    if r.get("decision"):
-        lines.append(f"{'decision:':16} {decision_text(r['decision'])}")
-    for a in r["attempt_list"]:
-        lines.append(f"attempt {a['number']}:       exit {a['exit_code']} signal {a['signal']} pid {a['pid']} "
-                     f"output {a['output_bytes']}B dropped {a['dropped_bytes']}B{' ' + a['error'] if a['error'] else ''}")
-    return "\n".join(lines)
-
-
-def decision_text(d: dict) -> str:
-    """`approved by uid=1000(alice) at 2026-...: ship it`."""
-    verb = "approved" if d["approved"] else "rejected"
-    return f"{verb} by {d['by']} at {d['at']}" + (f": {d['comment']}" if d["comment"] else "")
-
-
-def decided_text(data: dict) -> str:
-    """What `runs approve` and `runs reject` print."""
-    d = data.get("decision") or {}
-    verb = "approved" if d.get("approved") else "rejected"
-    return f"{verb} {data['run']}; it is {data['state']} now"
-
-
 def _invalid_lines(errors: list[dict]) -> list[str]:
     return [f"invalid: {e['file']}: {e['field'] + ': ' if e['field'] else ''}{e['message']}" for e in errors]
 
@@ -307,11 +279,6 @@ def gc_text(data: dict) -> str:
 
 
 
-def cancel_text(data: dict) -> str:
-    if data["state"] == RunState.CANCELLED.value:
-        return f"cancelled {data['run']}"
-    return f"cancel of {data['run']} requested; it is still {data['state']} (see `jobsctl runs show {data['run']}`)"
-
 
 def started_text(run: dict) -> str:
     retry = f", a retry of {run['retry_of']}" if run.get("retry_of") else ""
@@ -321,7 +288,10 @@ def started_text(run: dict) -> str:
 def outcome_text(run: dict) -> str:
     """The one line `jobs run --wait/--follow` ends with; the reason of a run that did not succeed
     ("p/3: skipped (skipped): dependency_unmet: backup: never ran, needs < 26h")."""
-    reason = run.get("reason") if run["state"] != RunState.SUCCEEDED.value else None
+    attempts = run.get("attempt_list") or []
+    reason = None
+    if run["state"] != RunState.SUCCEEDED.value:  # a start that failed has its reason on the attempt
+        reason = run.get("reason") or (attempts[-1]["error"] if attempts and attempts[-1]["error"] else None)
     return f"{run['run']}: {run['state']} ({result_text(run)})" + (f": {reason}" if reason else "")
 
 

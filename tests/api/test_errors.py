@@ -93,6 +93,21 @@ def test_standard_health_and_reflection(served):
     assert {"jobsd.v1.Jobs", "jobsd.v1.Daemon", "grpc.health.v1.Health"} <= names
 
 
+def test_a_health_probe_of_an_unknown_service_is_not_found_and_no_fault(served):
+    """A monitor probing a wrong name must not fill the journal with tracebacks (issue 16)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(served.channel)
+    for _ in range(3):
+        with pytest.raises(grpc.RpcError) as err:
+            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10).status == \
+        health_pb2.HealthCheckResponse.SERVING  # answered after them, so their log lines are written
+    log = served.read_log()
+    assert "Traceback" not in log and "internal error" not in log and "Abort already called" not in log
+
+
 def test_an_rpc_this_version_does_not_know_answers_unimplemented(served):
     # what a client built from a newer proto sees when it calls an RPC this daemon does not have
     newer = served.channel.unary_unary("/jobsd.v1.Daemon/SomeFutureRpc", request_serializer=lambda m: b"",

@@ -158,6 +158,19 @@ def test_daemon_stopping_ends_attached_followers(daemon):
     assert daemon.get_run(ref).state == pb.RUN_STATE_INTERRUPTED
 
 
+def test_events_follow_says_when_jobsd_stops_and_exits_3(daemon):
+    daemon.write_job("ok", 'command = ["true"]\n')
+    daemon.start()
+    daemon.wait_finished(daemon.run("ok").ref)
+    follower = subprocess.Popen([os.path.join(BIN, "jobsctl"), "--socket", daemon.socket, "events", "-f"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: daemon.daemon.GetHealth(pb.GetHealthRequest()).followers == 1, what="follower attached")
+    assert daemon.stop() == 0
+    out, err = follower.communicate(timeout=20)
+    assert b"run.finished" in out and follower.returncode == 3
+    assert b"jobsd stopped; the event stream ended (go on with --after " in err
+
+
 def test_watch_events_in_order_once_and_resumable(daemon):
     daemon.write_job("ok", 'command = ["true"]\n')
     daemon.start()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jobsctl import render
+from jobsctl import render, render_runs
 from jobsd_lib.kernel.results import describe_result
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.rpc import jobsd_pb2 as pb
@@ -41,7 +41,7 @@ def test_no_run_or_an_unspecified_state_reads_as_a_dash():
 def test_a_failed_runs_signal_is_its_number_in_every_text():
     data = render.run_json(pb.Run(ref="a/2", job="a", n=2, state=pb.RUN_STATE_FAILED, signal=9))
     assert render.result_text(data) == "signal 9"
-    assert render.run_text(data).splitlines()[0] == "run:             a/2 (signal 9)"
+    assert render_runs.run_text(data).splitlines()[0] == "run:             a/2 (signal 9)"
     job = render.job_json(pb.Job(id="a", state=pb.JOB_STATE_ACTIVE, last_run=pb.Run(ref="a/2", state=pb.RUN_STATE_FAILED,
                                                                                    signal=9)))
     assert "last run:     a/2 signal 9" in render.job_text(job).splitlines()
@@ -67,3 +67,14 @@ def test_timestamped_prefixes_every_line_with_the_read_time():
 def test_detaching_says_how_to_come_back():
     assert render.detached_text("a/3").endswith("Re-attach: jobsctl jobs tail a --run 3 -f")
     assert render.detached_text("a").endswith("Re-attach: jobsctl jobs tail a -f")
+
+
+def test_an_attempt_line_says_only_what_is_known():
+    """`runs show` printed `exit None signal None pid None` for an attempt that never started (issue 16)."""
+    never = {"number": 1, "exit_code": None, "signal": None, "pid": None, "output_bytes": 0, "dropped_bytes": 0,
+             "error": "command not found: 'nope'", "timed_out": False, "finished_at": "2026-12-03T12:00:00+00:00"}
+    assert render_runs.attempt_text(never) == "command not found: 'nope'"
+    ran = {**never, "exit_code": 3, "pid": 4158, "output_bytes": 2048, "dropped_bytes": 10, "error": None}
+    assert render_runs.attempt_text(ran) == "exit 3, pid 4158, 2.0 KiB of output, 10 B dropped"
+    run = {"run": "x/1", "state": "failed", "exit_code": None, "signal": None, "reason": None, "attempt_list": [never]}
+    assert render.outcome_text(run) == "x/1: failed (failed): command not found: 'nope'"  # jobs run --wait says why

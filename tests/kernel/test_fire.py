@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobsd_lib.kernel.fire import (BACKLOG, FAR_BEHIND, MAX_MISSED, CatchUp, Miss, NextFire, Run, SkipInvalid,
+from jobsd_lib.kernel.fire import (BACKLOG, FAR_BEHIND, MAX_MISSED, CatchUp, Held, Miss, NextFire, Run, SkipInvalid,
                                    catch_up_start, decide_firing, latest_window, new_windows, plan_firing, unrecorded)
 
 NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
@@ -281,3 +281,13 @@ def test_latest_window_finds_the_last_one_missed_while_paused_cheaply():
     assert latest_window(multiples_of(3600), exactly, now) == datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
     assert latest_window(multiples_of(7200), exactly, exactly + timedelta(minutes=5)) is None
     assert latest_window(multiples_of(3600), exactly, exactly + timedelta(minutes=5)) == exactly  # at the pause: missed too
+
+
+def test_a_paused_or_disabled_jobs_windows_are_held_never_missed_or_coalesced():
+    """DESIGN 11: not a run and no record, even when late or several at once (a busy loop)."""
+    windows = [ago(120), ago(2), ago(1)]  # one beyond grace, two to coalesce
+    rules = Rules(misfire_grace=5, coalesce=True)
+    plan = plan_firing(windows, NOW, rules, first=False, recorded=set(), held=True)
+    assert plan.windows(Held) == windows and plan.missed == [] and plan.runs == []
+    assert plan_firing(windows, NOW, rules, first=False, recorded=set(), valid=False, held=True).windows(SkipInvalid) \
+        == windows  # an invalid spec wins: recorded skipped, as before

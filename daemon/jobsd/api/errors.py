@@ -72,6 +72,8 @@ def _wrap_unary(behavior, deserializer, method: str):  # noqa: ANN001, ANN202
             await context.abort_with_status(to_status(error))
         except NotImplementedError:  # a generated servicer stub: say so, it is not a fault
             await _unimplemented(context, method)
+        except grpc.aio.AbortError:  # the servicer answered with context.abort (health's NOT_FOUND): no fault
+            raise
         except Exception:  # noqa: BLE001 - answered as `internal`, logged with traceback
             await context.abort_with_status(to_status(_internal(method)))
     return wrapper
@@ -91,6 +93,8 @@ def _wrap_stream(behavior, deserializer, method: str):  # noqa: ANN001, ANN202
             await context.abort_with_status(to_status(error))
         except NotImplementedError:
             await _unimplemented(context, method)
+        except grpc.aio.AbortError:
+            raise
         except Exception:  # noqa: BLE001
             await context.abort_with_status(to_status(_internal(method)))
     return wrapper

@@ -15,12 +15,13 @@ import logging
 from datetime import datetime
 
 from jobsd.context import Context
+from jobsd.handlers.jobs import state_of
 from jobsd.handlers.runs import run_job
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.facts import SCHEDULER
-from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Miss, Unscheduled, plan_firing
-from jobsd_lib.kernel.states import Trigger
+from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Held, Miss, Unscheduled, plan_firing
+from jobsd_lib.kernel.states import JobState, Trigger
 
 __all__ = ["on_fire", "record_missed", "record_dropped", "record_held"]
 
@@ -32,15 +33,16 @@ def on_fire(ctx: Context, job_id: str, run_times: list[datetime]) -> None:
     first = job_id not in ctx.fired
     ctx.fired.add(job_id)
     spec = ctx.catalog.specs.get(job_id)
+    state = state_of(ctx, job_id, ctx.store.operator_state(job_id))
     plan = plan_firing(run_times, ctx.clock.now(), spec.schedule if spec else None, first=first,
                        recorded=ctx.store.recent_windows(job_id) if first else frozenset(),
-                       valid=job_id not in ctx.catalog.invalid)
+                       valid=job_id not in ctx.catalog.invalid, held=state in (JobState.PAUSED, JobState.DISABLED))
     _log_plan(job_id, plan)
     held = ctx.held
     if held.holds(job_id):
         held.flush()  # its history in order: the held windows first
     for action in plan.actions:
-        if isinstance(action, (AlreadyRecorded, Unscheduled)):
+        if isinstance(action, (AlreadyRecorded, Unscheduled, Held)):
             continue
         try:
             if held.holds(job_id):
@@ -73,7 +75,10 @@ def record_missed(ctx: Context, job_id: str, window: datetime, reason: str) -> R
 
 
 def record_dropped(ctx: Context, job_id: str, windows: list[datetime]) -> None:
-    """Cron windows the timer handed over while the daemon stops: `missed`, never silently lost."""
+    """Cron windows the timer handed over while the daemon stops: `missed`, never silently lost
+    (a paused or disabled job's windows are no runs: nothing to record)."""
+    if state_of(ctx, job_id, ctx.store.operator_state(job_id)) in (JobState.PAUSED, JobState.DISABLED):
+        return
     for window in windows:
         record_missed(ctx, job_id, window, f"missed: due {window.isoformat()}, jobsd was stopping")
 

@@ -81,7 +81,7 @@ def admit_run(job_id: str, trigger: Trigger, job_state: JobState, active_run: st
         return Drop("paused") if trigger in _WINDOWS else Skip("paused")
     if active_run is not None:
         if manual:
-            return Refuse("job_busy", f"job {job_id!r} is already running as {active_run}: wait for it "
+            return Refuse("job_busy", f"job {job_id!r} already has an active run, {active_run}: wait for it "
                           f"(`jobsctl jobs tail {job_id} -f`) or cancel it (`jobsctl runs cancel {active_run}`)")
         return Skip("overlap")
     return Admit()

@@ -48,7 +48,7 @@ from typing import Protocol
 
 from jobsd_lib.kernel.dst import fire_times
 
-__all__ = ["Run", "CatchUp", "Miss", "SkipInvalid", "AlreadyRecorded", "Unscheduled", "Action", "FireDecision",
+__all__ = ["Run", "CatchUp", "Miss", "SkipInvalid", "AlreadyRecorded", "Unscheduled", "Held", "Action", "FireDecision",
            "ScheduleRules", "decide_firing", "plan_firing", "unrecorded", "new_windows", "catch_up_start",
            "unwritable_reason", "latest_window", "NextFire", "MAX_MISSED", "DISPATCH_TOLERANCE", "FAR_BEHIND", "BACKLOG"]
 
@@ -100,7 +100,14 @@ class Unscheduled:
     window: datetime
 
 
-Action = Run | CatchUp | Miss | SkipInvalid | AlreadyRecorded | Unscheduled
+@dataclass(frozen=True)
+class Held:
+    """Drop the window: the job is paused or disabled, so its windows are not runs and leave no
+    record, not even a missed or coalesced one (DESIGN 11)."""
+    window: datetime
+
+
+Action = Run | CatchUp | Miss | SkipInvalid | AlreadyRecorded | Unscheduled | Held
 
 
 @dataclass(frozen=True)
@@ -139,13 +146,15 @@ class ScheduleRules(Protocol):
 
 
 def plan_firing(run_times: Sequence[datetime], now: datetime, schedule: ScheduleRules | None, *, first: bool,
-                recorded: Set[float], valid: bool = True, max_missed: int = MAX_MISSED) -> FireDecision:
+                recorded: Set[float], valid: bool = True, held: bool = False,
+                max_missed: int = MAX_MISSED) -> FireDecision:
     """Every action for one firing of a job, ascending by instant (duplicates merged).
 
     `schedule`: the job's schedule, None when its spec has none or is gone; `first`: the job's first
     firing since the daemon started (only then are `recorded`, the job's recorded windows as UTC epoch
     seconds, consulted, and catch-up allowed); `valid`: False when the job's spec file is invalid (its
-    stored schedule still fires: those windows become SkipInvalid, whatever `schedule` is).
+    stored schedule still fires: those windows become SkipInvalid, whatever `schedule` is); `held`:
+    the job is paused or disabled (its windows are Held: no record).
     Raises ValueError for a naive datetime.
     """
     _require_aware([now])
@@ -156,6 +165,8 @@ def plan_firing(run_times: Sequence[datetime], now: datetime, schedule: Schedule
         return FireDecision(_by_instant([*dropped, *map(SkipInvalid, kept)]), len(windows) - len(kept))
     if schedule is None:
         return FireDecision(_by_instant([*dropped, *map(Unscheduled, windows)]))
+    if held:
+        return FireDecision(_by_instant([*dropped, *map(Held, windows)]))
     decision = decide_firing(windows, now, schedule.misfire_grace, schedule.coalesce,
                              catch_up=schedule.catch_up and first, max_missed=max_missed)
     return FireDecision(_by_instant([*dropped, *decision.actions]), decision.missed_unrecorded)
