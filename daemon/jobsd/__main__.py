@@ -16,6 +16,30 @@ def _positive(text: str) -> int:
     return value
 
 
+def _keep_last(text: str) -> int:
+    from jobsd_lib.kernel.retention import MAX_KEEP_LAST
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_KEEP_LAST:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_KEEP_LAST}")
+    return value
+
+
+def _age(text: str) -> float:
+    from jobsd_lib.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be longer than 0s")
+    return seconds
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
                                      "or on demand and serves the jobsd API on a Unix socket.")
@@ -26,6 +50,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--socket", help="Unix socket path (default $JOBSD_SOCKET, else HOME/jobsd.sock)")
     parser.add_argument("--socket-group", help="make the socket 0660 and owned by this group")
     parser.add_argument("--max-concurrent-runs", type=_positive, default=4, help="executor slots (default 4)")
+    parser.add_argument("--retention-keep-last", type=_keep_last, metavar="N",
+                        help="default retention: keep each job's N newest finished runs (a job's [retention] wins)")
+    parser.add_argument("--retention-older-than", type=_age, metavar="DURATION",
+                        help="default retention: remove only runs that finished longer ago (30d, 2w)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser.parse_args(argv)
@@ -49,7 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     from jobsd.app import Options, run
 
     sys.exit(run(Options(home=args.home, jobs_dir=args.jobs_dir, state_dir=args.state_dir, socket=args.socket,
-                         socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs)))
+                         socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs,
+                         retention=(args.retention_keep_last, args.retention_older_than))))
 
 
 if __name__ == "__main__":

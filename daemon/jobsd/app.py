@@ -23,6 +23,7 @@ from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
 from jobsd.handlers import dependency, overdue
+from jobsd.handlers.gc import keep_sweeping
 from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
@@ -53,6 +54,7 @@ class Options:
     socket: str | None = None
     socket_group: str | None = None
     max_concurrent_runs: int = 4
+    retention: tuple[int | None, float | None] = (None, None)  # --retention-keep-last, --retention-older-than
 
 
 def _home(opts: Options, environ: dict[str, str]) -> str:
@@ -141,6 +143,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
     try:
         ctx = build_context(paths, store, SYSTEM, opts.max_concurrent_runs, warnings=warnings,
                             loop=asyncio.get_running_loop())
+        ctx.retention = opts.retention
         heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
@@ -177,7 +180,8 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, s
                   asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(auto_resume(ctx)),
-                  asyncio.ensure_future(overdue.watch(ctx))]  # at once: a deadline may have passed while down  # pauses with --until, also ones that ended while down
+                  asyncio.ensure_future(overdue.watch(ctx)),
+                  asyncio.ensure_future(keep_sweeping(ctx))]  # retention by policy: now, hourly, after reloads  # at once: a deadline may have passed while down  # pauses with --until, also ones that ended while down
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()

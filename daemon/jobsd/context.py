@@ -53,6 +53,8 @@ class Context:
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
     pauses_changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes auto_resume (handlers/operator.py)
     overdue: OverdueState = field(default_factory=OverdueState)  # handlers/overdue.py
+    retention: tuple[int | None, float | None] = (None, None)  # the daemon's default (keep_last, older_than)
+    retention_changed: asyncio.Event = field(default_factory=asyncio.Event)  # a reload: sweep again now
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -270,10 +270,12 @@ class DaemonGc(Fact):
     bytes_freed: int
     keep_last: int | None = None
     older_than: float | None = None
+    policy: bool = False  # the daemon's retention sweep (each job's [retention], else these defaults)
 
     def attrs(self) -> dict[str, object]:
         return {**self.actor.attrs(), "removed": self.removed, "bytes_freed": self.bytes_freed,
-                "keep_last": self.keep_last, "older_than": self.older_than}
+                "keep_last": self.keep_last, "older_than": self.older_than,
+                "policy": "retention" if self.policy else None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -24,13 +24,14 @@ from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.kernel.graph import Edge, graph_problems
+from jobsd_lib.kernel.retention import MAX_KEEP_LAST
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
 from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "ExpectSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "ExpectSpec", "RetentionSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
@@ -112,6 +113,14 @@ class ExpectSpec(_Model):
     """`[expect]` (DESIGN 11): the job is *overdue* when no run of it succeeded within
     `success_within` (from its last success, or from when jobsd first saw the job)."""
     success_within: Duration | None = Field(default=None, gt=0)
+
+
+class RetentionSpec(_Model):
+    """`[retention]` (DESIGN 11): which finished runs the daemon's hourly sweep removes, as `jobsctl
+    gc` rules (kernel.retention): a run goes when neither rule given keeps it. Unset: the daemon's
+    default (jobsd --retention-keep-last / --retention-older-than), else keep everything."""
+    keep_last: StrictInt | None = Field(default=None, ge=0, le=MAX_KEEP_LAST)
+    older_than: Duration | None = Field(default=None, gt=0)
 
 
 class LimitsSpec(_Model):
@@ -216,6 +225,7 @@ class JobSpec(_Model):
     requires: tuple[RequireSpec, ...] = ()
     gates: GatesSpec = Field(default_factory=GatesSpec)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
+    retention: RetentionSpec = Field(default_factory=RetentionSpec)
 
     @field_validator("after")
     @classmethod

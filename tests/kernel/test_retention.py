@@ -26,3 +26,13 @@ def test_rules_normalise_to_a_count_and_a_cutoff():
 def test_bad_rules_are_refused(keep_last, older_than, message):
     with pytest.raises(InvalidArgument, match=message):
         retention_policy(keep_last, older_than, 1000.0)
+
+
+def test_a_jobs_own_retention_replaces_the_daemons_default_as_a_whole():
+    from jobsd_lib.kernel.retention import rules_for
+
+    assert rules_for(5, None, 100, 30 * 86400) == (5, None)       # not also cut by the default's age
+    assert rules_for(None, 86400.0, 100, None) == (None, 86400.0)
+    assert rules_for(None, None, 100, 30 * 86400) == (100, 30 * 86400)
+    assert rules_for(None, None, None, None) is None               # no rule anywhere: keep everything
+    assert rules_for(0, None, None, None) == (0, None)             # keep_last = 0 is a rule (with no age: all go)

@@ -4,18 +4,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from jobsd.context import Context
 from jobsd.handlers.jobs import never_known
 from jobsd_lib.errors import JobNotFound
-from jobsd_lib.facts import Actor, DaemonGc
-from jobsd_lib.kernel.retention import retention_policy
+from jobsd_lib.facts import SCHEDULER, Actor, DaemonGc
+from jobsd_lib.kernel.retention import retention_policy, rules_for
 from jobsd_lib.refs import require_job_id
 
-__all__ = ["GcResult", "collect_garbage", "GC_LISTED", "GC_BATCH"]
+__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "RETENTION_EVERY"]
 
 log = logging.getLogger("jobsd.gc")
 GC_LISTED, GC_BATCH = 10_000, 2_000  # refs named in a gc answer; runs deleted per transaction
+RETENTION_EVERY = 3600.0  # seconds between two retention sweeps
 
 
 @dataclass(frozen=True)
@@ -40,23 +42,65 @@ async def collect_garbage(ctx: Context, keep_last: int | None, older_than: float
     async with ctx.gc_lock:
         doomed = ctx.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
         refs = [f"{j}/{n}" for _id, j, n in doomed]
-        keys = [(j, n) for _id, j, n in doomed]
         if dry_run:
+            keys = [(j, n) for _id, j, n in doomed]
             freed = await asyncio.to_thread(ctx.artifacts.sweep, keys, False)
             return GcResult(refs[:GC_LISTED], len(refs), freed, True)
-        ids = [run_id for run_id, _j, _n in doomed]
-        started = ctx.clock.monotonic()
-        for start in range(0, len(ids), GC_BATCH):
-            ctx.journal.delete_runs(ids[start:start + GC_BATCH])
-            await asyncio.sleep(0)  # let RPCs and runs through between batches
-        records = ctx.clock.monotonic() - started
-        # The artifact thread may still hold writes for these runs (a skipped or missed run's
-        # first line and receipt): they land before the folders go, never after.
-        await ctx.artifacts.flushed()
-        freed = await asyncio.to_thread(ctx.artifacts.sweep, keys, True)
-        files = ctx.clock.monotonic() - started - records
+        freed = await _remove(ctx, doomed, actor)
         ctx.journal.record(DaemonGc(ts=ctx.clock.epoch(), job_id=job_id, actor=actor, removed=len(refs),
                                     bytes_freed=freed, keep_last=keep_last, older_than=older_than))
-        log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", actor, len(refs), freed,
-                 records, files)
         return GcResult(refs[:GC_LISTED], len(refs), freed, False)
+
+
+async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], actor: Actor) -> int:
+    """Delete these runs' records (batches, the loop free in between), then their folders; the bytes freed."""
+    ids, keys = [run_id for run_id, _j, _n in doomed], [(j, n) for _id, j, n in doomed]
+    started = ctx.clock.monotonic()
+    for start in range(0, len(ids), GC_BATCH):
+        ctx.journal.delete_runs(ids[start:start + GC_BATCH])
+        await asyncio.sleep(0)  # let RPCs and runs through between batches
+    records = ctx.clock.monotonic() - started
+    # The artifact thread may still hold writes for these runs (a skipped or missed run's
+    # first line and receipt): they land before the folders go, never after.
+    await ctx.artifacts.flushed()
+    freed = await asyncio.to_thread(ctx.artifacts.sweep, keys, True)
+    log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", actor, len(ids), freed,
+             records, ctx.clock.monotonic() - started - records)
+    return freed
+
+
+async def sweep(ctx: Context) -> int:
+    """Retention by policy (DESIGN 11): each job's `[retention]`, else the daemon's default
+    (kernel.retention.rules_for), through the same code as `gc`; one daemon.gc event (actor
+    scheduler, policy retention) when it removed anything. Returns how many runs went."""
+    default_keep, default_age = ctx.retention
+    now, own = ctx.clock.epoch(), {}
+    for job_id, spec in ctx.catalog.specs.items():
+        r = spec.retention
+        if r.keep_last is not None or r.older_than is not None:
+            own[job_id] = rules_for(r.keep_last, r.older_than, default_keep, default_age)
+    async with ctx.gc_lock:
+        doomed = []
+        for job_id, (keep, age) in sorted(own.items()):
+            policy = retention_policy(keep, age, now)
+            doomed += ctx.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
+        if rules_for(None, None, default_keep, default_age) is not None:  # every other job, gone ones too
+            policy = retention_policy(default_keep, default_age, now)
+            doomed += [d for d in ctx.store.removable_runs("", policy.keep_last, policy.cutoff) if d[1] not in own]
+        if not doomed:
+            return 0
+        freed = await _remove(ctx, doomed, SCHEDULER)
+        ctx.journal.record(DaemonGc(ts=ctx.clock.epoch(), actor=SCHEDULER, removed=len(doomed), bytes_freed=freed,
+                                    keep_last=default_keep, older_than=default_age, policy=True))
+        return len(doomed)
+
+
+async def keep_sweeping(ctx: Context) -> None:
+    """`sweep` at start-up, after every reload (ctx.retention_changed) and every RETENTION_EVERY seconds."""
+    while True:
+        ctx.retention_changed.clear()
+        try:
+            await sweep(ctx)
+        except Exception:  # noqa: BLE001 - a full disk, a bug: the next sweep tries again; keep serving
+            log.exception("retention sweep failed")
+        await ctx.clock.wait_until(ctx.clock.now() + timedelta(seconds=RETENTION_EVERY), ctx.retention_changed)

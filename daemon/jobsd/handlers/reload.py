@@ -38,6 +38,7 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
     sync_schedule(ctx)
     dependency.mark_new(ctx, before)
     overdue.track(ctx)
+    ctx.retention_changed.set()  # a [retention] may have changed: sweep now
     ctx.journal.record(DaemonReloaded(ts=ctx.clock.epoch(), actor=actor, added=tuple(diff.added),
                                       changed=tuple(diff.changed), removed=tuple(diff.removed),
                                       invalid=len(catalog.invalid)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from jobsd_lib.errors import InvalidArgument
 
-__all__ = ["Retention", "retention_policy", "MAX_KEEP_LAST"]
+__all__ = ["Retention", "retention_policy", "MAX_KEEP_LAST", "rules_for"]
 
 MAX_KEEP_LAST = 1_000_000
 
@@ -44,3 +44,15 @@ def retention_policy(keep_last: int | None, older_than: float | None, now: float
     if older_than is not None and (not math.isfinite(older_than) or older_than < 0):
         raise InvalidArgument(f"older_than must be a finite number of seconds >= 0, got {older_than}")
     return Retention(keep_last=keep_last or 0, cutoff=now - older_than if older_than is not None else math.inf)
+
+
+def rules_for(job_keep_last: int | None, job_older_than: float | None, default_keep_last: int | None,
+              default_older_than: float | None) -> tuple[int | None, float | None] | None:
+    """The rules the daemon's sweep applies to one job: its `[retention]` when it sets any (as a
+    whole: a job that says keep_last = 5 is not also cut by the default's age), else the daemon's
+    default; None: no rule, keep everything."""
+    if job_keep_last is not None or job_older_than is not None:
+        return job_keep_last, job_older_than
+    if default_keep_last is not None or default_older_than is not None:
+        return default_keep_last, default_older_than
+    return None
