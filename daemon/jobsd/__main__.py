@@ -40,6 +40,18 @@ def _age(text: str) -> float:
     return seconds
 
 
+def _command(text: str) -> tuple[str, ...]:
+    import shlex
+
+    try:
+        argv = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot split {text!r}: {exc}") from None
+    if not argv:
+        raise argparse.ArgumentTypeError("the command is empty")
+    return argv
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
                                      "or on demand and serves the jobsd API on a Unix socket.")
@@ -54,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="default retention: keep each job's N newest finished runs (a job's [retention] wins)")
     parser.add_argument("--retention-older-than", type=_age, metavar="DURATION",
                         help="default retention: remove only runs that finished longer ago (30d, 2w)")
+    parser.add_argument("--notify-command", type=_command, default=(), metavar="COMMAND",
+                        help="notify command for every job without [notify] command (split like a shell: "
+                        "'/usr/local/bin/jobsd-mail ops@example.com'); it reads a JSON document on stdin")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     return parser.parse_args(argv)
@@ -78,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
 
     sys.exit(run(Options(home=args.home, jobs_dir=args.jobs_dir, state_dir=args.state_dir, socket=args.socket,
                          socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs,
-                         retention=(args.retention_keep_last, args.retention_older_than))))
+                         retention=(args.retention_keep_last, args.retention_older_than),
+                         notify_command=args.notify_command)))
 
 
 if __name__ == "__main__":

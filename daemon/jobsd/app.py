@@ -22,7 +22,7 @@ from jobsd.clock import SYSTEM, Clock
 from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
-from jobsd.handlers import dependency, overdue
+from jobsd.handlers import dependency, notifications, overdue
 from jobsd.handlers.gc import keep_sweeping
 from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
@@ -38,7 +38,7 @@ from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
 from jobsd.store import Store, StoreCorrupt, open_store
 from jobsd_lib.errors import StoreLocked
-from jobsd_lib.facts import Actor, RunFact, RunFinished, RunStarted
+from jobsd_lib.facts import Actor, JobOverdue, RunFact, RunFinished, RunStarted
 from jobsd_lib.paths import check_socket_path, default_home
 
 __all__ = ["Options", "resolve_paths", "run", "build_context"]
@@ -55,6 +55,7 @@ class Options:
     socket_group: str | None = None
     max_concurrent_runs: int = 4
     retention: tuple[int | None, float | None] = (None, None)  # --retention-keep-last, --retention-older-than
+    notify_command: tuple[str, ...] = ()  # --notify-command, split like a shell would (shlex)
 
 
 def _home(opts: Options, environ: dict[str, str]) -> str:
@@ -123,6 +124,8 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
     bus.subscribe(wake_followers, RunFact)
     bus.subscribe(lambda fact: dependency.on_finished(ctx, fact), RunFinished)  # `after` chains
     bus.subscribe(lambda fact: overdue.on_finished(ctx, fact), RunFinished)  # `[expect] success_within`
+    bus.subscribe(lambda fact: notifications.on_finished(ctx, fact), RunFinished)  # `[notify]`
+    bus.subscribe(lambda fact: notifications.on_overdue(ctx, fact), JobOverdue)
     bus.subscribe(lambda fact: runner.gates_changed(), RunStarted, RunFinished)  # `[[requires]]` waits
     artifacts = Artifacts(paths.runs_dir)
     journal = Journal(store, artifacts, bus, clock)
@@ -143,13 +146,14 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
     try:
         ctx = build_context(paths, store, SYSTEM, opts.max_concurrent_runs, warnings=warnings,
                             loop=asyncio.get_running_loop())
-        ctx.retention = opts.retention
+        ctx.retention, ctx.notify_command = opts.retention, opts.notify_command
         heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         reconcile_active(ctx)
         overdue.track(ctx)
+        notifications.track(ctx)
         dependency.mark_new(ctx, None)
         dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
         # The store lock is held: only now may the scheduler open its job store. Start it paused,

@@ -55,6 +55,10 @@ class Context:
     overdue: OverdueState = field(default_factory=OverdueState)  # handlers/overdue.py
     retention: tuple[int | None, float | None] = (None, None)  # the daemon's default (keep_last, older_than)
     retention_changed: asyncio.Event = field(default_factory=asyncio.Event)  # a reload: sweep again now
+    notify_command: tuple[str, ...] = ()  # jobsd --notify-command: for jobs without [notify] command
+    notify_failures: dict[str, int] = field(default_factory=dict)  # job -> failures in a row (handlers/notifications.py)
+    notify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+    notify_tasks: set = field(default_factory=set)  # notify commands under way
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -20,7 +20,7 @@ from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
            "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
-           "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
+           "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "NotifySent", "NotifyFailed", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
 
 
 def iso(epoch: float | None) -> str | None:
@@ -259,6 +259,34 @@ class JobRecovered(Fact):
 
     def attrs(self) -> dict[str, object]:
         return {"overdue_since": iso(self.overdue_since), "by_run": self.run or None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifySent(Fact):
+    """A notify command ([notify], kernel.hooks) read the document and exited 0."""
+    TYPE: ClassVar[str] = "notify.sent"
+    event: str           # the kind it was told about (first_failure, recovery, overdue, ...)
+    run: str = ""        # the run it was about ("" for overdue)
+    seconds: float = 0.0
+
+    def attrs(self) -> dict[str, object]:
+        return {"event": self.event, "about_run": self.run or None, "seconds": f"{self.seconds:.3f}"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyFailed(Fact):
+    """A notify command exited non-zero, was killed, timed out or could not start."""
+    TYPE: ClassVar[str] = "notify.failed"
+    event: str
+    run: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str = ""
+    output: str = ""     # the start of what it printed, for the reason
+
+    def attrs(self) -> dict[str, object]:
+        return {"event": self.event, "about_run": self.run or None, "exit_code": self.exit_code,
+                "signal": self.signal, "error": self.error or None, "output": self.output or None}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,12 +18,13 @@ import shlex
 import stat
 import tomllib
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.kernel.graph import Edge, graph_problems
+from jobsd_lib.kernel.hooks import DEFAULT_ON
 from jobsd_lib.kernel.retention import MAX_KEEP_LAST
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
@@ -31,7 +32,7 @@ from jobsd_lib.units import parse_duration, parse_size
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
-    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "ExpectSpec", "RetentionSpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
+    "SpecInvalid", "parse_spec", "RequireSpec", "GatesSpec", "ExpectSpec", "RetentionSpec", "NotifySpec", "DEFAULT_APPROVAL_WAIT", "approver_problem", "catalog_problems", "check_job_id", "spec_digest", "MAX_SPEC_BYTES", "TOO_LARGE", "UNSAFE_FILE",
     "spec_file_problem", "jobs_folder_problem",
 ]
 
@@ -113,6 +114,26 @@ class ExpectSpec(_Model):
     """`[expect]` (DESIGN 11): the job is *overdue* when no run of it succeeded within
     `success_within` (from its last success, or from when jobsd first saw the job)."""
     success_within: Duration | None = Field(default=None, gt=0)
+
+
+class NotifySpec(_Model):
+    """`[notify]` (DESIGN 11, kernel.hooks): a command that reads a JSON document about a run that
+    ended (or an overdue episode) on stdin. Without `command`, the daemon's --notify-command."""
+    command: tuple[str, ...] | None = None
+    on: tuple[Literal["failure", "first_failure", "recovery", "overdue", "success"], ...] = DEFAULT_ON
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, command: Any) -> Any:
+        return None if command is None else _normalize_command(command, False)
+
+    @field_validator("on")
+    @classmethod
+    def _on(cls, on: tuple[str, ...]) -> tuple[str, ...]:
+        for i, kind in enumerate(on):
+            if kind in on[:i]:
+                raise ValueError(f"{kind!r} is listed twice (on[{i}])")
+        return on
 
 
 class RetentionSpec(_Model):
@@ -226,6 +247,7 @@ class JobSpec(_Model):
     gates: GatesSpec = Field(default_factory=GatesSpec)
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
 
     @field_validator("after")
     @classmethod

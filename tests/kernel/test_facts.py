@@ -25,7 +25,7 @@ def all_fact_types() -> list[type[f.Fact]]:
 def test_every_fact_has_its_own_event_type():
     types = [t.TYPE for t in all_fact_types()]
     assert len(types) == len(set(types)) and len(types) >= 16
-    assert all(t.split(".")[0] in {"run", "job", "daemon"} for t in types)
+    assert all(t.split(".")[0] in {"run", "job", "daemon", "notify"} for t in types)  # notify.*: DESIGN 11
 
 
 CASES = [
@@ -37,6 +37,10 @@ CASES = [
     (f.RunMissed(ts=1, job_id="j", run_n=2, window=W, reason="missed: late"),
      {"trigger": "cron", "actor": "scheduler", "reason": "missed: late", "scheduled_at": "2026-12-02T03:00:00+00:00"}),
     (f.RunWaiting(ts=1, wait_reason=WaitReason.SLOT), {"wait_reason": "slot"}),
+    (f.JobOverdue(ts=1, job_id="j", since=0.0, within=3600.0, message="no success for 2h"),
+     {"since": "1970-01-01T00:00:00+00:00", "success_within": "3600", "message": "no success for 2h"}),
+    (f.NotifyFailed(ts=1, job_id="j", event="first_failure", run="j/2", exit_code=3, output="smtp refused"),
+     {"event": "first_failure", "about_run": "j/2", "exit_code": 3, "output": "smtp refused"}),
     (f.RunStarted(ts=1, attempt=1, pid=None), {"attempt": 1}),
     (f.AttemptFinished(ts=1, attempt=2, exit_code=None, signal=9, timed_out=True), {"attempt": 2, "signal": 9,
                                                                                     "timed_out": True}),

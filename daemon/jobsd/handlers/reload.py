@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 from jobsd.context import Context
-from jobsd.handlers import dependency, overdue
+from jobsd.handlers import dependency, notifications, overdue
 from jobsd.catalog import Catalog, load_catalog
 from jobsd_lib.facts import Actor, DaemonReloaded
 from jobsd_lib.kernel.catalog import diff_catalogs
@@ -38,6 +38,7 @@ def reload(ctx: Context, actor: Actor) -> tuple[list[str], list[str], list[str],
     sync_schedule(ctx)
     dependency.mark_new(ctx, before)
     overdue.track(ctx)
+    notifications.track(ctx)
     ctx.retention_changed.set()  # a [retention] may have changed: sweep now
     ctx.journal.record(DaemonReloaded(ts=ctx.clock.epoch(), actor=actor, added=tuple(diff.added),
                                       changed=tuple(diff.changed), removed=tuple(diff.removed),
