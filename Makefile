@@ -20,15 +20,21 @@ install: $(STAMP)
 #   export JOBSD_SOCKET=$PWD/db/demo/jobsd.sock; .venv/bin/jobsctl jobs list
 demo: compile
 	@mkdir -p db/demo
-	@set -e; \
+	@set -e; export JOBSD_SOCKET=$(CURDIR)/db/demo/jobsd.sock; \
 	$(BIN)/jobsd --jobs-dir jobs --state-dir db/demo --socket db/demo/jobsd.sock & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null; wait $$pid' INT TERM EXIT; \
-	export JOBSD_SOCKET=$(CURDIR)/db/demo/jobsd.sock; \
-	for i in $$(seq 100); do [ -S db/demo/jobsd.sock ] && break; sleep 0.1; done; \
+	trap 'kill $$pid 2>/dev/null || true; wait $$pid || true; exit 0' INT TERM; \
+	trap 'kill $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 150); do \
+	  kill -0 $$pid 2>/dev/null || { wait $$pid || true; echo "make demo: jobsd did not start (see above)" >&2; exit 1; }; \
+	  [ "$$($(BIN)/jobsctl daemon status --json 2>/dev/null | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["pid"])' 2>/dev/null)" = "$$pid" ] && break; \
+	  sleep 0.1; \
+	done; \
 	echo '$$ jobsctl jobs list'; $(BIN)/jobsctl jobs list; echo; \
 	echo '$$ jobsctl jobs run hello --follow'; $(BIN)/jobsctl jobs run hello --follow; echo; \
 	echo '$$ jobsctl jobs history hello'; $(BIN)/jobsctl jobs history hello; echo; \
-	echo "jobsd is serving on $$JOBSD_SOCKET (pid $$pid); Ctrl-C stops it."; \
+	echo "jobsd is serving (pid $$pid); Ctrl-C stops it. From another shell:"; \
+	echo "  export JOBSD_SOCKET=$$JOBSD_SOCKET PATH=$(CURDIR)/$(BIN):\$$PATH"; \
+	echo "  jobsctl jobs list"; \
 	wait $$pid
 
 # Bytecode for our own sources: with PYTHONDONTWRITEBYTECODE set (as on our CI machines) Python

@@ -11,11 +11,13 @@ from jobsctl.connection import Connection, resolve_socket
 from jobsd_lib.errors import EXIT_NOT_STARTED, EXIT_OK, EXIT_RUN_FAILED, JobsdError, exit_code_for
 from jobsd_lib.kernel.states import RunState
 
-app = typer.Typer(help="Control jobsd, the local job scheduler.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None)
-jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", no_args_is_help=True)
-runs_app = typer.Typer(help="Runs: inspect, cancel, retry, approve, reject.", no_args_is_help=True)
-daemon_app = typer.Typer(help="The daemon itself.", no_args_is_help=True)
+# click suggests close command names itself; typer's own suggestion printed the hint twice.
+_APP = {"no_args_is_help": True, "suggest_commands": False, "context_settings": {"help_option_names": ["-h", "--help"]}}
+app = typer.Typer(help="Control jobsd, the local job scheduler.", add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None, **_APP)
+jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", **_APP)
+runs_app = typer.Typer(help="Runs: inspect, cancel, retry, approve, reject.", **_APP)
+daemon_app = typer.Typer(help="The daemon itself.", **_APP)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(daemon_app, name="daemon")
@@ -28,9 +30,19 @@ RUN_STATES = tuple(state.value for state in RunState)
 LONG_TIMEOUT = 3600.0  # seconds: cancel waits out kill_grace, gc removes files; the daemon bounds both
 
 
+def _version(value: bool) -> None:
+    if value:
+        from jobsd_lib import __version__
+
+        print(f"jobsctl {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def _main(socket: Optional[str] = typer.Option(None, "--socket", help="jobsd's socket (else $JOBSD_SOCKET, "
-                                               "else $JOBSD_HOME/jobsd.sock, else ~/.local/state/jobsd/jobsd.sock)")) -> None:
+                                               "else $JOBSD_HOME/jobsd.sock, else ~/.local/state/jobsd/jobsd.sock)"),
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")) -> None:
     _state["socket"] = socket
 
 

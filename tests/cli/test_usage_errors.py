@@ -68,3 +68,18 @@ def test_a_run_reference_is_checked_by_the_client_with_the_daemons_parser(home):
         result = absent.ctl(*args)
         assert result.returncode == 4 and b"[invalid_argument]" in result.stderr, (args, result.stderr)
         assert b"JOB/N" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_typos_help_and_version_read_as_a_person_expects(home):
+    """Issue 16's papercuts: one suggestion for a mistyped command, -h as --help, --version."""
+    absent = Daemon(home)
+    typo = absent.ctl("jobs", "lst")
+    err = typo.stderr.decode()
+    assert typo.returncode == 2 and err.count("Did you mean 'list'?") == 1
+    for args in (("-h",), ("jobs", "-h"), ("runs", "approve", "-h")):
+        shown = absent.ctl(*args)
+        assert shown.returncode == 0 and shown.stdout.decode().startswith("Usage: jobsctl"), args
+    from jobsd_lib import __version__
+
+    version = absent.ctl("--version")
+    assert (version.returncode, version.stdout.decode().strip()) == (0, f"jobsctl {__version__}")
