@@ -65,37 +65,37 @@ def on_finished(ctx: Context, fact: RunFinished) -> None:
 
 
 def check(ctx: Context, run_ref: str = "") -> float | None:
-    """Record every episode that starts or ends now; the next deadline (epoch), or None."""
+    """Record every episode that starts or ends now, all in one transaction (10,000 jobs whose
+    deadline passed together are one commit, not 10,000); the next deadline (epoch), or None."""
     state, now = ctx.overdue, ctx.clock.epoch()
-    nearest = None
+    nearest, facts, metas = None, [], {}
     for job_id in sorted(set(state.within) | set(state.since)):
         within = state.within.get(job_id)
         if within is None:  # the expectation is gone (spec edited or removed): the episode ends
-            _record(ctx, job_id, Recovered(), 0.0, now, "")
-            continue
-        last, seen = state.last_success.get(job_id), state.first_seen.get(job_id, now)
-        due_at = deadline(within, last, seen)
-        change = episode_change(due_at, now, state.since.get(job_id))
-        if change is not None:
-            _record(ctx, job_id, change, within, now, run_ref if job_id == run_ref.split("/")[0] else "")
-        if due_at > now:
-            nearest = due_at if nearest is None else min(nearest, due_at)
+            change: BecameOverdue | Recovered | None = Recovered()
+        else:
+            due_at = deadline(within, state.last_success.get(job_id), state.first_seen.get(job_id, now))
+            change = episode_change(due_at, now, state.since.get(job_id))
+            if due_at > now:
+                nearest = due_at if nearest is None else min(nearest, due_at)
+        if isinstance(change, BecameOverdue):
+            message = overdue_message(within, state.last_success.get(job_id), state.first_seen.get(job_id, now), now)
+            facts.append(JobOverdue(ts=now, job_id=job_id, since=change.since, within=within, message=message))
+            metas[job_id] = repr(change.since)
+        elif isinstance(change, Recovered):
+            run = run_ref if within is not None and job_id == run_ref.split("/")[0] else ""
+            facts.append(JobRecovered(ts=now, job_id=job_id, overdue_since=state.since[job_id], run=run))
+            metas[job_id] = ""
+    if facts:
+        ctx.journal.record(*facts, change=lambda s: [s.set_meta(overdue_key(j), v) for j, v in metas.items()])
+        for fact in facts:
+            if isinstance(fact, JobOverdue):
+                state.since[fact.job_id] = fact.since
+                log.warning("job %s is overdue: %s", fact.job_id, fact.message)
+            else:
+                del state.since[fact.job_id]
+                log.info("job %s recovered%s", fact.job_id, f" ({fact.run})" if fact.run else "")
     return nearest
-
-
-def _record(ctx: Context, job_id: str, change: BecameOverdue | Recovered, within: float, now: float, run: str) -> None:
-    state, key = ctx.overdue, overdue_key(job_id)
-    if isinstance(change, BecameOverdue):
-        message = overdue_message(within, state.last_success.get(job_id), state.first_seen.get(job_id, now), now)
-        ctx.journal.record(JobOverdue(ts=now, job_id=job_id, since=change.since, within=within, message=message),
-                           change=lambda s: s.set_meta(key, repr(change.since)))
-        state.since[job_id] = change.since
-        log.warning("job %s is overdue: %s", job_id, message)
-    else:
-        ctx.journal.record(JobRecovered(ts=now, job_id=job_id, overdue_since=state.since[job_id], run=run),
-                           change=lambda s: s.set_meta(key, ""))
-        del state.since[job_id]
-        log.info("job %s recovered%s", job_id, f" ({run})" if run else "")
 
 
 async def watch(ctx: Context) -> None:
