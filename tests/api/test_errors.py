@@ -140,3 +140,14 @@ def test_a_file_whose_name_is_no_valid_id_is_listed_showable_and_not_runnable(da
     with pytest.raises(grpc.RpcError) as err:
         daemon.run("Bad-Name")
     assert error_code(err.value) == "job_invalid_spec"
+
+
+def test_an_unknown_job_suggests_the_close_ids(daemon):
+    daemon.write_job("backup", 'command = ["true"]\n')
+    daemon.write_job("backup-db", 'command = ["true"]\n')
+    daemon.start()
+    typo = daemon.ctl("jobs", "run", "bakcup")
+    assert typo.returncode == 4
+    assert "no job 'bakcup': did you mean 'backup' or 'backup-db'?" in typo.stderr.decode()
+    far = daemon.ctl("jobs", "show", "zzz")
+    assert "did you mean" not in far.stderr.decode() and "no job 'zzz'" in far.stderr.decode()

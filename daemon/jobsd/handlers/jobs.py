@@ -49,7 +49,11 @@ def require_known(ctx: Context, job_id: str) -> None:
         return
     require_job_id(job_id)
     if job_id not in ctx.catalog.specs:
-        raise JobNotFound(job_id)
+        from difflib import get_close_matches
+
+        close = get_close_matches(job_id, ctx.catalog.ids(), n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise JobNotFound(job_id, f"no job {job_id!r}: {hint}`jobsctl jobs list` shows the jobs this daemon knows")
 
 
 def _view(ctx: Context, job_id: str, operator: dict[str, OperatorRow], summary: tuple[RunRow | None, int],
