@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from jobsctl import render, render_ops
-from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, JsonOpt, _connect, _emit, _fits, _guard, _pb,
-                            _started, app, daemon_app, jobs_app)
+from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, FollowOpt, JsonOpt, WaitOpt, _connect, _emit, _fits,
+                            _guard, _pb, _started, app, daemon_app, jobs_app)
 from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_UNREACHABLE
 
 EXIT_PROBLEMS = 1  # jobsctl check: some job is failing, overdue or invalid
@@ -35,9 +35,7 @@ def jobs_show(job: str, as_json: bool = JsonOpt) -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(job: str, wait: bool = typer.Option(False, "--wait", help="wait for the run to end; exit with its outcome"),
-             follow: bool = typer.Option(False, "--follow", "-f", help="also stream its output"),
-             as_json: bool = JsonOpt) -> None:
+def jobs_run(job: str, wait: bool = WaitOpt, follow: bool = FollowOpt, as_json: bool = JsonOpt) -> None:
     """Start a run now. Returns once accepted (or, with --wait/--follow, when it ends)."""
     def action() -> None:
         conn = _connect()

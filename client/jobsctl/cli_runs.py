@@ -2,7 +2,7 @@
 import typer
 
 from jobsctl import render, render_runs
-from jobsctl.common import LONG_TIMEOUT, JsonOpt, _connect, _emit, _guard, _pb, _started, runs_app
+from jobsctl.common import LONG_TIMEOUT, FollowOpt, JsonOpt, WaitOpt, _connect, _emit, _guard, _pb, _started, runs_app
 
 
 @runs_app.command("show")
@@ -33,9 +33,7 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
 
 
 @runs_app.command("retry")
-def runs_retry(ref: str, wait: bool = typer.Option(False, "--wait", help="wait for the new run to end; exit with its outcome"),
-               follow: bool = typer.Option(False, "--follow", "-f", help="also stream its output"),
-               as_json: bool = JsonOpt) -> None:
+def runs_retry(ref: str, wait: bool = WaitOpt, follow: bool = FollowOpt, as_json: bool = JsonOpt) -> None:
     """Run a finished run (JOB/N) again: a new run with the job's current spec, trigger retry, the
     original's scheduled time kept. Refused (run_not_finished) while the run is active."""
     def action() -> None:

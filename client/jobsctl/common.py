@@ -23,6 +23,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(daemon_app, name="daemon")
 
 JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
+WaitOpt = typer.Option(False, "--wait", help="wait for the run to end; exit with its outcome")
+FollowOpt = typer.Option(False, "--follow", "-f", help="also stream its output")
 _state: dict[str, Optional[str]] = {"socket": None}
 RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
             RunState.MISSED.value: EXIT_NOT_STARTED, RunState.REJECTED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
