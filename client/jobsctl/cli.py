@@ -248,6 +248,15 @@ def events(job: str = typer.Option("", "--job", help="only this job's events"),
     _guard(as_json, action)
 
 
+@app.command("metrics")
+def metrics() -> None:
+    """The daemon's Prometheus metrics, in the text exposition format (docs/operations.md)."""
+    def action() -> None:
+        conn = _connect()
+        print(conn.call(conn.daemon.GetMetrics, _pb().GetMetricsRequest()).text, end="")
+    _guard(False, action)
+
+
 @daemon_app.command("status")
 def daemon_status(as_json: bool = JsonOpt) -> None:
     """Is the daemon healthy? Version, pid, uptime, jobs by state, runs, followers, store."""

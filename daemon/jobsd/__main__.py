@@ -52,6 +52,25 @@ def _command(text: str) -> tuple[str, ...]:
     return argv
 
 
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (like 127.0.0.1:9464)")
+    return host, int(port)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
                                      "or on demand and serves the jobsd API on a Unix socket.")
@@ -69,9 +88,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--notify-command", type=_command, default=(), metavar="COMMAND",
                         help="notify command for every job without [notify] command (split like a shell: "
                         "'/usr/local/bin/jobsd-mail ops@example.com'); it reads a JSON document on stdin")
+    parser.add_argument("--metrics-listen", type=_address, metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics (loopback only unless "
+                        "--metrics-listen-any)")
+    parser.add_argument("--metrics-listen-any", action="store_true",
+                        help="let --metrics-listen take a non-loopback address (the metrics name every job)")
+    parser.add_argument("--metrics-textfile", metavar="PATH",
+                        help="write the metrics to PATH every 15 s, atomically (node_exporter's textfile collector)")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.metrics_listen and not args.metrics_listen_any and not _loopback(args.metrics_listen[0]):
+        parser.error(f"--metrics-listen {args.metrics_listen[0]} is not a loopback address: the metrics name "
+                     "every job; add --metrics-listen-any to serve them there anyway")
+    return args
 
 
 def configure_logging(level: str) -> None:
@@ -94,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(Options(home=args.home, jobs_dir=args.jobs_dir, state_dir=args.state_dir, socket=args.socket,
                          socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs,
                          retention=(args.retention_keep_last, args.retention_older_than),
-                         notify_command=args.notify_command)))
+                         notify_command=args.notify_command, metrics_listen=args.metrics_listen,
+                         metrics_textfile=args.metrics_textfile)))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
 from jobsd.handlers import dependency, notifications, overdue
 from jobsd.handlers.gc import keep_sweeping
+from jobsd.metrics import Metrics, serve_http, write_textfile
 from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
@@ -56,6 +57,8 @@ class Options:
     max_concurrent_runs: int = 4
     retention: tuple[int | None, float | None] = (None, None)  # --retention-keep-last, --retention-older-than
     notify_command: tuple[str, ...] = ()  # --notify-command, split like a shell would (shlex)
+    metrics_listen: tuple[str, int] | None = None  # --metrics-listen HOST:PORT
+    metrics_textfile: str | None = None  # --metrics-textfile PATH
 
 
 def _home(opts: Options, environ: dict[str, str]) -> str:
@@ -136,6 +139,8 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
     held = HeldWindows(lambda job_id, window, reason: record_missed(ctx, job_id, window, reason))
     ctx = Context(paths, store, clock, journal, runner, artifacts, hub, events, held, timer=timer,
                   started_at=clock.now(), max_concurrent=max_concurrent, warnings=warnings)
+    ctx.metrics = Metrics(ctx)
+    bus.subscribe(ctx.metrics.on_finished, RunFinished)  # runs_total, last success, durations
     return ctx
 
 
@@ -154,6 +159,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         reconcile_active(ctx)
         overdue.track(ctx)
         notifications.track(ctx)
+        ctx.metrics.load()
         dependency.mark_new(ctx, None)
         dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
@@ -164,7 +170,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         except DatabaseError as exc:  # APScheduler's own SQLite file: refuse like for our store, never reset it
             raise StoreCorrupt(f"{ctx.timer.path}: {exc.orig or exc}") from None
         ctx.timer.resume()
-        return await _serve_ready(ctx, heartbeat, notifier, opts.socket_group)
+        return await _serve_ready(ctx, heartbeat, notifier, opts)
     finally:
         if ctx is not None:
             ctx.timer.shutdown()
@@ -172,20 +178,25 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         store.close()
 
 
-async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, socket_group: str | None) -> int:
+async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, opts: Options) -> int:
     paths = ctx.paths
-    server, health_servicer = build_server(ctx, paths.socket, socket_group)
+    http = None
+    if opts.metrics_listen is not None:  # first: a port that is taken refuses the start (exit 1)
+        http = await serve_http(ctx.metrics, *opts.metrics_listen)
+    server, health_servicer = build_server(ctx, paths.socket, opts.socket_group)
     await server.start()
+    textfile = opts.metrics_textfile
     await set_serving(health_servicer, True)
     log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(ctx.catalog.specs),
              len(ctx.catalog.invalid), paths.socket, paths.state_dir)
     notifier.ready(f"serving {len(ctx.catalog.specs)} jobs on {paths.socket}")
     background = [asyncio.ensure_future(heartbeat.run()),
+                  *([asyncio.ensure_future(write_textfile(ctx.metrics, textfile))] if textfile else []),
                   asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
-                  asyncio.ensure_future(auto_resume(ctx)),
-                  asyncio.ensure_future(overdue.watch(ctx)),
-                  asyncio.ensure_future(keep_sweeping(ctx))]  # retention by policy: now, hourly, after reloads  # at once: a deadline may have passed while down  # pauses with --until, also ones that ended while down
+                  asyncio.ensure_future(auto_resume(ctx)),  # pauses with --until, also ones that ended while down
+                  asyncio.ensure_future(overdue.watch(ctx)),  # at once: a deadline may have passed while down
+                  asyncio.ensure_future(keep_sweeping(ctx))]  # retention by policy: now, hourly, after reloads
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()
@@ -198,6 +209,8 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, s
     ctx.timer.shutdown()
     ctx.hub.close_all()
     ctx.events.close()
+    if http is not None:
+        http.close()
     await server.stop(grace=2)
     heartbeat.stop()  # the last record says "stopped cleanly": the next start reports it
     log.info("jobsd stopped")

@@ -59,6 +59,7 @@ class Context:
     notify_failures: dict[str, int] = field(default_factory=dict)  # job -> failures in a row (handlers/notifications.py)
     notify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     notify_tasks: set = field(default_factory=set)  # notify commands under way
+    metrics: object = None  # jobsd.metrics.Metrics, made by app.build_context
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -283,6 +283,20 @@ class MemoryStore:
         return {run.n: run.finished_at for run in runs.values()
                 if run.job_id == job_id and not run.active and run.finished_at is not None}
 
+    def run_totals(self) -> dict[tuple[str, str], int]:
+        totals: dict[tuple[str, str], int] = {}
+        for run in self._runs.values():
+            key = (run.job_id, run.state.value)
+            totals[key] = totals.get(key, 0) + 1
+        return totals
+
+    def last_success_times(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for e in self._events.values():
+            if e.type == "run.finished" and e.attrs.get("state") == "succeeded":
+                found[e.job_id] = max(found.get(e.job_id, e.ts), e.ts)
+        return found
+
     def counts_by_state(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for run in self._runs.values():

@@ -211,6 +211,14 @@ class StorePort(Protocol):
         """How many runs are in each active state, by state value; states with none are left out."""
         ...
 
+    def run_totals(self) -> dict[tuple[str, str], int]:
+        """(job id, state value) -> how many runs the store holds (metrics: read once at start-up)."""
+        ...
+
+    def last_success_times(self) -> dict[str, float]:
+        """job id -> the ts of its newest `run.finished` event with state succeeded (events outlive gc)."""
+        ...
+
     # ------------------------------------------------------------------ events
     def add_event(self, ts: float, type_: str, job_id: str = "", run_n: int | None = None,
                   attrs: dict[str, object] | None = None) -> EventRow:

@@ -319,6 +319,14 @@ class Store(RunQueries):
         self._q("INSERT INTO daemon_meta (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE SET value = :v",
                 k=key, v=value)
 
+    def run_totals(self) -> dict[tuple[str, str], int]:
+        return {(j, s): c for j, s, c in self._q("SELECT job_id, state, count(*) FROM runs GROUP BY job_id, state")}
+
+    def last_success_times(self) -> dict[str, float]:
+        rows = self._q("SELECT job_id, max(ts) FROM events WHERE type = 'run.finished' "
+                       "AND json_extract(attrs, '$.state') = 'succeeded' GROUP BY job_id")
+        return {j: ts for j, ts in rows}
+
     def counts_by_state(self) -> dict[str, int]:
         return {s: c for s, c in self._q(f"SELECT state, count(*) FROM runs WHERE state IN {_ACTIVE_SQL} GROUP BY state")}
 

@@ -270,3 +270,15 @@ def test_finished_ends_are_read_in_a_worker_thread_and_show_committed_runs_only(
         assert in_thread(lambda: store.finished_ends("a")) == committed
         assert len(in_thread(store.checkpoint)) == 3
     assert in_thread(lambda: store.finished_ends("a")) == {1: T + 5, 2: T + 6, 3: T + 2, 4: T + 9}
+
+
+def test_run_totals_and_last_success_times_cover_every_job_at_once(store):
+    add(store, "a", S.SUCCEEDED, S.FAILED, S.FAILED)
+    add(store, "b", S.SKIPPED)
+    assert store.run_totals() == {("a", "succeeded"): 1, ("a", "failed"): 2, ("b", "skipped"): 1}
+    with store.write():
+        store.add_event(T, "run.finished", "a", 1, {"state": "succeeded"})
+        store.add_event(T + 5, "run.finished", "a", 4, {"state": "succeeded"})
+        store.add_event(T + 9, "run.finished", "a", 5, {"state": "failed"})
+        store.add_event(T + 2, "run.finished", "c", 1, {"state": "succeeded"})
+    assert store.last_success_times() == {"a": T + 5, "c": T + 2}

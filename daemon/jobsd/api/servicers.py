@@ -118,6 +118,9 @@ class DaemonServicer(pb_grpc.DaemonServicer):
     async def GetHealth(self, request, context):  # noqa: ANN001, N802
         return health_pb(get_health(self.ctx), self.ctx.paths)
 
+    async def GetMetrics(self, request, context):  # noqa: ANN001, N802
+        return pb.Metrics(text=self.ctx.metrics.text().decode())
+
     async def Reload(self, request, context):  # noqa: ANN001, N802
         added, changed, removed, catalog = reload(self.ctx, actor_of(context))
         return pb.ReloadResponse(added=added, changed=changed, removed=removed, errors=spec_errors_pb(catalog))

@@ -559,3 +559,13 @@ class CollectGarbageResponse(_message.Message):
     dry_run: bool
     removed_count: int
     def __init__(self, removed: _Optional[_Iterable[str]] = ..., bytes_freed: _Optional[int] = ..., dry_run: _Optional[bool] = ..., removed_count: _Optional[int] = ...) -> None: ...
+
+class GetMetricsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Metrics(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...

@@ -811,6 +811,11 @@ class DaemonStub:
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetHealthRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Health.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/jobsd.v1.Daemon/GetMetrics',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Metrics.FromString,
+                _registered_method=True)
         self.Reload = channel.unary_unary(
                 '/jobsd.v1.Daemon/Reload',
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ReloadRequest.SerializeToString,
@@ -828,6 +833,13 @@ class DaemonServicer:
 
     def GetHealth(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetrics(self, request, context):
+        """Prometheus text exposition format 0.0.4 of the daemon's metrics (docs/operations.md).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -851,6 +863,11 @@ def add_DaemonServicer_to_server(servicer, server):
                     servicer.GetHealth,
                     request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetHealthRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Health.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetMetricsRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Metrics.SerializeToString,
             ),
             'Reload': grpc.unary_unary_rpc_method_handler(
                     servicer.Reload,
@@ -890,6 +907,33 @@ class Daemon:
             '/jobsd.v1.Daemon/GetHealth',
             jobsd__lib_dot_rpc_dot_jobsd__pb2.GetHealthRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Health.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Daemon/GetMetrics',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.GetMetricsRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.Metrics.FromString,
             options,
             channel_credentials,
             insecure,
