@@ -12,6 +12,7 @@ open write's log says they were before it, i.e. committed rows only, without wai
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import threading
@@ -255,9 +256,7 @@ class MemoryStore:
         return {job_id: (self.latest_run(job_id), self.consecutive_failures(job_id, window)) for job_id in job_ids}
 
     def last_success(self, job_id: str) -> tuple[int, int, float] | None:
-        found = (e for e in reversed(self._events.values()) if e.job_id == job_id and e.type == "run.finished"
-                 and e.attrs.get("state") == "succeeded")
-        event = next(found, None)
+        event = next((e for e in reversed(self._events.values()) if e.job_id == job_id and _succeeded(e)), None)
         return (event.seq, event.run_n, event.ts) if event else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
@@ -284,25 +283,13 @@ class MemoryStore:
                 if run.job_id == job_id and not run.active and run.finished_at is not None}
 
     def run_totals(self) -> dict[tuple[str, str], int]:
-        totals: dict[tuple[str, str], int] = {}
-        for run in self._runs.values():
-            key = (run.job_id, run.state.value)
-            totals[key] = totals.get(key, 0) + 1
-        return totals
+        return dict(collections.Counter((run.job_id, run.state.value) for run in self._runs.values()))
 
-    def last_success_times(self) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for e in self._events.values():
-            if e.type == "run.finished" and e.attrs.get("state") == "succeeded":
-                found[e.job_id] = max(found.get(e.job_id, e.ts), e.ts)
-        return found
+    def last_success_times(self) -> dict[str, float]:  # sorted: each job's newest success is set last
+        return {j: ts for ts, j in sorted((e.ts, e.job_id) for e in self._events.values() if _succeeded(e))}
 
     def counts_by_state(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for run in self._runs.values():
-            if run.active:
-                counts[run.state.value] = counts.get(run.state.value, 0) + 1
-        return counts
+        return dict(collections.Counter(run.state.value for run in self._runs.values() if run.active))
 
     # ------------------------------------------------------------------ events
     def add_event(self, ts: float, type_: str, job_id: str = "", run_n: int | None = None,
@@ -348,3 +335,7 @@ class MemoryStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._put(self._meta, key, value)
+
+
+def _succeeded(event: EventRow) -> bool:
+    return event.type == "run.finished" and event.attrs.get("state") == "succeeded"

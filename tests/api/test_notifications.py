@@ -48,7 +48,7 @@ def test_first_failure_and_recovery_reach_the_command_with_the_runs_context(daem
     assert run["duration_seconds"] >= 0 and run["started_at"] and run["trigger"] == "manual"
     assert (recovery["event"], recovery["run"]["run"], recovery["consecutive_failures"]) == ("recovery", fixed.ref, 0)
     assert second.ref not in [n["run"]["run"] for n in notes(inbox)]
-    sent = notify_events(daemon, "flaky")
+    sent = wait_for(lambda: len(e := notify_events(daemon, "flaky")) == 2 and e, 10, "both recorded")
     assert [(e.type, e.attrs["event"], e.attrs["about_run"]) for e in sent] == \
         [("notify.sent", "first_failure", first.ref), ("notify.sent", "recovery", fixed.ref)]
 
