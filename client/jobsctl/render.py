@@ -12,6 +12,7 @@ from enum import Enum
 
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.kernel.results import describe_result
+from jobsd_lib.kernel.gates import short_duration  # as the job.overdue event writes it
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 from jobsd_lib.times import iso
 
@@ -182,14 +183,7 @@ def spec_error_text(error: dict) -> str:
 
 def overdue_text(j: dict) -> str:
     """`overdue since 2026-12-03 06:00:00Z: no success within 26h`."""
-    return f"overdue since {when(j['overdue_since'])}: no success within {_seconds(j['success_within'])}"
-
-
-def _seconds(value: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if value >= size and value % size == 0:
-            return f"{int(value // size)}{unit}"
-    return f"{value:g}s"
+    return f"overdue since {when(j['overdue_since'])}: no success within {short_duration(j['success_within'])}"
 
 
 def held_text(j: dict) -> str:
@@ -215,7 +209,7 @@ def job_text(j: dict) -> str:
     if j.get("state_changed_at"):
         lines.append(f"operator:     {held_text(j)}")
     if j.get("success_within"):
-        lines.append(f"expect:       a success within {_seconds(j['success_within'])}"
+        lines.append(f"expect:       a success within {short_duration(j['success_within'])}"
                      + (f"; {overdue_text(j)}" if j.get("overdue") else ""))
     if j["error"]:
         where = f" ({j['error']['field']})" if j["error"]["field"] else ""

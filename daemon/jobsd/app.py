@@ -40,6 +40,7 @@ from jobsd.server import SocketError, build_server, prepare_socket_path, set_ser
 from jobsd.store import Store, StoreCorrupt, open_store
 from jobsd_lib.errors import StoreLocked
 from jobsd_lib.facts import Actor, JobOverdue, RunFact, RunFinished, RunStarted
+from jobsd_lib.kernel.states import RunState
 from jobsd_lib.paths import check_socket_path, default_home
 
 __all__ = ["Options", "resolve_paths", "run", "build_context"]
@@ -125,6 +126,11 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
             channel.bump()
 
     bus.subscribe(wake_followers, RunFact)
+    def note_success(fact: RunFinished) -> None:  # before the subscribers below read it
+        if fact.state is RunState.SUCCEEDED:
+            ctx.last_success[fact.job_id] = fact.ts
+
+    bus.subscribe(note_success, RunFinished)
     bus.subscribe(lambda fact: dependency.on_finished(ctx, fact), RunFinished)  # `after` chains
     bus.subscribe(lambda fact: overdue.on_finished(ctx, fact), RunFinished)  # `[expect] success_within`
     bus.subscribe(lambda fact: notifications.on_finished(ctx, fact), RunFinished)  # `[notify]`
@@ -157,6 +163,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         reconcile_active(ctx)
+        ctx.last_success = ctx.store.last_success_times()
         overdue.track(ctx)
         notifications.track(ctx)
         ctx.metrics.load()

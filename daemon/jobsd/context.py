@@ -53,6 +53,9 @@ class Context:
     gc_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one gc at a time
     pauses_changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes auto_resume (handlers/operator.py)
     overdue: OverdueState = field(default_factory=OverdueState)  # handlers/overdue.py
+    # job -> ts of its newest success: read once at start-up (Store.last_success_times), then kept by
+    # a RunFinished subscriber (app.build_context); the overdue watch and the metrics read it
+    last_success: dict[str, float] = field(default_factory=dict)
     retention: tuple[int | None, float | None] = (None, None)  # the daemon's default (keep_last, older_than)
     retention_changed: asyncio.Event = field(default_factory=asyncio.Event)  # a reload: sweep again now
     notify_command: tuple[str, ...] = ()  # jobsd --notify-command: for jobs without [notify] command

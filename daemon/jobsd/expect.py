@@ -1,7 +1,7 @@
 """What the overdue watch (handlers/overdue.py) keeps in memory between its checks, so that a check
 of 10,000 expecting jobs reads no store: each job's `[expect] success_within` (kept while its spec
-is invalid: a broken spec is what overdue must catch), its last success and first sighting, and
-the open episodes (also in daemon_meta, for restarts)."""
+is invalid: a broken spec is what overdue must catch), its first sighting and the open episodes
+(also in daemon_meta, for restarts). Last successes are the context's (Context.last_success)."""
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +23,6 @@ def first_seen_key(job_id: str) -> str:
 @dataclass
 class OverdueState:
     within: dict[str, float] = field(default_factory=dict)        # job -> success_within (s)
-    last_success: dict[str, float | None] = field(default_factory=dict)
     first_seen: dict[str, float] = field(default_factory=dict)
     since: dict[str, float] = field(default_factory=dict)         # open episodes: job -> deadline passed
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the watch

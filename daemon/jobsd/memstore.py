@@ -255,9 +255,9 @@ class MemoryStore:
     def job_summaries(self, job_ids: Sequence[str], window: int = 1000) -> dict[str, tuple[RunRow | None, int]]:
         return {job_id: (self.latest_run(job_id), self.consecutive_failures(job_id, window)) for job_id in job_ids}
 
-    def last_success(self, job_id: str) -> tuple[int, int, float] | None:
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
         event = next((e for e in reversed(self._events.values()) if e.job_id == job_id and _succeeded(e)), None)
-        return (event.seq, event.run_n, event.ts) if event else None
+        return (event.seq, event.run_n) if event else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
         scheduled = (run.scheduled_at for run in self._job_runs(job_id) if run.scheduled_at is not None)

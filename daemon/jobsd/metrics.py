@@ -1,10 +1,10 @@
 """Prometheus metrics (DESIGN 11): a private registry whose one collector reads the daemon's state at
 scrape time. Per-job labels only, never per run.
 
-What a scrape reads costs no store query but the timer's one `all_next_run_times`: run totals and
-last successes are read from the store once at start-up (`Metrics.load`) and kept current by a
-RunFinished subscriber, like the failures in a row (handlers/notifications.py) and the overdue
-watch's state. Durations are observed from runs that ended since the start (a histogram restarts
+What a scrape reads costs no store query but the timer's one `all_next_run_times`: run totals are
+read from the store once at start-up (`Metrics.load`) and kept current by a RunFinished
+subscriber, as are the last successes (Context.last_success) and the failures in a row
+(handlers/notifications.py). Durations are observed from runs that ended since the start (a histogram restarts
 with the process, as Prometheus expects of counters and histograms).
 
 Served three ways: the GetMetrics RPC (`jobsctl metrics`), `jobsd --metrics-listen 127.0.0.1:PORT`
@@ -36,7 +36,6 @@ class Metrics:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.totals: dict[tuple[str, str], int] = {}
-        self.last_success: dict[str, float] = {}
         self.durations: dict[str, list[int]] = {}  # job -> count per bucket (not cumulative)
         self.duration_sums: dict[str, float] = {}
         self.registry = CollectorRegistry(auto_describe=False)
@@ -44,13 +43,10 @@ class Metrics:
 
     def load(self) -> None:
         self.totals = self.ctx.store.run_totals()
-        self.last_success = self.ctx.store.last_success_times()
 
     def on_finished(self, fact: RunFinished) -> None:
         key = (fact.job_id, fact.state.value)
         self.totals[key] = self.totals.get(key, 0) + 1
-        if fact.state.value == "succeeded":
-            self.last_success[fact.job_id] = fact.ts
         run = self.ctx.store.get_run(fact.job_id, fact.run_n)
         if run is not None and run.started_at is not None:
             seconds = max(fact.ts - run.started_at, 0.0)
@@ -72,8 +68,8 @@ class Metrics:
         late = GaugeMetricFamily("jobsd_job_overdue", "1 while [expect] success_within is not met", labels=["job"])
         next_runs = ctx.timer.all_next_run_times() if ctx.timer is not None else {}
         for job_id in ids:
-            if job_id in self.last_success:
-                last.add_metric([job_id], self.last_success[job_id])
+            if job_id in ctx.last_success:
+                last.add_metric([job_id], ctx.last_success[job_id])
             if next_runs.get(job_id) is not None:
                 nxt.add_metric([job_id], next_runs[job_id].timestamp())
             fails.add_metric([job_id], ctx.notify_failures.get(job_id, 0))

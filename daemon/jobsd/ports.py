@@ -183,10 +183,9 @@ class StorePort(Protocol):
         callers must not mutate it."""
         ...
 
-    def last_success(self, job_id: str) -> tuple[int, int, float] | None:
-        """(seq, run n, ts) of the job's newest `run.finished` event with state succeeded, or None:
-        where in the store's order its latest success is (the job graph compares positions, not
-        times) and when it was (`[expect] success_within`).
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
+        """(seq, run n) of the job's newest `run.finished` event with state succeeded, or None: where
+        in the store's order its latest success is (the job graph compares positions, not times).
         Events outlive their runs (gc), so this survives the run's removal."""
         ...
 

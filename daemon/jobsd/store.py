@@ -223,10 +223,10 @@ class Store(RunQueries):
         return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
                       now, None, now if finished else None, None, spec_digest, None, retry_of, upstream)
 
-    def last_success(self, job_id: str) -> tuple[int, int, float] | None:
-        row = self._q("SELECT seq, run_n, ts FROM events WHERE job_id = :j AND type = 'run.finished' "
+    def last_success(self, job_id: str) -> tuple[int, int] | None:
+        row = self._q("SELECT seq, run_n FROM events WHERE job_id = :j AND type = 'run.finished' "
                       "AND json_extract(attrs, '$.state') = 'succeeded' ORDER BY seq DESC LIMIT 1", j=job_id).first()
-        return (row[0], row[1], row[2]) if row else None
+        return (row[0], row[1]) if row else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
         """The cron windows (scheduled_at) of the job's newest `limit` records that have one: what a

@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import time
 
 from jobsd.context import Context
 from jobsd.output import OutputReader, log_path
@@ -75,27 +74,28 @@ async def _deliver(ctx: Context, job_id: str, ref: str, kinds: list[str], argv: 
     async with ctx.notify_slots:
         try:
             document = json.dumps(_document(ctx, job_id, ref, kinds, extra)).encode() + b"\n"
-            fact = await _run(argv, document, job_id, ref, kinds[0], ctx.spec_file(job_id))
+            fact = await _run(ctx, argv, document, job_id, ref, kinds[0])
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the daemon or the run
             log.exception("notification for %s failed", ref or job_id)
-            fact = NotifyFailed(ts=time.time(), job_id=job_id, event=kinds[0], run=ref, error=f"internal: {exc}")
+            fact = NotifyFailed(ts=ctx.clock.epoch(), job_id=job_id, event=kinds[0], run=ref, error=f"internal: {exc}")
         try:
             ctx.journal.record(fact, durable=False)
         except Exception:  # noqa: BLE001 - a full disk: the log line is all there is
             log.exception("cannot record %s for %s", fact.TYPE, ref or job_id)
 
 
-async def _run(argv: tuple[str, ...], document: bytes, job_id: str, ref: str, event: str, spec_file: str) -> object:
+async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str, ref: str, event: str) -> object:
     env = {k: v for k, v in os.environ.items() if k in _ENV}
     env.update(JOBSD_JOB=job_id, JOBSD_RUN=ref, JOBSD_NOTIFY_EVENT=event)
-    cwd = os.path.dirname(spec_file) or "/"
-    started = time.monotonic()
+    cwd = os.path.dirname(ctx.spec_file(job_id)) or "/"
+    clock = ctx.clock
+    started = clock.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,
                                                     start_new_session=True, close_fds=True)
     except OSError as exc:
-        return NotifyFailed(ts=time.time(), job_id=job_id, event=event, run=ref,
+        return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref,
                             error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
     try:
         output, _ = await asyncio.wait_for(proc.communicate(document), NOTIFY_TIMEOUT)
@@ -105,16 +105,16 @@ async def _run(argv: tuple[str, ...], document: bytes, job_id: str, ref: str, ev
         except ProcessLookupError:
             pass
         await proc.wait()
-        return NotifyFailed(ts=time.time(), job_id=job_id, event=event, run=ref, signal=signal.SIGKILL,
+        return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref, signal=signal.SIGKILL,
                             error=f"timed out after {NOTIFY_TIMEOUT:g}s")
-    seconds = time.monotonic() - started
+    seconds = clock.monotonic() - started
     if proc.returncode == 0:
         log.info("notified %s of %s (%s) in %.2fs", argv[0], ref or job_id, event, seconds)
-        return NotifySent(ts=time.time(), job_id=job_id, event=event, run=ref, seconds=seconds)
+        return NotifySent(ts=clock.epoch(), job_id=job_id, event=event, run=ref, seconds=seconds)
     shown = output.decode("utf-8", "replace").strip()[:_SHOWN]
     code, sig = (proc.returncode, None) if proc.returncode >= 0 else (None, -proc.returncode)
     log.warning("notify command %s for %s failed (exit %s signal %s): %s", argv[0], ref or job_id, code, sig, shown)
-    return NotifyFailed(ts=time.time(), job_id=job_id, event=event, run=ref, exit_code=code, signal=sig, output=shown)
+    return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref, exit_code=code, signal=sig, output=shown)
 
 
 def _document(ctx: Context, job_id: str, ref: str, kinds: list[str], extra: dict) -> dict:

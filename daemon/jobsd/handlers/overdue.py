@@ -1,8 +1,8 @@
 """The overdue watch (DESIGN 11, `[expect] success_within`; decisions in kernel.overdue).
 
 - `track(ctx)` after every load of the specs (start-up, reload): which jobs expect a success, and,
-  for a job seen for the first time, since when (daemon_meta first_seen:JOB); at start-up also each
-  job's last success (from the events, which outlive gc) and its open episode (meta overdue:JOB).
+  for a job seen for the first time, since when (daemon_meta first_seen:JOB) and its open episode
+  (meta overdue:JOB). Last successes are Context.last_success (from the events, which outlive gc).
 - `on_finished`, a bus subscriber: a success moves the job's deadline and ends its episode.
 - `watch(ctx)`, a task: at start-up at once (jobsd may have been down past a deadline), then at the
   earliest next deadline or when something changed, records `job.overdue` for each job whose
@@ -30,7 +30,7 @@ RETRY = 60.0               # seconds before a check that failed (a full disk) is
 
 def track(ctx: Context) -> None:
     """Take the expectations of the catalog just loaded; a job watched for the first time since
-    start-up gets its first sighting, last success and open episode from the store."""
+    start-up gets its first sighting and open episode from the store."""
     state, store, now = ctx.overdue, ctx.store, ctx.clock.epoch()
     expecting = {j: s.expect.success_within for j, s in ctx.catalog.specs.items() if s.expect.success_within}
     kept = {j: state.within[j] for j in ctx.catalog.invalid if j in state.within}  # a broken spec stays watched
@@ -44,8 +44,6 @@ def track(ctx: Context) -> None:
             else:
                 state.first_seen[job_id] = now
                 new.append(job_id)
-            found = store.last_success(job_id)
-            state.last_success[job_id] = found[2] if found else None
             since = store.get_meta(overdue_key(job_id))
             if since:
                 state.since[job_id] = float(since)
@@ -56,9 +54,8 @@ def track(ctx: Context) -> None:
 
 def on_finished(ctx: Context, fact: RunFinished) -> None:
     """Bus subscriber: a success of an expecting job moves its deadline (recorded on the next turn)."""
-    state = ctx.overdue
+    state = ctx.overdue  # ctx.last_success has the success already (app.build_context subscribed it first)
     if fact.state is RunState.SUCCEEDED and fact.job_id in state.within:
-        state.last_success[fact.job_id] = fact.ts
         if fact.job_id in state.since:
             asyncio.get_running_loop().call_soon(check, ctx, fact.run_ref)
         state.changed.set()
@@ -74,12 +71,12 @@ def check(ctx: Context, run_ref: str = "") -> float | None:
         if within is None:  # the expectation is gone (spec edited or removed): the episode ends
             change: BecameOverdue | Recovered | None = Recovered()
         else:
-            due_at = deadline(within, state.last_success.get(job_id), state.first_seen.get(job_id, now))
+            due_at = deadline(within, ctx.last_success.get(job_id), state.first_seen.get(job_id, now))
             change = episode_change(due_at, now, state.since.get(job_id))
             if due_at > now:
                 nearest = due_at if nearest is None else min(nearest, due_at)
         if isinstance(change, BecameOverdue):
-            message = overdue_message(within, state.last_success.get(job_id), state.first_seen.get(job_id, now), now)
+            message = overdue_message(within, ctx.last_success.get(job_id), state.first_seen.get(job_id, now), now)
             facts.append(JobOverdue(ts=now, job_id=job_id, since=change.since, within=within, message=message))
             metas[job_id] = repr(change.since)
         elif isinstance(change, Recovered):
