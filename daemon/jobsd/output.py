@@ -9,6 +9,11 @@ Data is written before its index record, so a crash leaves at worst unindexed by
 readers ignore. Chunks are at most 1 MiB (MAX_CHUNK): a quarter of gRPC's default 4 MiB
 message limit (PITFALLS 16), so any client can receive them.
 
+An attempt keeps at most limits.output bytes of output: the first half as it comes, and the last
+half (the end is where the error is), held in a ring (output_ring.py) until the attempt ends and
+then appended after a marker line, indexed as stderr, that says how many bytes were dropped:
+`--- jobsd: N bytes of output dropped here (limits.output = L keeps the first H and the last T) ---`.
+
 Followers never receive pushed data: the file is the one source of truth, and a follower
 reads index records from its own position, then waits on the run's Channel for "more was
 written". Writing and notifying happen on the event-loop thread, so the hand-over from stored
@@ -24,6 +29,8 @@ import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from jobsd.output_ring import TailRing
 
 __all__ = ["Chunk", "OutputWriter", "OutputReader", "Channel", "Hub", "STDOUT", "STDERR", "MAX_CHUNK", "MIN_CHUNK"]
 
@@ -53,43 +60,91 @@ def idx_path(run_dir: str, attempt: int) -> str:
     return os.path.join(run_dir, f"attempt-{attempt}.idx")
 
 
+def tail_path(run_dir: str, attempt: int) -> str:
+    """The spill file of an attempt's output past its head (see TailRing)."""
+    return os.path.join(run_dir, f".attempt-{attempt}.tail.tmp")
+
+
 class OutputWriter:
-    """Appends one attempt's chunks. Bytes beyond `cap` are counted in `dropped`, not stored."""
+    """Appends one attempt's chunks, keeping the first and the last half of `cap` bytes.
+
+    Up to `head` (half the cap) bytes go straight to the files, where followers read them at once.
+    Later bytes go to a ring of the other half (`TailRing`, a spill file beside the log) that keeps
+    only the latest of them; `close()` appends what it kept, after a marker line saying how much
+    was dropped in between (the end of a log is where the error is). So a log holds at most `cap`
+    bytes of output plus the marker; `stored` counts the output kept, `dropped` the rest.
+    """
 
     def __init__(self, run_dir: str, attempt: int, cap: int) -> None:
         """Files that cannot be created (a full disk) make a writer that stores nothing: the attempt
         runs all the same, its output drained and counted, and the error recorded with it."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        self.cap, self.stored, self.dropped, self.write_error = cap, 0, 0, ""
+        self.cap, self.head = cap, cap // 2
+        self.stored, self.write_error, self._end, self._lost, self._last = 0, "", 0, 0, b""
         self._data = self._idx = -1
+        self._tail = TailRing(tail_path(run_dir, attempt), cap - self.head)
         try:
             self._data = os.open(log_path(run_dir, attempt), flags, 0o640)
             self._idx = os.open(idx_path(run_dir, attempt), flags, 0o640)
         except OSError as exc:
             self.write_error = f"output not stored: cannot create its files: {exc.strerror}"
 
+    @property
+    def dropped(self) -> int:
+        """Bytes of output not kept (so far: the ring's older bytes, and what an error lost)."""
+        return self._lost + self._tail.dropped
+
     def write(self, stream: int, data: bytes, ts_ns: int) -> bool:
-        """Store what fits under the cap; True when anything new was stored."""
-        room = max(self.cap - self.stored, 0)
-        keep, self.dropped = data[:room], self.dropped + max(len(data) - room, 0)
-        if not keep or self.write_error:
-            self.dropped += len(keep) if self.write_error else 0
+        """Store what fits in the head (True when anything new was stored: followers may read it);
+        the rest goes to the tail ring."""
+        if self.write_error:
+            self._lost += len(data)
             return False
+        room = max(self.head - self.stored, 0)
+        keep, rest = data[:room], data[room:]
+        if rest and not self._tail.add(stream, rest, ts_ns):
+            self._fail(f"output not stored after {self.stored} bytes: {self._tail.error}", len(rest))
+        if keep:
+            return self._append(stream, keep, ts_ns)
+        return False
+
+    def _append(self, stream: int, data: bytes, ts_ns: int, counted: bool = True) -> bool:
         try:
-            for start in range(0, len(keep), MAX_CHUNK):
-                piece = keep[start:start + MAX_CHUNK]
+            for start in range(0, len(data), MAX_CHUNK):
+                piece = data[start:start + MAX_CHUNK]
                 _write_all(self._data, piece)
-                _write_all(self._idx, RECORD.pack(self.stored, ts_ns, len(piece), stream))
-                self.stored += len(piece)
+                _write_all(self._idx, RECORD.pack(self._end, ts_ns, len(piece), stream))
+                self._end += len(piece)
+                self.stored += len(piece) if counted else 0
+                self._last = piece[-1:]
         except OSError as exc:  # a full disk: keep draining the job, count, report
-            self.write_error = f"output not stored after {self.stored} bytes: {exc.strerror}"
-            self.dropped += len(keep)
+            self._fail(f"output not stored after {self.stored} bytes: {exc.strerror}", len(data) if counted else 0)
         return True
 
+    def _fail(self, error: str, lost: int) -> None:
+        self.write_error, self._lost = error, self._lost + lost + self._tail.held
+        self._tail.discard()
+
     def close(self) -> None:
+        """Append what the tail ring kept (after the marker when bytes were dropped), then release the files."""
+        if self._tail.held and not self.write_error:
+            if self._tail.dropped:
+                self._append(STDERR, self._marker(), self._tail.kept_since, counted=False)
+            for stream, data, ts_ns in self._tail.pieces(MAX_CHUNK):
+                if self.write_error:
+                    self._lost += len(data)
+                else:
+                    self._append(stream, data, ts_ns)
+        self._tail.discard()
         for fd in (self._data, self._idx):
             if fd >= 0:
                 os.close(fd)
+        self._data = self._idx = -1
+
+    def _marker(self) -> bytes:
+        lead = b"" if self._last in (b"", b"\n") else b"\n"  # the marker is a line of its own
+        return lead + (f"--- jobsd: {self._tail.dropped} bytes of output dropped here (limits.output = {self.cap} "
+                       f"keeps the first {self.head} and the last {self.cap - self.head}) ---\n").encode()
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 
@@ -63,11 +64,42 @@ def test_memory_limit_makes_a_hog_fail_cleanly(daemon):
     assert daemon.wait_finished(daemon.run("ok").ref).state == pb.RUN_STATE_SUCCEEDED
 
 
-def test_output_beyond_the_cap_is_drained_and_counted(daemon):
-    daemon.write_job("chatty", 'command = ["sh", "-c", "head -c 300000 /dev/zero"]\n[limits]\noutput = "100K"\n')
+def test_output_beyond_the_cap_keeps_its_first_and_last_half_around_a_marker(daemon):
+    """limits.output = 100K: the log keeps the first and the last 50K around a marker line, the error at the
+    end survives, and the receipt counts what was kept and dropped."""
+    script = "seq -f 'line %06g' 1 30000; echo 'ERROR: disk on fire' >&2"  # 12 bytes a line: 360,000 + 20
+    daemon.write_job("chatty", f'command = ["sh", "-c", "{script}"]\n[limits]\noutput = "100K"\n')
     daemon.start()
     final = daemon.wait_finished(daemon.run("chatty").ref)
     assert final.state == pb.RUN_STATE_SUCCEEDED
     a = final.attempt_list[0]
-    assert (a.output_bytes, a.dropped_bytes) == (102400, 300000 - 102400)
-    assert os.path.getsize(os.path.join(final.artifacts, "attempt-1.log")) == 102400
+    assert (a.output_bytes, a.dropped_bytes) == (102400, 360020 - 102400)
+    tail = daemon.ctl("jobs", "tail", "chatty")
+    assert tail.returncode == 0, tail.stderr
+    head_text = b"".join(b"line %06d\n" % i for i in range(1, 30001))
+    assert tail.stdout.startswith(head_text[:51200 - 51200 % 12])
+    assert tail.stderr.endswith(b"ERROR: disk on fire\n")
+    marker = (b"--- jobsd: 257620 bytes of output dropped here (limits.output = 102400 keeps the first 51200 "
+              b"and the last 51200) ---\n")
+    assert marker in tail.stderr
+    log = open(os.path.join(final.artifacts, "attempt-1.log"), "rb").read()
+    assert log.startswith(head_text[:51200]) and log.endswith(b"line 030000\nERROR: disk on fire\n")
+    assert len(log) == 102400 + len(marker) + 1  # the head ends mid-line: the marker starts a line of its own
+    receipt = json.load(open(os.path.join(final.artifacts, "run_receipt.json")))
+    assert (receipt["attempt_list"][0]["output_bytes"], receipt["attempt_list"][0]["dropped_bytes"]) == (102400, 257620)
+
+def test_the_spill_file_of_a_run_over_its_limit_left_by_a_killed_jobsd_is_removed_at_the_start(daemon):
+    """The end of the output past the head waits in .attempt-1.tail.tmp until the attempt ends; a jobsd killed
+    meanwhile leaves it behind, and the next start's repair of run folders removes it (the head stays)."""
+    daemon.write_job("spew", 'command = ["sh", "-c", "head -c 300000 /dev/zero; exec sleep 60"]\n'
+                             '[limits]\noutput = "100K"\n')
+    daemon.start()
+    run = daemon.run("spew")
+    folder = daemon.get_run(run.ref).artifacts
+    spill = os.path.join(folder, ".attempt-1.tail.tmp")
+    wait_for(lambda: os.path.exists(spill) and os.path.getsize(spill) == 51200, 20, "the ring to fill")
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    assert daemon.wait_finished(run.ref).state == pb.RUN_STATE_INTERRUPTED
+    wait_for(lambda: not os.path.exists(spill), 20, "the start-up repair to remove the spill file")
+    assert open(os.path.join(folder, "attempt-1.log"), "rb").read() == b"\0" * 51200
