@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from jobsctl import render, render_ops
-from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, FollowOpt, JsonOpt, WaitOpt, _connect, _emit, _fits,
+from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, FollowOpt, JsonOpt, RawOpt, WaitOpt, _connect, _emit, _fits,
                             _guard, _pb, _started, app, daemon_app, jobs_app)
 from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_UNREACHABLE
 
@@ -35,11 +35,11 @@ def jobs_show(job: str, as_json: bool = JsonOpt) -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(job: str, wait: bool = WaitOpt, follow: bool = FollowOpt, as_json: bool = JsonOpt) -> None:
+def jobs_run(job: str, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt, as_json: bool = JsonOpt) -> None:
     """Start a run now. Returns once accepted (or, with --wait/--follow, when it ends)."""
     def action() -> None:
         conn = _connect()
-        _started(conn, conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)), wait, follow, as_json)
+        _started(conn, conn.call(conn.jobs.RunJob, _pb().RunJobRequest(job=job)), wait, follow, as_json, raw)
     _guard(as_json, action)
 
 
@@ -49,14 +49,15 @@ def jobs_tail(job: str, run: int = typer.Option(0, "--run", callback=_fits("Tail
               follow: bool = typer.Option(False, "--follow", "-f", help="keep streaming until the run ends"),
               lines: Optional[int] = typer.Option(None, "--lines", "-n", callback=_fits("TailRequest.last_lines"),
                                                   help="start with the last N lines"),
-              timestamps: bool = typer.Option(False, "--timestamps", "-t", help="prefix lines with read time")) -> None:
+              timestamps: bool = typer.Option(False, "--timestamps", "-t", help="prefix lines with read time"),
+              raw: bool = RawOpt) -> None:
     """A run's output: stdout to stdout, stderr to stderr, raw bytes."""
     def action() -> None:
         from jobsctl.follow import follow_run
 
         conn = _connect()
         final = follow_run(conn, job, run, print_output=True, from_start=lines is None, last_lines=lines,
-                           follow=follow, timestamps=timestamps)
+                           follow=follow, timestamps=timestamps, markers=not raw)
         if follow:
             raise typer.Exit(RUN_EXIT.get(final["state"], EXIT_RUN_FAILED))
     _guard(False, action)

@@ -2,7 +2,7 @@
 import typer
 
 from jobsctl import render, render_runs
-from jobsctl.common import LONG_TIMEOUT, FollowOpt, JsonOpt, WaitOpt, _connect, _emit, _guard, _pb, _started, runs_app
+from jobsctl.common import LONG_TIMEOUT, FollowOpt, JsonOpt, RawOpt, WaitOpt, _connect, _emit, _guard, _pb, _started, runs_app
 
 
 @runs_app.command("show")
@@ -33,7 +33,8 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
 
 
 @runs_app.command("retry")
-def runs_retry(ref: str, wait: bool = WaitOpt, follow: bool = FollowOpt, as_json: bool = JsonOpt) -> None:
+def runs_retry(ref: str, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt,
+               as_json: bool = JsonOpt) -> None:
     """Run a finished run (JOB/N) again: a new run with the job's current spec, trigger retry, the
     original's scheduled time kept. Refused (run_not_finished) while the run is active."""
     def action() -> None:
@@ -41,7 +42,7 @@ def runs_retry(ref: str, wait: bool = WaitOpt, follow: bool = FollowOpt, as_json
 
         parse_run_ref(ref)
         conn = _connect()
-        _started(conn, conn.call(conn.jobs.RetryRun, _pb().RetryRunRequest(run=ref)), wait, follow, as_json)
+        _started(conn, conn.call(conn.jobs.RetryRun, _pb().RetryRunRequest(run=ref)), wait, follow, as_json, raw)
     _guard(as_json, action)
 
 

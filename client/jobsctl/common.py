@@ -25,6 +25,7 @@ app.add_typer(daemon_app, name="daemon")
 JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
 WaitOpt = typer.Option(False, "--wait", help="wait for the run to end; exit with its outcome")
 FollowOpt = typer.Option(False, "--follow", "-f", help="also stream its output")
+RawOpt = typer.Option(False, "--raw", help="only the job's bytes: no marker line where a retried run's next attempt begins")
 _state: dict[str, Optional[str]] = {"socket": None}
 RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
             RunState.MISSED.value: EXIT_NOT_STARTED, RunState.REJECTED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
@@ -102,7 +103,7 @@ def _guard(as_json: bool, action: Callable[[], None]) -> None:
         _fail(error, as_json)
 
 
-def _started(conn, answer, wait: bool, follow: bool, as_json: bool) -> None:  # noqa: ANN001
+def _started(conn, answer, wait: bool, follow: bool, as_json: bool, raw: bool = False) -> None:  # noqa: ANN001
     """A new run (RunJob, RetryRun): print it, or wait for its end and exit with its outcome."""
     run = render.run_json(answer)
     if not (wait or follow):
@@ -110,7 +111,7 @@ def _started(conn, answer, wait: bool, follow: bool, as_json: bool) -> None:  # 
         raise typer.Exit(EXIT_NOT_STARTED if run["state"] == RunState.SKIPPED.value else EXIT_OK)
     from jobsctl.follow import follow_run
 
-    final = follow_run(conn, run["job"], run["n"], print_output=follow, from_start=True)
+    final = follow_run(conn, run["job"], run["n"], print_output=follow, from_start=True, markers=not raw)
     if follow and not as_json:  # stdout carries only the job's own stdout
         print(render.outcome_text(final), file=sys.stderr)
     else:

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import sys
 
-from jobsctl import render
+from jobsctl import render, render_runs
 from jobsctl.connection import Connection
 
 __all__ = ["follow_run"]
 
 
 def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from_start: bool = True,
-               last_lines: int | None = None, follow: bool = True, timestamps: bool = False) -> dict:
-    """Stream the run; write stdout chunks to stdout and stderr chunks to stderr as raw bytes.
+               last_lines: int | None = None, follow: bool = True, timestamps: bool = False,
+               markers: bool = True) -> dict:
+    """Stream the run; write stdout chunks to stdout and stderr chunks to stderr as raw bytes, and
+    (with `markers`) a line on stderr where a later attempt begins: `--- attempt 2 of 3 (after exit 3) ---`.
 
     Returns the run (JSON shape) from the stream's final message. Ctrl-C detaches: the run goes
     on, and how to re-attach is printed. Errors come as JobsdError (Connection.stream).
@@ -33,6 +35,10 @@ def follow_run(conn: Connection, job: str, run: int, *, print_output: bool, from
                 ref = message.start.run.ref
             elif kind == "chunk" and print_output:
                 _write(outs[message.chunk.stream], message.chunk, timestamps)
+            elif kind == "attempt" and print_output and markers:
+                sys.stdout.flush()
+                print(render_runs.attempt_marker(message.attempt.number, render.run_json(message.attempt.run)),
+                      file=sys.stderr, flush=True)
             elif kind == "end":
                 return render.run_json(message.end.run)
     except KeyboardInterrupt:

@@ -34,6 +34,23 @@ def attempt_text(a: dict) -> str:
     return text
 
 
+def attempt_marker(number: int, run: dict) -> str:
+    """`--- attempt 2 of 3 (after exit 3) ---`: where a retried run's next attempt begins in its output."""
+    ended = [a for a in run["attempt_list"] if a["number"] == number - 1]
+    after = f" (after {_end_text(ended[0])})" if ended and _end_text(ended[0]) else ""
+    return f"--- attempt {number} of {run['max_attempts']}{after} ---"
+
+
+def _end_text(a: dict) -> str:
+    if a.get("timed_out"):
+        return "timed out"
+    if a["exit_code"] is not None:
+        return f"exit {a['exit_code']}"
+    if a["signal"] is not None:
+        return f"signal {a['signal']}"
+    return a["error"] or ""
+
+
 def decision_text(d: dict) -> str:
     """`approved by uid=1000(alice) at 2026-...: ship it`."""
     verb = "approved" if d["approved"] else "rejected"

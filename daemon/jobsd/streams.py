@@ -163,8 +163,9 @@ class _Cursor:
 
 async def tail(ctx: Context, req: TailRequest, send_start: Callable[[RunRow], Awaitable[None]],
                send_chunk: Callable[[Chunk], Awaitable[None]], send_end: Callable[[RunRow], Awaitable[None]],
-               write_timeout: float) -> None:
+               send_attempt: Callable[[int, RunRow], Awaitable[None]], write_timeout: float) -> None:
     """Stream one run's output: stored from the start position, then live when following.
+    `send_attempt(number, run)` is awaited where the stream moves on to the next attempt.
 
     Raises WriteTimeout when one send waits more than `write_timeout` seconds for the client.
     """
@@ -179,7 +180,8 @@ async def tail(ctx: Context, req: TailRequest, send_start: Callable[[RunRow], Aw
         cursor.seek(*_start_position(run_dir, run, req))
         ctx.hub.followers += 1
         try:
-            run = await _follow(ctx, run, req.follow, cursor, lambda chunk: guard.send(send_chunk(chunk)))
+            run = await _follow(ctx, run, req.follow, cursor, lambda chunk: guard.send(send_chunk(chunk)),
+                                lambda n, row: guard.send(send_attempt(n, row)))
             await guard.send(send_end(run))
         finally:
             ctx.hub.followers -= 1
@@ -189,7 +191,7 @@ async def tail(ctx: Context, req: TailRequest, send_start: Callable[[RunRow], Aw
 
 
 async def _follow(ctx: Context, run: RunRow, follow: bool, cursor: _Cursor,
-                  send: Callable[[Chunk], Awaitable[None]]) -> RunRow:
+                  send: Callable[[Chunk], Awaitable[None]], moved_on: Callable[[int, RunRow], Awaitable[None]]) -> RunRow:
     """Send stored chunks until there are no more and, when following, the run has ended.
 
     Returns the run as last read from the store.
@@ -211,6 +213,7 @@ async def _follow(ctx: Context, run: RunRow, follow: bool, cursor: _Cursor,
             run = ctx.store.get_run(run.job_id, run.n) or run
             if cursor.attempt < run.attempts:
                 cursor.seek(cursor.attempt + 1, 0, 0)
+                await moved_on(cursor.attempt, run)
                 continue
             if not run.active or not follow:
                 return run

@@ -25,7 +25,8 @@ WRITE_TIMEOUT = 30.0
 
 
 async def stream_tail(ctx: Context, request: pb.TailRequest, context, run_pb: Callable[[RunRow], pb.Run]) -> None:  # noqa: ANN001
-    """TailMessages for streams.tail: the run at the start, its output chunks, the run at the end."""
+    """TailMessages for streams.tail: the run at the start, its output chunks (with the run where each later
+    attempt begins), the run at the end."""
     start = request.WhichOneof("start")
     req = TailRequest(job=request.job, run=request.run, follow=request.follow,
                       last_lines=request.last_lines if start == "last_lines" else None,
@@ -44,8 +45,11 @@ async def stream_tail(ctx: Context, request: pb.TailRequest, context, run_pb: Ca
     async def send_end(run: RunRow) -> None:
         await context.write(pb.TailMessage(end=pb.TailEnd(run=run_pb(run))))
 
+    async def send_attempt(number: int, run: RunRow) -> None:
+        await context.write(pb.TailMessage(attempt=pb.TailAttempt(number=number, run=run_pb(run))))
+
     try:
-        await tail(ctx, req, send_start, send_chunk, send_end, WRITE_TIMEOUT)
+        await tail(ctx, req, send_start, send_chunk, send_end, send_attempt, WRITE_TIMEOUT)
     except TimeoutError as exc:  # streams.WriteTimeout: the client stopped reading
         await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"{exc}; stream ended")
 

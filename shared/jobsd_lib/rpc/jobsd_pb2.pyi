@@ -405,15 +405,25 @@ class TailEnd(_message.Message):
     run: Run
     def __init__(self, run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
 
+class TailAttempt(_message.Message):
+    __slots__ = ("number", "run")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    run: Run
+    def __init__(self, number: _Optional[int] = ..., run: _Optional[_Union[Run, _Mapping]] = ...) -> None: ...
+
 class TailMessage(_message.Message):
-    __slots__ = ("start", "chunk", "end")
+    __slots__ = ("start", "chunk", "end", "attempt")
     START_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     start: TailStart
     chunk: OutputChunk
     end: TailEnd
-    def __init__(self, start: _Optional[_Union[TailStart, _Mapping]] = ..., chunk: _Optional[_Union[OutputChunk, _Mapping]] = ..., end: _Optional[_Union[TailEnd, _Mapping]] = ...) -> None: ...
+    attempt: TailAttempt
+    def __init__(self, start: _Optional[_Union[TailStart, _Mapping]] = ..., chunk: _Optional[_Union[OutputChunk, _Mapping]] = ..., end: _Optional[_Union[TailEnd, _Mapping]] = ..., attempt: _Optional[_Union[TailAttempt, _Mapping]] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("seq", "ts", "type", "job", "run", "attrs")
