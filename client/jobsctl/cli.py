@@ -7,8 +7,9 @@ from typing import Optional
 import typer
 
 from jobsctl import render, render_ops
-from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, FollowOpt, JsonOpt, RawOpt, WaitOpt, _connect, _emit, _fits,
+from jobsctl.common import (LONG_TIMEOUT, RUN_EXIT, RUN_STATES, FollowOpt, JobArg, JsonOpt, RawOpt, WaitOpt, _connect, _emit, _fits,
                             _guard, _pb, _started, app, daemon_app, jobs_app)
+from jobsctl.complete import job_ids
 from jobsd_lib.errors import EXIT_OK, EXIT_REFUSED, EXIT_RUN_FAILED, EXIT_UNREACHABLE
 
 EXIT_PROBLEMS = 1  # jobsctl check: some job is failing, overdue or invalid
@@ -16,7 +17,7 @@ EXIT_PROBLEMS = 1  # jobsctl check: some job is failing, overdue or invalid
 # ---------------------------------------------------------------------- jobs
 @jobs_app.command("list")
 def jobs_list(as_json: bool = JsonOpt) -> None:
-    """Every job: state, schedule, next run, last result, consecutive failures."""
+    """Every job and how it is doing. State, schedule, next run, last result, consecutive failures."""
     def action() -> None:
         conn = _connect()
         answer = conn.call(conn.jobs.ListJobs, _pb().ListJobsRequest())
@@ -25,7 +26,7 @@ def jobs_list(as_json: bool = JsonOpt) -> None:
 
 
 @jobs_app.command("show")
-def jobs_show(job: str, as_json: bool = JsonOpt) -> None:
+def jobs_show(job: str = JobArg, as_json: bool = JsonOpt) -> None:
     """One job in full."""
     def action() -> None:
         conn = _connect()
@@ -35,7 +36,7 @@ def jobs_show(job: str, as_json: bool = JsonOpt) -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(job: str, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt, as_json: bool = JsonOpt) -> None:
+def jobs_run(job: str = JobArg, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt, as_json: bool = JsonOpt) -> None:
     """Start a run now. Returns once accepted (or, with --wait/--follow, when it ends)."""
     def action() -> None:
         conn = _connect()
@@ -44,7 +45,7 @@ def jobs_run(job: str, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool
 
 
 @jobs_app.command("tail")
-def jobs_tail(job: str, run: int = typer.Option(0, "--run", callback=_fits("TailRequest.run"),
+def jobs_tail(job: str = JobArg, run: int = typer.Option(0, "--run", callback=_fits("TailRequest.run"),
                                                help="run number (default: active, else latest)"),
               follow: bool = typer.Option(False, "--follow", "-f", help="keep streaming until the run ends"),
               lines: Optional[int] = typer.Option(None, "--lines", "-n", callback=_fits("TailRequest.last_lines"),
@@ -64,7 +65,7 @@ def jobs_tail(job: str, run: int = typer.Option(0, "--run", callback=_fits("Tail
 
 
 @jobs_app.command("history")
-def jobs_history(job: str, limit: int = typer.Option(20, "--limit", callback=_fits("ListRunsRequest.limit", 1),
+def jobs_history(job: str = JobArg, limit: int = typer.Option(20, "--limit", callback=_fits("ListRunsRequest.limit", 1),
                                                     help="runs per page (1-1000)"),
                  cursor: str = typer.Option("", "--cursor", help="next_cursor of a previous page"),
                  state: list[str] = typer.Option([], "--state", help="only runs in this state (repeatable): "
@@ -86,7 +87,7 @@ def jobs_history(job: str, limit: int = typer.Option(20, "--limit", callback=_fi
 
 
 @jobs_app.command("next")
-def jobs_next(job: str, count: int = typer.Option(5, "--count", "-c", callback=_fits("NextRunTimesRequest.count", 1),
+def jobs_next(job: str = JobArg, count: int = typer.Option(5, "--count", "-c", callback=_fits("NextRunTimesRequest.count", 1),
                                                  help="how many (1-1000)"),
               as_json: bool = JsonOpt) -> None:
     """The job's next scheduled fire times (UTC). A manual-only job has none."""
@@ -112,11 +113,11 @@ CatchUpOpt = typer.Option(False, "--catch-up", help="run once the latest cron wi
 
 
 @jobs_app.command("pause")
-def jobs_pause(job: str, until: Optional[str] = typer.Option(
+def jobs_pause(job: str = JobArg, until: Optional[str] = typer.Option(
                    None, "--until", help="resume by itself then: a duration (90m, 2h, 1d, 2w) or a time "
                    "(2026-12-04T09:00, local unless it has an offset or Z)"),
                reason: str = ReasonOpt, as_json: bool = JsonOpt) -> None:
-    """Stop scheduled runs (cron windows pass without a record); manual runs still allowed."""
+    """Stop scheduled runs until resumed. Cron windows pass without a record; manual runs are still allowed."""
     from datetime import datetime, timezone
 
     from jobsd_lib.times import parse_until
@@ -131,28 +132,28 @@ def jobs_pause(job: str, until: Optional[str] = typer.Option(
 
 
 @jobs_app.command("resume")
-def jobs_resume(job: str, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
+def jobs_resume(job: str = JobArg, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
     """Undo pause (or disable): scheduled runs again."""
     _operator(job, "ResumeJob", "resumed", as_json, _pb().ResumeJobRequest(job=job, catch_up=catch_up))
 
 
 @jobs_app.command("disable")
-def jobs_disable(job: str, reason: str = ReasonOpt, as_json: bool = JsonOpt) -> None:
-    """No runs at all (RunJob answers job_disabled) until enabled; kept across restarts."""
+def jobs_disable(job: str = JobArg, reason: str = ReasonOpt, as_json: bool = JsonOpt) -> None:
+    """No runs at all until enabled. RunJob answers job_disabled; kept across restarts."""
     _operator(job, "DisableJob", "disabled", as_json, _pb().PauseJobRequest(job=job, reason=reason))
 
 
 @jobs_app.command("enable")
-def jobs_enable(job: str, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
+def jobs_enable(job: str = JobArg, catch_up: bool = CatchUpOpt, as_json: bool = JsonOpt) -> None:
     """Undo disable. A spec with enabled = false stays disabled."""
     _operator(job, "EnableJob", "enabled", as_json, _pb().ResumeJobRequest(job=job, catch_up=catch_up))
 
 
 @jobs_app.command("graph")
-def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs connected to this one"),
+def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs connected to this one", autocompletion=job_ids),
                dot: bool = typer.Option(False, "--dot", help="Graphviz DOT (pipe it to `dot -Tsvg`)"),
                as_json: bool = JsonOpt) -> None:
-    """The `after` graph: every job and its upstreams (or those connected to JOB)."""
+    """The `after` graph of jobs. Every job and its upstreams, or those connected to JOB."""
     def action() -> None:
         conn = _connect()
         from jobsctl import render_graph
@@ -180,10 +181,10 @@ def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", callback=_fi
                                                help="keep each job's N newest finished runs (0-1000000)"),
        older_than: Optional[str] = typer.Option(None, "--older-than",
                                                 help="keep runs that finished less than this long ago (90m, 12h, 30d)"),
-       job: str = typer.Option("", "--job", help="only this job's runs"),
+       job: str = typer.Option("", "--job", help="only this job's runs", autocompletion=job_ids),
        dry_run: bool = typer.Option(False, "--dry-run", help="show what would be removed; change nothing"),
        as_json: bool = JsonOpt) -> None:
-    """Remove finished runs (records and artifact folders) that no rule keeps. Active runs are never touched."""
+    """Remove finished runs that no rule keeps. Records and artifact folders go together; active runs are never touched."""
     from jobsd_lib.units import parse_duration
 
     seconds = None
@@ -203,9 +204,9 @@ def gc(keep_last: Optional[int] = typer.Option(None, "--keep-last", callback=_fi
 
 
 @app.command("check")
-def check(jobs: Optional[list[str]] = typer.Argument(None, help="only these jobs (default: every job)"),
+def check(jobs: Optional[list[str]] = typer.Argument(None, help="only these jobs (default: every job)", autocompletion=job_ids),
           as_json: bool = JsonOpt) -> None:
-    """Exit 0 when every (given) job is fine, 1 when any is failing, overdue or invalid: one line a problem."""
+    """Exit 0 if every job is fine, else 1. With JOB..., only those; one line a problem: failing, overdue or invalid."""
     def action() -> None:
         conn = _connect()
         listed = render.jobs_json(conn.call(conn.jobs.ListJobs, _pb().ListJobsRequest()))
@@ -222,7 +223,7 @@ def check(jobs: Optional[list[str]] = typer.Argument(None, help="only these jobs
 
 
 @app.command("events")
-def events(job: str = typer.Option("", "--job", help="only this job's events"),
+def events(job: str = typer.Option("", "--job", help="only this job's events", autocompletion=job_ids),
            follow: bool = typer.Option(False, "--follow", "-f", help="keep printing new events"),
            after: int = typer.Option(0, "--after", callback=_fits("WatchEventsRequest.after_seq"),
                                      help="resume after this seq"),
@@ -251,7 +252,7 @@ def events(job: str = typer.Option("", "--job", help="only this job's events"),
 
 @app.command("metrics")
 def metrics() -> None:
-    """The daemon's Prometheus metrics, in the text exposition format (docs/operations.md)."""
+    """The daemon's Prometheus metrics. In the text exposition format (docs/operations.md)."""
     def action() -> None:
         conn = _connect()
         print(conn.call(conn.daemon.GetMetrics, _pb().GetMetricsRequest()).text, end="")
@@ -260,7 +261,7 @@ def metrics() -> None:
 
 @daemon_app.command("status")
 def daemon_status(as_json: bool = JsonOpt) -> None:
-    """Is the daemon healthy? Version, pid, uptime, jobs by state, runs, followers, store."""
+    """The daemon's health. Version, pid, uptime, jobs by state, runs, followers, store."""
     def action() -> None:
         conn = _connect()
         data = render.health_json(conn.call(conn.daemon.GetHealth, _pb().GetHealthRequest()))

@@ -2,11 +2,11 @@
 import typer
 
 from jobsctl import render, render_runs
-from jobsctl.common import LONG_TIMEOUT, FollowOpt, JsonOpt, RawOpt, WaitOpt, _connect, _emit, _guard, _pb, _started, runs_app
+from jobsctl.common import LONG_TIMEOUT, FollowOpt, JsonOpt, RawOpt, RunArg, WaitOpt, _connect, _emit, _guard, _pb, _started, runs_app
 
 
 @runs_app.command("show")
-def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
+def runs_show(ref: str = RunArg, as_json: bool = JsonOpt) -> None:
     """One run in full: JOB/N."""
     def action() -> None:
         from jobsd_lib.refs import parse_run_ref
@@ -19,8 +19,8 @@ def runs_show(ref: str, as_json: bool = JsonOpt) -> None:
 
 
 @runs_app.command("cancel")
-def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
-    """Cancel a queued, running or retrying run (JOB/N): SIGTERM to its process group, SIGKILL after
+def runs_cancel(ref: str = RunArg, as_json: bool = JsonOpt) -> None:
+    """Cancel a queued, running or retrying run. SIGTERM to its process group, SIGKILL after
     kill_grace; no retry follows. Waits for the run to end."""
     def action() -> None:
         from jobsd_lib.refs import parse_run_ref
@@ -33,9 +33,9 @@ def runs_cancel(ref: str, as_json: bool = JsonOpt) -> None:
 
 
 @runs_app.command("retry")
-def runs_retry(ref: str, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt,
+def runs_retry(ref: str = RunArg, wait: bool = WaitOpt, follow: bool = FollowOpt, raw: bool = RawOpt,
                as_json: bool = JsonOpt) -> None:
-    """Run a finished run (JOB/N) again: a new run with the job's current spec, trigger retry, the
+    """Run a finished run again. A new run with the job's current spec, trigger retry, the
     original's scheduled time kept. Refused (run_not_finished) while the run is active."""
     def action() -> None:
         from jobsd_lib.refs import parse_run_ref
@@ -62,13 +62,13 @@ CommentOpt = typer.Option("", "--comment", "-m", help="why, for the record (one 
 
 
 @runs_app.command("approve")
-def runs_approve(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
+def runs_approve(ref: str = RunArg, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
     """Let a run waiting for approval (JOB/N, [gates] approval) go on. Who you are is what the
     socket says (your uid); a job's [gates] approvers limits who may."""
     _decide(ref, True, comment, as_json)
 
 
 @runs_app.command("reject")
-def runs_reject(ref: str, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
-    """End a run waiting for approval (JOB/N) as rejected: no attempt runs."""
+def runs_reject(ref: str = RunArg, comment: str = CommentOpt, as_json: bool = JsonOpt) -> None:
+    """End a run waiting for approval as rejected. No attempt runs."""
     _decide(ref, False, comment, as_json)

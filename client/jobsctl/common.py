@@ -7,13 +7,14 @@ from typing import Optional
 import typer
 
 from jobsctl import render
+from jobsctl.complete import job_ids, run_refs
 from jobsctl.connection import Connection, resolve_socket
 from jobsd_lib.errors import EXIT_NOT_STARTED, EXIT_OK, EXIT_RUN_FAILED, JobsdError, exit_code_for
 from jobsd_lib.kernel.states import RunState
 
 # click suggests close command names itself; typer's own suggestion printed the hint twice.
 _APP = {"no_args_is_help": True, "suggest_commands": False, "context_settings": {"help_option_names": ["-h", "--help"]}}
-app = typer.Typer(help="Control jobsd, the local job scheduler.", add_completion=False,
+app = typer.Typer(help="Control jobsd, the local job scheduler.", add_completion=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, **_APP)
 jobs_app = typer.Typer(help="Jobs: list, inspect, run, follow.", **_APP)
 runs_app = typer.Typer(help="Runs: inspect, cancel, retry, approve, reject.", **_APP)
@@ -22,11 +23,25 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(daemon_app, name="daemon")
 
-JsonOpt = typer.Option(False, "--json", help="print stable JSON on stdout (docs/cli.md)")
+JobArg = typer.Argument(..., autocompletion=job_ids, show_default=False)
+RunArg = typer.Argument(..., metavar="JOB/N", autocompletion=run_refs, show_default=False)
+def _json_anywhere(value: bool) -> bool:
+    """--json on the command, or before it (`jobsctl --json jobs list`, `jobsctl jobs --json list`)."""
+    return value or bool(_state["json"])
+
+
+def _set_json(value: bool) -> None:
+    if value:
+        _state["json"] = True
+
+
+JsonOpt = typer.Option(False, "--json", callback=_json_anywhere, help="print stable JSON on stdout (docs/cli.md)")
+_GroupJson = typer.Option(False, "--json", callback=_set_json, expose_value=False,
+                          help="print stable JSON on stdout, as --json after the command does")
 WaitOpt = typer.Option(False, "--wait", help="wait for the run to end; exit with its outcome")
 FollowOpt = typer.Option(False, "--follow", "-f", help="also stream its output")
 RawOpt = typer.Option(False, "--raw", help="only the job's bytes: no marker line where a retried run's next attempt begins")
-_state: dict[str, Optional[str]] = {"socket": None}
+_state: dict[str, object] = {"socket": None, "json": False}
 RUN_EXIT = {RunState.SUCCEEDED.value: EXIT_OK, RunState.SKIPPED.value: EXIT_NOT_STARTED,
             RunState.MISSED.value: EXIT_NOT_STARTED, RunState.REJECTED.value: EXIT_NOT_STARTED}  # any other end of a run: EXIT_RUN_FAILED
 RUN_STATES = tuple(state.value for state in RunState)
@@ -45,8 +60,24 @@ def _version(value: bool) -> None:
 def _main(socket: Optional[str] = typer.Option(None, "--socket", help="jobsd's socket (else $JOBSD_SOCKET, "
                                                "else $JOBSD_HOME/jobsd.sock, else ~/.local/state/jobsd/jobsd.sock)"),
           version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="print the version and exit")) -> None:
+                                       help="print the version and exit"),
+          as_json: bool = _GroupJson) -> None:
     _state["socket"] = socket
+
+
+@jobs_app.callback()
+def _jobs(as_json: bool = _GroupJson) -> None:
+    """Jobs: list, inspect, run, follow."""
+
+
+@runs_app.callback()
+def _runs(as_json: bool = _GroupJson) -> None:
+    """Runs: inspect, cancel, retry, approve, reject."""
+
+
+@daemon_app.callback()
+def _daemon(as_json: bool = _GroupJson) -> None:
+    """The daemon itself."""
 
 
 def _emit(data: dict, as_json: bool, human: Callable[[dict], str]) -> None:

@@ -2,9 +2,13 @@
 option and its range, no traceback, and no RPC (they are refused with no daemon running)."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import pytest
 
-from tests.conftest import Daemon
+from tests.conftest import BIN, Daemon
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,3 +87,18 @@ def test_typos_help_and_version_read_as_a_person_expects(home):
 
     version = absent.ctl("--version")
     assert (version.returncode, version.stdout.decode().strip()) == (0, f"jobsctl {__version__}")
+
+
+def test_json_before_the_command_and_help_lines_that_are_not_cut(home):
+    """`jobsctl --json jobs list` and `jobsctl jobs --json list` mean `jobs list --json`; the command lists of
+    --help show each command's first sentence whole at 80 columns (click cut them with "...")."""
+    absent = Daemon(home)
+    for args in (("--json", "jobs", "list"), ("jobs", "--json", "list"), ("jobs", "list", "--json")):
+        result = absent.ctl(*args)
+        assert result.returncode == 3 and json.loads(result.stdout)["error"]["code"] == "unavailable", args
+    env = {**os.environ, "COLUMNS": "80"}
+    for group in ((), ("jobs",), ("runs",), ("daemon",)):
+        shown = subprocess.run([os.path.join(BIN, "jobsctl"), *group, "--help"], capture_output=True, env=env,
+                               timeout=20)
+        commands = shown.stdout.decode().split("Commands:")[1].splitlines()
+        assert commands and not [line for line in commands if line.endswith("...")], (group, commands)
