@@ -312,7 +312,9 @@ def _normalize_command(command: Any, shell: Any) -> Any:
         if not all(isinstance(word, str) and word and "\0" not in word for word in command):
             raise ValueError("command must be a list of non-empty strings")
         return tuple(command)
-    return command  # wrong type: pydantic reports it
+    if command is None:
+        return command  # pydantic reports it
+    raise ValueError("must be a string or an array of strings")
 
 
 @dataclass(frozen=True)
@@ -377,6 +379,18 @@ def _load_toml(job_id: str, data: bytes, file: str) -> dict[str, Any]:
         raise SpecInvalid([SpecProblem(file, "", f"not valid TOML: {exc}", job_id)]) from None
 
 
+# pydantic's type errors, in the words of TOML (what a spec's author wrote).
+_TOML_TYPES = {"dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+               "tuple_type": "an array", "list_type": "an array", "set_type": "an array", "frozen_set_type": "an array",
+               "string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+               "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+               "bool_parsing": "true or false"}
+
+
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+
+
 def _problem(job_id: str, file: str, error: dict[str, Any]) -> SpecProblem:
     path = ".".join(str(part) for part in error["loc"])
     kind, message = error["type"], error["msg"]
@@ -384,8 +398,13 @@ def _problem(job_id: str, file: str, error: dict[str, Any]) -> SpecProblem:
         message = "unknown key"
     elif kind == "missing":
         message = "required key is missing"
+    elif kind in _TOML_TYPES:  # pydantic names Python types ("a valid dictionary or instance of ScheduleSpec")
+        message = f"must be {_TOML_TYPES[kind]}"
+    elif kind in _BOUNDS and _BOUNDS[kind][1] in error.get("ctx", {}):
+        message = f"must be {_BOUNDS[kind][0]} {error['ctx'][_BOUNDS[kind][1]]}"
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
-    if kind not in ("extra_forbidden", "missing") and "input" in error and not isinstance(error["input"], (dict, list)):
+    if (kind not in ("extra_forbidden", "missing") and "input" in error and not isinstance(error["input"], (dict, list))
+            and "got " not in message):
         message = f"{message} (got {error['input']!r})"
     return SpecProblem(file, path, message, job_id)

@@ -61,15 +61,17 @@ def test_string_command_is_split_without_a_shell_and_shell_jobs_keep_it_whole():
     (b'command = ["x"]\n[retry]\ncount = 2', "retry.count", "unknown key"),
     (b'command = []', "command", "empty"),
     (b'command = ""', "command", "empty"),
-    (b'command = 5', "command", ""),
+    (b'command = 5', "command", "must be a string or an array of strings (got 5)"),
+    (b'command = ["x"]\nschedule = "0 3 * * *"', "schedule", "must be a table (got '0 3 * * *')"),
+    (b'command = ["x"]\nenv = ["A"]', "env", "must be a table"),
     (b'description = "x"', "command", "required"),
     (b'command = ["x"]\ntimeout = "soon"', "timeout", "not a duration"),
     (b'command = ["x"]\ntimeout = -1', "timeout", ">= 0"),
-    (b'command = ["x"]\nenabled = "yes"', "enabled", ""),
-    (b'command = ["x"]\n[retry]\nattempts = 0', "retry.attempts", "greater than or equal to 1"),
-    (b'command = ["x"]\n[retry]\nattempts = 101', "retry.attempts", "less than or equal to 100"),
+    (b'command = ["x"]\nenabled = "yes"', "enabled", "must be true or false (got 'yes')"),
+    (b'command = ["x"]\n[retry]\nattempts = 0', "retry.attempts", "must be at least 1 (got 0)"),
+    (b'command = ["x"]\n[retry]\nattempts = 101', "retry.attempts", "must be at most 100 (got 101)"),
     (b'command = ["x"]\n[retry]\nbackoff = "-5s"', "retry.backoff", "not a duration"),
-    (b'command = ["x"]\n[retry]\nfactor = 0.5', "retry.factor", "greater than or equal to 1"),
+    (b'command = ["x"]\n[retry]\nfactor = 0.5', "retry.factor", "must be at least 1.0 (got 0.5)"),
     (b'command = ["x"]\n[limits]\nmemory = "lots"', "limits.memory", "not a size"),
     (b'command = ["x"]\n[schedule]\ncron = "61 * * * *"\ntimezone = "UTC"', "schedule.cron", "61"),
     (b'command = ["x"]\n[schedule]\ncron = "* * *"\ntimezone = "UTC"', "schedule.cron", ""),
@@ -78,7 +80,7 @@ def test_string_command_is_split_without_a_shell_and_shell_jobs_keep_it_whole():
     (b'command = ["x"]\nenv = { "A-B" = "1" }', "env", "not a valid environment variable name"),
     (b'command = ["x"]\nenv = { JOBSD_RUN = "1" }', "env", "set by jobsd"),
     (b'command = ["x"]\nid = "other"', "id", "unknown key"),
-    (b'command = ["x"]\n[gates]\napproval = "yes"', "gates.approval", "boolean"),
+    (b'command = ["x"]\n[gates]\napproval = "yes"', "gates.approval", "must be true or false (got 'yes')"),
     (b'command = ["x"]\n[gates]\napprovers = ["root"]', "gates", "add approval = true"),
     (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["no-such-user-here"]', "gates.approvers",
      "no user 'no-such-user-here' on this host (approvers[0])"),
@@ -86,12 +88,13 @@ def test_string_command_is_split_without_a_shell_and_shell_jobs_keep_it_whole():
      "no group 'no-such-group-here'"),
     (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["root", "root"]', "gates.approvers", "listed twice"),
     (b'command = ["x"]\n[gates]\napproval = true\napprovers = ["a b"]', "gates.approvers", "neither a user name nor @group"),
-    (b'command = ["x"]\n[gates]\napproval = true\napprovers = "root"', "gates.approvers", ""),
+    (b'command = ["x"]\n[gates]\napproval = true\napprovers = "root"', "gates.approvers", "must be an array (got 'root')"),
     (b'command = ["x"]\n[gates]\napproval = true\nwait = "-1h"', "gates.wait", "not a duration"),
 ])
 def test_bad_fields_name_field_and_reason(text, field, words):
     found = problems(text)
     assert any(f == field and words in m for f, m in found), found
+    assert not [m for _, m in found if "Input should" in m or "instance of" in m or m.count("(got ") > 1], found
 
 
 @pytest.mark.parametrize("text, words", [
