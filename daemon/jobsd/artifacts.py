@@ -338,6 +338,6 @@ def summary(run: RunRow, spec_file: str) -> str:
     for a in run.attempt_list:
         lines.append(f"| {a.number} | {_iso(a.started_at)} | {a.exit_code if a.exit_code is not None else '-'} | "
                      f"{a.signal or '-'} | {a.output_bytes} | {a.dropped_bytes} | {a.error or ('timed out' if a.timed_out else '')} |")
-    lines += ["", "Output of attempt K: `attempt-K.log` (raw bytes); replay with stream tags: "
-              f"`jobsctl jobs tail {run.job_id} --run {run.n}`.", ""]
+    lines += ["", "Output of attempt K: `attempt-K.log` (raw bytes, both streams); replay it with stdout and "
+              f"stderr apart: `jobsctl jobs tail {run.job_id} --run {run.n}`.", ""]
     return "\n".join(lines)
