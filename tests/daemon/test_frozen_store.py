@@ -95,10 +95,10 @@ def _commands() -> dict[tuple[str, str], tuple[list[str], bool]]:
     for ref in EXPECTED["runs_show"]:
         job, n = ref.split("/")
         cmds["runs_show", ref] = (["runs", "show", ref, "--json"], True)
-        cmds["tail", ref] = (["jobs", "tail", job, "--run", n], False)
+        cmds["tail", ref] = (["jobs", "tail", job, "--run", n, "--raw"], False)  # the job's bytes (no attempt markers)
     for ref in EXPECTED["tail_timestamps"]:  # the runs with output
         job, n = ref.split("/")
-        cmds["tail_timestamps", ref] = (["jobs", "tail", job, "--run", n, "-t"], False)
+        cmds["tail_timestamps", ref] = (["jobs", "tail", job, "--run", n, "-t", "--raw"], False)
     for key in EXPECTED["refusals"]:
         cmds["refusals", key] = (key.split() + ["--json"], True)
     cmds["daemon_status", ""] = (["daemon", "status", "--json"], True)
