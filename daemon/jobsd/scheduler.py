@@ -79,6 +79,7 @@ from jobsd.apscheduler_private import DIGESTS_TABLE, WRITE_RETRY, AckExecutor, J
 from jobsd.store import WriteFailure
 from jobsd.timer import FireCallback, SyncResult
 from jobsd.triggers import build_trigger
+from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.drift import next_pulse
 from jobsd_lib.kernel.fire import BACKLOG, FAR_BEHIND, new_windows
 from jobsd_lib.spec import JobSpec
@@ -108,6 +109,8 @@ def schedule_digest(spec: JobSpec) -> str:
     s = spec.schedule
     assert s is not None
     text = f"{s.cron}|{s.timezone}|{s.misfire_grace!r}|{s.coalesce}|{s.catch_up}"
+    if s.jitter:  # absent from the digests stored before jitter existed: those jobs stay as they are
+        text += f"|jitter={s.jitter!r}"
     return "v1:" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -241,14 +244,15 @@ class CronScheduler:
 
     def _jobs(self, todo: list[tuple[JobSpec, str]], now: datetime) -> Iterator[tuple[Job, str]]:
         """(APScheduler job, digest) for each (spec, digest), as add_job would build the job: next run
-        time from `now`. One trigger (and first fire time) per distinct cron and timezone."""
-        triggers: dict[tuple[str, str], tuple[BaseTrigger, datetime | None]] = {}
+        time from `now`. One trigger (and first fire time) per distinct cron, timezone and jitter offset."""
+        triggers: dict[tuple[str, str, timedelta], tuple[BaseTrigger, datetime | None]] = {}
         for spec, digest in todo:
             schedule = spec.schedule
             assert schedule is not None
-            key = (schedule.cron, schedule.timezone)
+            shift = jitter.offset(spec.id, schedule.jitter)
+            key = (schedule.cron, schedule.timezone, shift)
             if key not in triggers:
-                trigger = build_trigger(schedule.expr, schedule.timezone)
+                trigger = build_trigger(schedule.expr, schedule.timezone, shift)
                 triggers[key] = trigger, trigger.get_next_fire_time(None, now)
             trigger, next_run_time = triggers[key]
             yield build_job(self._scheduler, spec.id, fire, trigger, digest, next_run_time), digest

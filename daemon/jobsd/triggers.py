@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -36,10 +36,11 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from jobsd.apscheduler_private import WallClockStep
-from jobsd_lib.kernel import dst
+from jobsd_lib.kernel import dst, jitter
 from jobsd_lib.kernel.cron import CronExpr, CronFields, validate_timezone_name
+from jobsd_lib.spec import JobSpec
 
-__all__ = ["WallClockCronTrigger", "build_trigger", "next_fire_times"]
+__all__ = ["WallClockCronTrigger", "ShiftedTrigger", "build_trigger", "spec_trigger", "next_fire_times"]
 
 
 class WallClockCronTrigger(WallClockStep, CronTrigger):
@@ -56,15 +57,49 @@ class WallClockCronTrigger(WallClockStep, CronTrigger):
         return dst.first_passes(super().get_next_fire_time(previous_fire_time, now), self.timezone, search)
 
 
-def build_trigger(expr: CronExpr, timezone: str) -> BaseTrigger:
-    """The APScheduler trigger for `expr` in IANA zone `timezone` (CronError if unknown).
+class ShiftedTrigger(BaseTrigger):
+    """Another trigger's fire times moved later by a fixed `offset` (a job's jitter, kernel.jitter):
+    window W fires at W + offset. The DST policy is the inner trigger's, on the nominal windows.
+    Pickled into schedule.sqlite3 under this import path: keep the name."""
+
+    __slots__ = ("trigger", "offset")
+
+    def __init__(self, trigger: BaseTrigger, offset: timedelta) -> None:
+        self.trigger, self.offset = trigger, offset
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        previous = previous_fire_time - self.offset if previous_fire_time is not None else None
+        window = self.trigger.get_next_fire_time(previous, now - self.offset)
+        return window + self.offset if window is not None else None
+
+    def __getstate__(self) -> dict:
+        return {"version": 1, "trigger": self.trigger, "offset": self.offset}
+
+    def __setstate__(self, state: dict) -> None:
+        self.trigger, self.offset = state["trigger"], state["offset"]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} + {self.offset}"
+
+
+def build_trigger(expr: CronExpr, timezone: str, offset: timedelta = timedelta(0)) -> BaseTrigger:
+    """The APScheduler trigger for `expr` in IANA zone `timezone` (CronError if unknown), its fire
+    times `offset` after the windows.
 
     One alternative gives a WallClockCronTrigger; two (cron's day-of-month OR day-of-week
     rule) give an OrTrigger of both.
     """
     zone = ZoneInfo(validate_timezone_name(timezone))
     triggers = [_cron_trigger(fields, zone, expr.has_seconds) for fields in expr.alternatives]
-    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
+    trigger = triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
+    return ShiftedTrigger(trigger, offset) if offset else trigger
+
+
+def spec_trigger(spec: JobSpec) -> BaseTrigger:
+    """The trigger of a scheduled job's spec, its jitter included: what the timer fires, `jobs next` lists."""
+    schedule = spec.schedule
+    assert schedule is not None
+    return build_trigger(schedule.expr, schedule.timezone, jitter.offset(spec.id, schedule.jitter))
 
 
 def _cron_trigger(fields: CronFields, zone: ZoneInfo, has_seconds: bool) -> CronTrigger:

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr
 from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
 from jobsd_lib.kernel.graph import Edge, graph_problems
 from jobsd_lib.kernel.hooks import DEFAULT_ON
+from jobsd_lib.kernel.jitter import MAX_JITTER
 from jobsd_lib.kernel.retention import MAX_KEEP_LAST
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
@@ -86,6 +87,14 @@ class ScheduleSpec(_Model):
     misfire_grace: Duration = 60.0
     coalesce: StrictBool = True
     catch_up: StrictBool = False
+    jitter: Duration = 0.0  # every window shifted by one offset per job id in [0, jitter) (kernel.jitter)
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: float) -> float:
+        if value > MAX_JITTER:
+            raise ValueError(f"jitter is at most {MAX_JITTER / 3600:g}h (got {value:g}s)")
+        return value
 
     @field_validator("cron")
     @classmethod

@@ -12,7 +12,7 @@ Windows that come while the store refuses writes are held (held.py) and recorded
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jobsd.context import Context
 from jobsd.handlers.jobs import state_of
@@ -20,6 +20,7 @@ from jobsd.handlers.runs import run_job
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.facts import SCHEDULER
+from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Held, Miss, Unscheduled, plan_firing
 from jobsd_lib.kernel.states import JobState, Trigger
 
@@ -36,7 +37,8 @@ def on_fire(ctx: Context, job_id: str, run_times: list[datetime]) -> None:
     state = state_of(ctx, job_id, ctx.store.operator_state(job_id))
     plan = plan_firing(run_times, ctx.clock.now(), spec.schedule if spec else None, first=first,
                        recorded=ctx.store.recent_windows(job_id) if first else frozenset(),
-                       valid=job_id not in ctx.catalog.invalid, held=state in (JobState.PAUSED, JobState.DISABLED))
+                       valid=job_id not in ctx.catalog.invalid, held=state in (JobState.PAUSED, JobState.DISABLED),
+                       offset=_offset(ctx, job_id))
     _log_plan(job_id, plan)
     held = ctx.held
     if held.holds(job_id):
@@ -75,12 +77,19 @@ def record_missed(ctx: Context, job_id: str, window: datetime, reason: str) -> R
 
 
 def record_dropped(ctx: Context, job_id: str, windows: list[datetime]) -> None:
-    """Cron windows the timer handed over while the daemon stops: `missed`, never silently lost
-    (a paused or disabled job's windows are no runs: nothing to record)."""
+    """Cron windows the timer handed over (fire times, jitter included) while the daemon stops:
+    `missed`, never silently lost (a paused or disabled job's windows are no runs: nothing to record)."""
     if state_of(ctx, job_id, ctx.store.operator_state(job_id)) in (JobState.PAUSED, JobState.DISABLED):
         return
-    for window in windows:
-        record_missed(ctx, job_id, window, f"missed: due {window.isoformat()}, jobsd was stopping")
+    shift = _offset(ctx, job_id)
+    for due in windows:
+        record_missed(ctx, job_id, due - shift, f"missed: due {due.isoformat()}, jobsd was stopping")
+
+
+def _offset(ctx: Context, job_id: str) -> timedelta:
+    """The job's jitter offset: the timer fires each window this much later (kernel.jitter)."""
+    spec = ctx.catalog.specs.get(job_id)
+    return jitter.offset(job_id, spec.schedule.jitter) if spec and spec.schedule else timedelta(0)
 
 
 def record_held(ctx: Context) -> None:

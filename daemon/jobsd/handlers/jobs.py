@@ -115,8 +115,6 @@ def next_run_times(ctx: Context, job_id: str, count: int = 0) -> list[datetime]:
                              f"{job_id}` says why", {"job": job_id})
     if view.spec.schedule is None:
         return []
-    from jobsd.triggers import build_trigger, next_fire_times
+    from jobsd.triggers import next_fire_times, spec_trigger
 
-    schedule = view.spec.schedule
-    return next_fire_times(build_trigger(schedule.expr, schedule.timezone), ctx.clock.now(),
-                           count or DEFAULT_NEXT_COUNT)
+    return next_fire_times(spec_trigger(view.spec), ctx.clock.now(), count or DEFAULT_NEXT_COUNT)

@@ -42,7 +42,7 @@ wall time and ignore the fold (PITFALLS 6).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -147,17 +147,24 @@ class ScheduleRules(Protocol):
 
 def plan_firing(run_times: Sequence[datetime], now: datetime, schedule: ScheduleRules | None, *, first: bool,
                 recorded: Set[float], valid: bool = True, held: bool = False,
-                max_missed: int = MAX_MISSED) -> FireDecision:
+                max_missed: int = MAX_MISSED, offset: timedelta = timedelta(0)) -> FireDecision:
     """Every action for one firing of a job, ascending by instant (duplicates merged).
 
     `schedule`: the job's schedule, None when its spec has none or is gone; `first`: the job's first
     firing since the daemon started (only then are `recorded`, the job's recorded windows as UTC epoch
     seconds, consulted, and catch-up allowed); `valid`: False when the job's spec file is invalid (its
     stored schedule still fires: those windows become SkipInvalid, whatever `schedule` is); `held`:
-    the job is paused or disabled (its windows are Held: no record).
+    the job is paused or disabled (its windows are Held: no record). `offset`: the job's jitter
+    (kernel.jitter): `run_times` are fire times, each `offset` after its window. Lateness is judged
+    against the fire time (a missed record says when it was due); every action names the window.
     Raises ValueError for a naive datetime.
     """
     _require_aware([now])
+    if offset:
+        shift = offset.total_seconds()
+        plan = plan_firing(run_times, now, schedule, first=first, recorded={r + shift for r in recorded}, valid=valid,
+                           held=held, max_missed=max_missed)
+        return FireDecision(tuple(replace(a, window=a.window - offset) for a in plan.actions), plan.missed_unrecorded)
     windows, again = unrecorded(run_times, recorded if first else frozenset())
     dropped: list[Action] = [AlreadyRecorded(w) for w in again]
     if not valid:
