@@ -52,7 +52,7 @@ def jobs_tail(job: str = JobArg, run: int = typer.Option(0, "--run", callback=_f
                                                   help="start with the last N lines"),
               timestamps: bool = typer.Option(False, "--timestamps", "-t", help="prefix lines with read time"),
               raw: bool = RawOpt) -> None:
-    """A run's output: stdout to stdout, stderr to stderr, raw bytes."""
+    """A run's output. Its stdout to stdout, its stderr to stderr, as raw bytes."""
     def action() -> None:
         from jobsctl.follow import follow_run
 
@@ -149,6 +149,17 @@ def jobs_enable(job: str = JobArg, catch_up: bool = CatchUpOpt, as_json: bool = 
     _operator(job, "EnableJob", "enabled", as_json, _pb().ResumeJobRequest(job=job, catch_up=catch_up))
 
 
+@jobs_app.command("forget-state")
+def jobs_forget_state(job: str = JobArg, as_json: bool = JsonOpt) -> None:
+    """Remove the job's JOBSD_STATE_DIR. What its runs kept between runs is gone; audited (job.state_forgotten)."""
+    def action() -> None:
+        conn = _connect()
+        answer = conn.call(conn.jobs.ForgetJobState, _pb().JobRequest(job=job))
+        data = {"job": job, "path": answer.path, "removed": answer.removed, "bytes_freed": answer.bytes_freed}
+        _emit(data, as_json, render_ops.forgot_text)
+    _guard(as_json, action)
+
+
 @jobs_app.command("graph")
 def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs connected to this one", autocompletion=job_ids),
                dot: bool = typer.Option(False, "--dot", help="Graphviz DOT (pipe it to `dot -Tsvg`)"),
@@ -166,7 +177,7 @@ def jobs_graph(job: Optional[str] = typer.Argument(None, help="only the jobs con
 @jobs_app.command("validate")
 def jobs_validate(paths: Optional[list[str]] = typer.Argument(None, help="spec files or folders (default: the jobs dir)"),
                   as_json: bool = JsonOpt) -> None:
-    """Check spec files without a daemon, with the daemon's messages."""
+    """Check spec files without a daemon. The messages are the daemon's."""
     from jobsctl.validate import validate_paths
     from jobsd_lib.paths import default_home, jobs_dir
 

@@ -1,5 +1,5 @@
 """What the operator's commands print: jobs pause|resume|disable|enable, and jobsctl check."""
-from jobsctl.render import overdue_text, result_text, spec_error_text, when
+from jobsctl.render import overdue_text, result_text, size, spec_error_text, when
 from jobsd_lib.kernel.states import JobState, Trigger
 
 
@@ -43,3 +43,10 @@ def check_text(data: dict) -> str:
     if data["ok"]:
         return f"ok: {data['checked']} job{'s' if data['checked'] != 1 else ''} fine"
     return "\n".join(f"{p['job']}: {p['problem']}: {p['message']}" for p in data["problems"])
+
+
+def forgot_text(data: dict) -> str:
+    """What `jobs forget-state` prints."""
+    if not data["removed"]:
+        return f"{data['job']}: no state to forget ({data['path']} does not exist)"
+    return f"{data['job']}: state forgotten: removed {data['path']} ({size(data['bytes_freed'])})"

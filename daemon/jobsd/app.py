@@ -30,6 +30,7 @@ from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
 from jobsd.heartbeat import Heartbeat
 from jobsd.held import HeldWindows
+from jobsd.job_files import JobFiles
 from jobsd.journal import Journal
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
@@ -74,7 +75,8 @@ def resolve_paths(opts: Options, environ: dict[str, str]) -> Paths:
     db = os.path.join(state, "db")
     return Paths(jobs_dir=os.path.abspath(opts.jobs_dir or os.path.join(home, "jobs")), state_dir=state, db_dir=db,
                  runs_dir=os.path.join(state, "runs"), socket=socket, lock_file=os.path.join(db, "jobsd.lock"),
-                 store_file=os.path.join(db, "jobsd.sqlite3"))
+                 store_file=os.path.join(db, "jobsd.sqlite3"),
+                 credentials_dir=os.path.join(os.path.dirname(socket), "credentials"))
 
 
 def run(opts: Options) -> int:
@@ -138,7 +140,8 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
     bus.subscribe(lambda fact: runner.gates_changed(), RunStarted, RunFinished)  # `[[requires]]` waits
     artifacts = Artifacts(paths.runs_dir)
     journal = Journal(store, artifacts, bus, clock)
-    runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ)
+    runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ,
+                    JobFiles(paths.state_dir, paths.credentials_dir))
     timer = None if loop is None else CronScheduler(
         paths.db_dir, loop, lambda job_id, windows: on_fire(ctx, job_id, windows),
         on_drop=lambda job_id, windows: record_dropped(ctx, job_id, windows))
@@ -162,6 +165,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
+        ctx.runs.files.clear_leftovers()  # credentials of runs a killed jobsd left (no run has started yet)
         reconcile_active(ctx)
         ctx.last_success = ctx.store.last_success_times()
         overdue.track(ctx)

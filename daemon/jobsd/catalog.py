@@ -13,6 +13,7 @@ parents are not checked. Files and the folder are judged by jobsd_lib.spec_file,
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -23,6 +24,8 @@ from jobsd_lib.spec_file import jobs_folder_unsafe, owner_name, private_group, r
 
 # owner_name and private_group: also what jobsd.folders judges the state folders with
 __all__ = ["Catalog", "load_catalog", "read_spec_file", "owner_name", "private_group"]
+
+log = logging.getLogger("jobsd.catalog")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ def load_catalog(jobs_dir: str) -> Catalog:
         except SpecInvalid as exc:
             catalog.invalid[job_id] = exc.problems
             catalog.warnings.extend(str(p) for p in exc.problems if p.message.startswith(UNSAFE_FILE))
+        except Exception as exc:  # noqa: BLE001 - a bug in validation: that job is invalid, the daemon lives on
+            log.exception("spec %s: internal error while validating it", path)
+            catalog.invalid[job_id] = [SpecProblem(path, "", f"internal error while validating the spec ({exc!r}); "
+                                                   "see the daemon's log", job_id)]
     for job_id, problems in catalog_problems(catalog.specs, set(catalog.ids())).items():
         del catalog.specs[job_id]  # the graph's problems (unknown upstreams, cycles) make it invalid too
         catalog.invalid[job_id] = problems

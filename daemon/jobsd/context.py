@@ -29,6 +29,7 @@ class Paths:
     socket: str
     lock_file: str
     store_file: str
+    credentials_dir: str = ""  # runs' credentials (job_files.py): beside the socket, on tmpfs under /run
 
 
 @dataclass

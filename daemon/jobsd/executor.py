@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from jobsd import clock
+from jobsd_lib.identity import Identity
 from jobsd_lib.kernel.decisions import AttemptResult
 from jobsd.output import STDERR, STDOUT, OutputWriter
 from jobsd.processes import (MARKER_VARIABLE, ProcessTree, _forks, attempt_tree, environ_has,  # noqa: F401
@@ -56,6 +57,8 @@ class Launch:
     cpu_time: float | None = None
     open_files: int | None = None
     program: str = ""  # the file argv[0] names (resolve_program); "": the child searches PATH
+    identity: Identity | None = None  # switch to this user, group and groups in the child (None: stay jobsd's)
+    umask: int | None = None
 
 
 def wrap_limits(launch: Launch) -> list[str]:
@@ -224,6 +227,18 @@ def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_child_watcher(watcher)
 
 
+def switch(launch: Launch) -> dict[str, object]:
+    """Popen's user=, group=, extra_groups= and umask= for the launch: set in the child between fork and
+    exec by CPython's C code (_posixsubprocess), no Python run there (PITFALLS 14). Without them the
+    child is made with vfork; with a user it is forked (bench/run_latency.py --user measures the cost)."""
+    options: dict[str, object] = {}
+    if launch.identity is not None:
+        options.update(user=launch.identity.uid, group=launch.identity.gid, extra_groups=list(launch.identity.groups))
+    if launch.umask is not None:
+        options["umask"] = launch.umask
+    return options
+
+
 async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callable[[], None]) -> Attempt:
     """Spawn the attempt. Raises OSError when the program cannot be started."""
     loop = asyncio.get_running_loop()
@@ -234,7 +249,8 @@ async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callabl
     transport, protocol = await loop.subprocess_exec(
         lambda: _Protocol(writer, on_output), *argv, executable=executable,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        cwd=launch.cwd, env={**launch.env, MARKER_VARIABLE: invocation}, start_new_session=True, close_fds=True)
+        cwd=launch.cwd, env={**launch.env, MARKER_VARIABLE: invocation}, start_new_session=True, close_fds=True,
+        **switch(launch))
     tree = ProcessTree(f"{MARKER_VARIABLE}={invocation}".encode(), transport.get_pid(), _forks())
     return Attempt(launch, transport, protocol, tree)
 

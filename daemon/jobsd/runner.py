@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from jobsd.clock import Clock, from_epoch
 from jobsd.executor import Attempt, Launch, resolve_program, start_attempt
 from jobsd.journal import Journal
+from jobsd.job_files import CredentialsError, JobFiles
 from jobsd.output import STDERR, Hub, OutputWriter
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.kernel import run as m
+from jobsd_lib.identity import user_environment
 from jobsd_lib.kernel.environment import DEFAULT_PATH, job_environment
 from jobsd_lib.kernel.states import WaitReason
 from jobsd_lib.kernel.gates import Finished, Requirement, Unmet, approval_detail, check_requires
@@ -77,6 +79,7 @@ class ActiveRun:
     decision: m.Decided | None = None      # an approver's decision, for the task to feed its machine
     decided: asyncio.Future | None = None  # done once that decision is recorded (or the run ended)
     suspended: bool = False                # left waiting by a shutdown: it waits on after the next start
+    files: dict[str, str] | None = None    # JOBSD_STATE_DIR, JOBSD_CREDENTIALS_DIRECTORY: made before its first process
 
     @property
     def ref(self) -> str:
@@ -89,8 +92,8 @@ class ActiveRun:
 
 class Runner:
     def __init__(self, journal: Journal, hub: Hub, clock: Clock, max_concurrent: int,
-                 daemon_env: dict[str, str]) -> None:
-        self.journal, self.hub, self.clock = journal, hub, clock
+                 daemon_env: dict[str, str], files: JobFiles) -> None:
+        self.journal, self.hub, self.clock, self.files = journal, hub, clock, files
         self.slots = Slots(max_concurrent)
         self.active: dict[str, ActiveRun] = {}
         self.daemon_env = daemon_env
@@ -184,6 +187,8 @@ class Runner:
                 self.slots.release()
             if act.waiter is not None:
                 act.waiter.cancel()
+            if act.files and "JOBSD_CREDENTIALS_DIRECTORY" in act.files and not act.suspended:
+                self.files.remove(act.ref)  # whatever the outcome
             self.journal.born(act.ref)
             self.active.pop(act.ref, None)
             self.hub.close(act.ref)
@@ -216,7 +221,11 @@ class Runner:
         """`[gates] condition` as the job's attempt 0: its environment (JOBSD_ATTEMPT=0), cwd, limits
         and timeout; its output in attempt-0.log (not streamed). Killed like an attempt on a stop."""
         writer = OutputWriter(act.run_dir, 0, act.spec.limits.output)
-        launch = dataclasses.replace(self._launch(act, 0), argv=list(act.spec.gates.condition))
+        try:
+            launch = dataclasses.replace(self._launch(act, 0, writer), argv=list(act.spec.gates.condition))
+        except CredentialsError as exc:
+            writer.close()
+            return m.ConditionEnded(self.clock.now(), error=str(exc))
         program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
         try:
             if problem:
@@ -277,7 +286,10 @@ class Runner:
     async def _spawn(self, act: ActiveRun, effect: m.Spawn) -> object:
         spec, run = act.spec, act.row
         act.writer = writer = OutputWriter(act.run_dir, effect.attempt, spec.limits.output)
-        launch = self._launch(act, effect.attempt)
+        try:
+            launch = self._launch(act, effect.attempt, writer)
+        except CredentialsError as exc:
+            return self._start_failed(writer, str(exc))
         program, problem = resolve_program(launch.argv[0], launch.cwd, launch.env.get("PATH", DEFAULT_PATH))
         launch = dataclasses.replace(launch, program=program)
         if not problem and not os.path.isdir(launch.cwd):
@@ -289,19 +301,29 @@ class Runner:
                 problem = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
         if act.attempt is not None:
             return m.AttemptStarted(self.clock.now(), act.attempt.pid, act.attempt.invocation_id)
+        return self._start_failed(writer, problem)
+
+    def _start_failed(self, writer: OutputWriter, problem: str) -> m.StartFailed:
         writer.write(STDERR, f"jobsd: {problem}\n".encode(), self.clock.now_ns())
         writer.close()
         return m.StartFailed(self.clock.now(), problem, _output(writer))
 
-    def _launch(self, act: ActiveRun, number: int) -> Launch:
-        spec, run = act.spec, act.row
+    def _launch(self, act: ActiveRun, number: int, writer: OutputWriter) -> Launch:
+        """The attempt's process; the run's state folder and credentials are made before its first
+        (raises CredentialsError). Without `cwd`, a job with a user starts in its home."""
+        spec, run, identity = act.spec, act.row, act.spec.identity
+        if act.files is None:
+            act.files, warning = self.files.prepare(run.ref, spec)
+            if warning:
+                writer.write(STDERR, f"jobsd: warning: {warning}\n".encode(), self.clock.now_ns())
         env = job_environment(self.daemon_env, spec.env, job=run.job_id, run=run.ref, attempt=number,
                               trigger=run.trigger, scheduled_at=from_epoch(run.scheduled_at),
-                              upstream=run.upstream)
+                              upstream=run.upstream, user=user_environment(identity) if identity else None,
+                              files=act.files)
         base = os.path.dirname(spec.file) or "."
-        cwd = os.path.join(base, spec.cwd) if spec.cwd else base
-        return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace,
-                      spec.limits.memory, spec.limits.cpu_time, spec.limits.open_files)
+        cwd = os.path.join(base, spec.cwd) if spec.cwd else identity.home if identity else base
+        return Launch(spec.argv, os.path.abspath(cwd), env, spec.timeout, spec.kill_grace, spec.limits.memory,
+                      spec.limits.cpu_time, spec.limits.open_files, identity=identity, umask=spec.umask_bits)
 
     async def _await_attempt(self, act: ActiveRun, _effect: m.AwaitAttempt) -> object:
         result = await act.attempt.wait()

@@ -20,7 +20,7 @@ from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
            "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
-           "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "NotifySent", "NotifyFailed", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
+           "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "NotifySent", "NotifyFailed", "JobStateForgotten", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
 
 
 def iso(epoch: float | None) -> str | None:
@@ -287,6 +287,18 @@ class NotifyFailed(Fact):
     def attrs(self) -> dict[str, object]:
         return {"event": self.event, "about_run": self.run or None, "exit_code": self.exit_code,
                 "signal": self.signal, "error": self.error or None, "output": self.output or None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStateForgotten(Fact):
+    """`jobs forget-state`: the job's JOBSD_STATE_DIR was removed."""
+    TYPE: ClassVar[str] = "job.state_forgotten"
+    actor: Actor
+    path: str
+    bytes_freed: int
+
+    def attrs(self) -> dict[str, object]:
+        return {**self.actor.attrs(), "path": self.path, "bytes_freed": self.bytes_freed}
 
 
 @dataclass(frozen=True, kw_only=True)

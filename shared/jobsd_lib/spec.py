@@ -10,26 +10,23 @@ change, in a jobs folder of the same kind) is decided here too, from the caller'
 """
 from __future__ import annotations
 
-import grp
 import hashlib
-import pwd
+import os
 import re
-import shlex
 import stat
 import tomllib
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, StrictBool, StrictInt, StrictStr, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, StrictBool, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
 
-from jobsd_lib.kernel.cron import CronError, CronExpr, parse_cron, validate_timezone_name
+from jobsd_lib.identity import Identity, lookup_group, lookup_user, parse_umask, resolve
 from jobsd_lib.kernel.graph import Edge, graph_problems
-from jobsd_lib.kernel.hooks import DEFAULT_ON
-from jobsd_lib.kernel.jitter import MAX_JITTER
-from jobsd_lib.kernel.retention import MAX_KEEP_LAST
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
-from jobsd_lib.units import parse_duration, parse_size
+from jobsd_lib.spec_tables import (DEFAULT_APPROVAL_WAIT, Duration, ExpectSpec, GatesSpec, JobId, LimitsSpec, NotifySpec,
+                                  RequireSpec, RetentionSpec, RetrySpec, ScheduleSpec, _Model, _normalize_command,
+                                  approver_problem)
 
 __all__ = [
     "JOB_ID_PATTERN", "JobSpec", "ScheduleSpec", "RetrySpec", "LimitsSpec", "SpecProblem",
@@ -39,6 +36,7 @@ __all__ = [
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = ("JOBSD_JOB", "JOBSD_RUN", "JOBSD_ATTEMPT", "JOBSD_TRIGGER", "JOBSD_SCHEDULED_TIME", "JOBSD_INVOCATION_ID",
+                 "JOBSD_STATE_DIR", "JOBSD_CREDENTIALS_DIRECTORY",
                 "JOBSD_UPSTREAM_RUN")
 
 MAX_SPEC_BYTES = 1 << 20  # read at most this much (+1 to tell a larger file); DESIGN 2
@@ -47,8 +45,6 @@ TOO_LARGE = "file is larger than 1 MiB; a spec is a small TOML file"
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 def spec_file_problem(file: str, st_mode: int, st_size: int, st_uid: int, own_uid: int,
@@ -77,165 +73,6 @@ def jobs_folder_problem(folder: str, st_uid: int, st_mode: int, own_uid: int, ow
     return None
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-class ScheduleSpec(_Model):
-    cron: StrictStr
-    timezone: StrictStr
-    misfire_grace: Duration = 60.0
-    coalesce: StrictBool = True
-    catch_up: StrictBool = False
-    jitter: Duration = 0.0  # every window shifted by one offset per job id in [0, jitter) (kernel.jitter)
-
-    @field_validator("jitter")
-    @classmethod
-    def _jitter(cls, value: float) -> float:
-        if value > MAX_JITTER:
-            raise ValueError(f"jitter is at most {MAX_JITTER / 3600:g}h (got {value:g}s)")
-        return value
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        parse_cron(value)  # raises CronError, a ValueError, with a message naming the field
-        return value.strip()
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        return validate_timezone_name(value)
-
-    @property
-    def expr(self) -> CronExpr:
-        return parse_cron(self.cron)
-
-
-class RetrySpec(_Model):
-    attempts: StrictInt = Field(default=1, ge=1, le=100)
-    backoff: Duration = 10.0
-    factor: float = Field(default=2.0, ge=1.0, le=100.0)
-    max: Duration = 600.0
-
-
-class ExpectSpec(_Model):
-    """`[expect]` (DESIGN 11): the job is *overdue* when no run of it succeeded within
-    `success_within` (from its last success, or from when jobsd first saw the job)."""
-    success_within: Duration | None = Field(default=None, gt=0)
-
-
-class NotifySpec(_Model):
-    """`[notify]` (DESIGN 11, kernel.hooks): a command that reads a JSON document about a run that
-    ended (or an overdue episode) on stdin. Without `command`, the daemon's --notify-command."""
-    command: tuple[str, ...] | None = None
-    on: tuple[Literal["failure", "first_failure", "recovery", "overdue", "success"], ...] = DEFAULT_ON
-
-    @field_validator("command", mode="before")
-    @classmethod
-    def _command(cls, command: Any) -> Any:
-        return None if command is None else _normalize_command(command, False)
-
-    @field_validator("on")
-    @classmethod
-    def _on(cls, on: tuple[str, ...]) -> tuple[str, ...]:
-        for i, kind in enumerate(on):
-            if kind in on[:i]:
-                raise ValueError(f"{kind!r} is listed twice (on[{i}])")
-        return on
-
-
-class RetentionSpec(_Model):
-    """`[retention]` (DESIGN 11): which finished runs the daemon's hourly sweep removes, as `jobsctl
-    gc` rules (kernel.retention): a run goes when neither rule given keeps it. Unset: the daemon's
-    default (jobsd --retention-keep-last / --retention-older-than), else keep everything."""
-    keep_last: StrictInt | None = Field(default=None, ge=0, le=MAX_KEEP_LAST)
-    older_than: Duration | None = Field(default=None, gt=0)
-
-
-class LimitsSpec(_Model):
-    memory: Size | None = Field(default=None, gt=0)
-    cpu_time: Duration | None = Field(default=None, gt=0)
-    open_files: StrictInt | None = Field(default=None, ge=3, le=1048576)
-    output: Size = Field(default=256 << 20, ge=0)
-
-
-def _job_id(job: str) -> str:
-    problem = check_job_id(job)
-    if problem:
-        raise ValueError(problem)
-    return job
-
-
-JobId = Annotated[StrictStr, AfterValidator(_job_id)]
-
-
-class RequireSpec(_Model):
-    """`[[requires]]`: a gate on another job's latest finished run (DESIGN 10)."""
-    job: JobId
-    succeeded_within: Duration = Field(gt=0)
-
-
-DEFAULT_APPROVAL_WAIT = 86400.0  # seconds a run waits for approval when [gates] wait is not set
-MAX_APPROVERS = 100
-_APPROVER = re.compile(r"^@?[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")  # a user name, or @ and a group name
-
-
-class GatesSpec(_Model):
-    # how long a run may wait for its gates, from when it began to wait; unset: [[requires]] not met
-    # now -> skipped at once, and an approval is waited for DEFAULT_APPROVAL_WAIT
-    wait: Duration | None = Field(default=None, ge=0)
-    condition: tuple[str, ...] | None = None  # systemd's ExecCondition=: 0 go, 1-254 skip, 255/signal fail
-    approval: StrictBool = False  # every run waits for `jobsctl runs approve` before its first attempt
-    approvers: tuple[StrictStr, ...] = ()  # user names and @groups who may decide; empty: anyone on the socket
-
-    @field_validator("condition", mode="before")
-    @classmethod
-    def _condition(cls, condition: Any) -> Any:
-        return None if condition is None else _normalize_command(condition, False)
-
-    @field_validator("approvers")
-    @classmethod
-    def _approvers(cls, approvers: tuple[str, ...]) -> tuple[str, ...]:
-        if len(approvers) > MAX_APPROVERS:
-            raise ValueError(f"at most {MAX_APPROVERS} approvers, got {len(approvers)}")
-        for i, name in enumerate(approvers):
-            if not _APPROVER.match(name):
-                raise ValueError(f"{name!r} (approvers[{i}]) is neither a user name nor @group")
-            if name in approvers[:i]:
-                raise ValueError(f"{name!r} is listed twice (approvers[{i}])")
-            problem = approver_problem(name)
-            if problem:
-                raise ValueError(f"{problem} (approvers[{i}])")
-        return approvers
-
-    @model_validator(mode="after")
-    def _approval(self) -> "GatesSpec":
-        if self.approvers and not self.approval:
-            raise ValueError("approvers is set but approval is not: add approval = true to [gates]")
-        return self
-
-    @property
-    def requires_wait(self) -> float:
-        return self.wait or 0.0
-
-    @property
-    def approval_wait(self) -> float:
-        return DEFAULT_APPROVAL_WAIT if self.wait is None else self.wait
-
-
-def approver_problem(name: str) -> str:
-    """Why an approvers entry names no one on this host ("" when the user or group exists)."""
-    try:
-        if name.startswith("@"):
-            grp.getgrnam(name[1:])
-        else:
-            pwd.getpwnam(name)
-    except KeyError:
-        return f"no {'group' if name.startswith('@') else 'user'} {name.lstrip('@')!r} on this host"
-    return ""
-
-
 class JobSpec(_Model):
     id: str
     file: str = ""
@@ -257,6 +94,63 @@ class JobSpec(_Model):
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
     retention: RetentionSpec = Field(default_factory=RetentionSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
+    user: StrictStr | StrictInt | None = None  # the job's processes run as this user (jobsd_lib.identity)
+    group: StrictStr | StrictInt | None = None  # default: the user's primary group
+    supplementary_groups: tuple[StrictStr | StrictInt, ...] | None = None  # default: the user's groups
+    umask: StrictStr | None = None  # "0027"; default: jobsd's own
+    credentials: dict[StrictStr, StrictStr] = Field(default_factory=dict)  # name -> file jobsd reads (job_files.py)
+    _identity: Identity | None = PrivateAttr(default=None)
+
+    @property
+    def identity(self) -> Identity | None:
+        """Who the job runs as, resolved at load; None: as jobsd itself."""
+        return self._identity
+
+    @property
+    def umask_bits(self) -> int | None:
+        return parse_umask(self.umask) if self.umask is not None else None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            lookup_user(value)
+        return value
+
+    @field_validator("group", "supplementary_groups")
+    @classmethod
+    def _groups(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if info.data.get("user", "") is None:  # absent: the user was invalid, and said so
+            raise ValueError(f"{info.field_name} applies to `user`: set user too")
+        for group in value if isinstance(value, tuple) else (value,):
+            lookup_group(group)
+        return value
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            if not _CREDENTIAL_NAME.match(name):
+                raise ValueError(f"{name!r} is not a credential name: letters, digits, '.', '_' and '-', "
+                                 "at most 64, not starting with '.' or '-'")
+            if not os.path.isabs(path):
+                raise ValueError(f"the file of {name} must be an absolute path (got {path!r})")
+        return value
+
+    @field_validator("umask")
+    @classmethod
+    def _umask(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_umask(value)
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_identity(self) -> "JobSpec":
+        if self.user is not None:
+            self._identity = resolve(self.user, self.group, self.supplementary_groups)
+        return self
 
     @field_validator("after")
     @classmethod
@@ -300,30 +194,6 @@ class JobSpec(_Model):
     def argv(self) -> list[str]:
         """What to exec: the command, or /bin/sh -c COMMAND for shell jobs."""
         return ["/bin/sh", "-c", self.command[0]] if self.shell else list(self.command)
-
-
-def _normalize_command(command: Any, shell: Any) -> Any:
-    """A string is split like a shell would (no shell runs it); shell jobs keep it whole."""
-    if isinstance(command, str):
-        if not command.strip():
-            raise ValueError("command is empty")
-        if shell is True:
-            return (command,)
-        try:
-            return tuple(shlex.split(command))
-        except ValueError as exc:
-            raise ValueError(f"command cannot be split into words: {exc}") from None
-    if isinstance(command, list):
-        if not command:
-            raise ValueError("command is empty")
-        if shell is True:
-            raise ValueError("with shell = true, command must be one string run by /bin/sh -c")
-        if not all(isinstance(word, str) and word and "\0" not in word for word in command):
-            raise ValueError("command must be a list of non-empty strings")
-        return tuple(command)
-    if command is None:
-        return command  # pydantic reports it
-    raise ValueError("must be a string or an array of strings")
 
 
 @dataclass(frozen=True)
@@ -396,6 +266,7 @@ _TOML_TYPES = {"dict_type": "a table", "model_type": "a table", "model_attribute
                "bool_parsing": "true or false"}
 
 
+_CREDENTIAL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 _BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
            "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
 
@@ -414,6 +285,6 @@ def _problem(job_id: str, file: str, error: dict[str, Any]) -> SpecProblem:
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     if (kind not in ("extra_forbidden", "missing") and "input" in error and not isinstance(error["input"], (dict, list))
-            and "got " not in message):
+            and "got " not in message and repr(error["input"]) not in message):
         message = f"{message} (got {error['input']!r})"
     return SpecProblem(file, path, message, job_id)

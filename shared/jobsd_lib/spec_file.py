@@ -18,6 +18,7 @@ import os
 import pwd
 import stat
 
+from jobsd_lib.identity import run_as_problem
 from jobsd_lib.perms import is_private_group
 from jobsd_lib.spec import (MAX_SPEC_BYTES, TOO_LARGE, JobSpec, SpecInvalid, SpecProblem, jobs_folder_problem, parse_spec,
                             spec_file_problem)
@@ -59,7 +60,8 @@ def read_spec_file(path: str, own_uid: int | None = None) -> JobSpec:
 
     The job id is the file's name without `.toml`. Raises SpecInvalid, with one problem naming
     the file, for a file that cannot be opened or read, is unsafe, not regular or too large, and
-    with parse_spec's problems for one that does not decode or validate."""
+    with parse_spec's problems for one that does not decode or validate, or that names a user
+    `own_uid` cannot run jobs as (identity.run_as_problem)."""
     job_id = os.path.basename(path).removesuffix(".toml")
     own_uid = os.geteuid() if own_uid is None else own_uid
     try:
@@ -75,4 +77,9 @@ def read_spec_file(path: str, own_uid: int | None = None) -> JobSpec:
         problem = TOO_LARGE
     if problem:
         raise SpecInvalid([SpecProblem(path, "", problem, job_id)])
-    return parse_spec(job_id, data, path)
+    spec = parse_spec(job_id, data, path)
+    if spec.identity is not None:
+        refused = run_as_problem(spec.identity, own_uid, os.getegid(), tuple(os.getgroups()))
+        if refused:
+            raise SpecInvalid([SpecProblem(path, "user", refused, job_id)])
+    return spec

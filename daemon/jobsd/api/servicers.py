@@ -96,6 +96,10 @@ class JobsServicer(pb_grpc.JobsServicer):
     async def GetGraph(self, request, context):  # noqa: ANN001, N802
         return graph_pb(jobs.get_graph(self.ctx, request.job))
 
+    async def ForgetJobState(self, request, context):  # noqa: ANN001, N802
+        path, removed, freed = await jobs.forget_state(self.ctx, request.job, actor_of(context))
+        return pb.ForgetJobStateResponse(path=path, removed=removed, bytes_freed=freed)
+
     async def RetryRun(self, request, context):  # noqa: ANN001, N802
         return self._run(runs.retry_run(self.ctx, request.run, actor=actor_of(context)))
 

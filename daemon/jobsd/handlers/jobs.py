@@ -1,12 +1,15 @@
-"""ListJobs, GetJob, NextRunTimes: what a job is and shows."""
+"""ListJobs, GetJob, NextRunTimes: what a job is and shows; ForgetJobState."""
 from __future__ import annotations
 
+import asyncio
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
 from jobsd.context import Context
 from jobsd.store import OperatorRow, RunRow
-from jobsd_lib.errors import InvalidArgument, JobNotFound, error_for_code
+from jobsd_lib.errors import InvalidArgument, JobBusy, JobNotFound, error_for_code
+from jobsd_lib.facts import Actor, JobStateForgotten
 from jobsd_lib.kernel.decisions import job_state
 from jobsd_lib.kernel.graph import connected
 from jobsd_lib.kernel.states import JobState
@@ -14,7 +17,7 @@ from jobsd_lib.limits import MAX_NEXT_COUNT
 from jobsd_lib.refs import require_job_id
 from jobsd_lib.spec import JobSpec, SpecProblem
 
-__all__ = ["JobView", "list_jobs", "get_job", "get_graph", "next_run_times", "state_of", "require_known", "never_known",
+__all__ = ["JobView", "list_jobs", "get_job", "get_graph", "next_run_times", "forget_state", "state_of", "require_known", "never_known",
            "DEFAULT_NEXT_COUNT"]
 
 DEFAULT_NEXT_COUNT = 5
@@ -118,3 +121,22 @@ def next_run_times(ctx: Context, job_id: str, count: int = 0) -> list[datetime]:
     from jobsd.triggers import next_fire_times, spec_trigger
 
     return next_fire_times(spec_trigger(view.spec), ctx.clock.now(), count or DEFAULT_NEXT_COUNT)
+
+
+async def forget_state(ctx: Context, job_id: str, actor: Actor) -> tuple[str, bool, int]:
+    """Remove the job's JOBSD_STATE_DIR (job_files.py): (its path, whether there was one, bytes freed).
+    Also for a job whose spec is gone but whose folder is left; job_busy while it has an active run."""
+    require_job_id(job_id)
+    files = ctx.runs.files
+    path = files.state_dir(job_id)
+    if job_id not in ctx.catalog.specs and job_id not in ctx.catalog.invalid and not os.path.lexists(path):
+        require_known(ctx, job_id)  # job_not_found, with the close ids
+    active = ctx.runs.active_ref(job_id)
+    if active:
+        raise JobBusy(f"job {job_id!r} has an active run ({active}) that may be using its state: wait for it or "
+                      f"cancel it (`jobsctl runs cancel {active}`), then forget its state", {"job": job_id})
+    if not os.path.lexists(path):
+        return path, False, 0
+    freed = await asyncio.get_running_loop().run_in_executor(None, files.forget_state, job_id)
+    ctx.journal.record(JobStateForgotten(ts=ctx.clock.epoch(), job_id=job_id, actor=actor, path=path, bytes_freed=freed))
+    return path, True, freed

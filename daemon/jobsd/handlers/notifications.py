@@ -88,12 +88,15 @@ async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str
     env = {k: v for k, v in os.environ.items() if k in _ENV}
     env.update(JOBSD_JOB=job_id, JOBSD_RUN=ref, JOBSD_NOTIFY_EVENT=event)
     cwd = os.path.dirname(ctx.spec_file(job_id)) or "/"
+    spec = ctx.catalog.specs.get(job_id)
+    identity = spec.identity if spec is not None and spec.notify.command else None  # a spec's own hook: as its user
+    switch = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.groups)} if identity else {}
     clock = ctx.clock
     started = clock.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                                                     stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,
-                                                    start_new_session=True, close_fds=True)
+                                                    start_new_session=True, close_fds=True, **switch)
     except OSError as exc:
         return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref,
                             error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")

@@ -18,14 +18,19 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def job_environment(daemon_env: Mapping[str, str], spec_env: Mapping[str, str], *, job: str, run: str,
-                    attempt: int, trigger: str, scheduled_at: datetime | None, upstream: str = "") -> dict[str, str]:
+                    attempt: int, trigger: str, scheduled_at: datetime | None, upstream: str = "",
+                    user: Mapping[str, str] | None = None, files: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`user`: HOME, USER, LOGNAME and SHELL of the job's user when it runs as another (they replace
+    the daemon's; the spec's env still wins); `files`: JOBSD_STATE_DIR and JOBSD_CREDENTIALS_DIRECTORY."""
     env = {name: daemon_env[name] for name in BASE_VARIABLES if name in daemon_env}
     env.setdefault("PATH", DEFAULT_PATH)
     env["SHELL"] = "/bin/sh"
+    env.update(user or {})
     env.update(spec_env)
     env.update(JOBSD_JOB=job, JOBSD_RUN=run, JOBSD_ATTEMPT=str(attempt), JOBSD_TRIGGER=trigger)
     if scheduled_at is not None:
         env["JOBSD_SCHEDULED_TIME"] = scheduled_at.isoformat()
     if upstream:
         env["JOBSD_UPSTREAM_RUN"] = upstream
+    env.update(files or {})
     return env

@@ -199,6 +199,16 @@ class ResumeJobRequest(_message.Message):
     catch_up: bool
     def __init__(self, job: _Optional[str] = ..., catch_up: _Optional[bool] = ...) -> None: ...
 
+class ForgetJobStateResponse(_message.Message):
+    __slots__ = ("path", "removed", "bytes_freed")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FREED_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    removed: bool
+    bytes_freed: int
+    def __init__(self, path: _Optional[str] = ..., removed: _Optional[bool] = ..., bytes_freed: _Optional[int] = ...) -> None: ...
+
 class GetGraphRequest(_message.Message):
     __slots__ = ("job",)
     JOB_FIELD_NUMBER: _ClassVar[int]

@@ -121,6 +121,11 @@ class JobsStub:
                 request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.SerializeToString,
                 response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.FromString,
                 _registered_method=True)
+        self.ForgetJobState = channel.unary_unary(
+                '/jobsd.v1.Jobs/ForgetJobState',
+                request_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+                response_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ForgetJobStateResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -236,6 +241,13 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetJobState(self, request, context):
+        """Remove the job's JOBSD_STATE_DIR (audited: job.state_forgotten); job_busy while it has an active run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -323,6 +335,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.GetGraph,
                     request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.FromString,
                     response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.SerializeToString,
+            ),
+            'ForgetJobState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetJobState,
+                    request_deserializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.FromString,
+                    response_serializer=jobsd__lib_dot_rpc_dot_jobsd__pb2.ForgetJobStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -786,6 +803,33 @@ class Jobs:
             '/jobsd.v1.Jobs/GetGraph',
             jobsd__lib_dot_rpc_dot_jobsd__pb2.GetGraphRequest.SerializeToString,
             jobsd__lib_dot_rpc_dot_jobsd__pb2.Graph.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetJobState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobsd.v1.Jobs/ForgetJobState',
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.JobRequest.SerializeToString,
+            jobsd__lib_dot_rpc_dot_jobsd__pb2.ForgetJobStateResponse.FromString,
             options,
             channel_credentials,
             insecure,
