@@ -227,16 +227,21 @@ def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_child_watcher(watcher)
 
 
-def switch(launch: Launch) -> dict[str, object]:
-    """Popen's user=, group=, extra_groups= and umask= for the launch: set in the child between fork and
-    exec by CPython's C code (_posixsubprocess), no Python run there (PITFALLS 14). Without them the
-    child is made with vfork; with a user it is forked (bench/run_latency.py --user measures the cost)."""
-    options: dict[str, object] = {}
-    if launch.identity is not None:
-        options.update(user=launch.identity.uid, group=launch.identity.gid, extra_groups=list(launch.identity.groups))
-    if launch.umask is not None:
-        options["umask"] = launch.umask
-    return options
+def switch_user(launch: Launch, argv: list[str]) -> list[str]:
+    """argv behind a `setpriv` exec wrapper that becomes the job's user, group and groups, when it has one.
+
+    Why a wrapper and not Popen's user=/group=/extra_groups= (which would switch in CPython's C code
+    between fork and exec, also safe beside gRPC's threads): with any of those, _posixsubprocess
+    cannot use vfork and forks the whole daemon, page tables and all, on the event loop's thread:
+    RunJob -> exec took 1.70x as long (bench/run_as.py). setpriv (util-linux, on every Debian) is
+    exec'd from the vfork'd child instead and switches before it execs the job: one exec more.
+    The umask needs no wrapper (Popen's umask= keeps vfork)."""
+    identity = launch.identity
+    if identity is None:
+        return argv
+    groups = ["--groups", ",".join(map(str, identity.groups))] if identity.groups else ["--clear-groups"]
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    return [setpriv, f"--reuid={identity.uid}", f"--regid={identity.gid}", *groups, "--", *argv]
 
 
 async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callable[[], None]) -> Attempt:
@@ -244,13 +249,13 @@ async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callabl
     loop = asyncio.get_running_loop()
     _watch_children_with_pidfds(loop)
     invocation = secrets.token_hex(16)
-    argv = wrap_limits(launch)
-    executable = launch.program if launch.program and argv[0] == launch.argv[0] else None  # not prlimit's
+    argv = switch_user(launch, wrap_limits(launch))
+    executable = launch.program if launch.program and argv[0] == launch.argv[0] else None  # not a wrapper's
     transport, protocol = await loop.subprocess_exec(
         lambda: _Protocol(writer, on_output), *argv, executable=executable,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=launch.cwd, env={**launch.env, MARKER_VARIABLE: invocation}, start_new_session=True, close_fds=True,
-        **switch(launch))
+        umask=-1 if launch.umask is None else launch.umask)
     tree = ProcessTree(f"{MARKER_VARIABLE}={invocation}".encode(), transport.get_pid(), _forks())
     return Attempt(launch, transport, protocol, tree)
 

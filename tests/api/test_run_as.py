@@ -62,7 +62,8 @@ def _output(daemon, job: str) -> tuple[pb.Run, str, str]:  # noqa: ANN001
 def test_a_job_runs_as_its_user_with_its_groups_umask_environment_and_home(daemon, users):
     a = pwd.getpwnam(users["a"])
     os.chmod(daemon.home, 0o711)  # the job's user reaches its state folder by name
-    probe = 'id -u; id -g; id -G; umask; echo "$HOME $USER $LOGNAME $SHELL"; pwd; echo "$JOBSD_STATE_DIR"'
+    probe = 'id -u; id -g; id -G; umask; echo "$HOME $USER $LOGNAME $SHELL"; pwd; echo "$JOBSD_STATE_DIR"; '
+             'grep -E "^(Uid|CapEff):" /proc/self/status')
     daemon.write_job("who", _job(probe, user=f'"{users["a"]}"', umask='"0027"'))
     daemon.write_job("home", _job('echo "$HOME"; pwd', user=f'"{users["a"]}"', env='{ HOME = "/srv" }'))
     daemon.start()
@@ -74,6 +75,8 @@ def test_a_job_runs_as_its_user_with_its_groups_umask_environment_and_home(daemo
     assert lines[3] == "0027" and lines[4] == f"{a.pw_dir} {users['a']} {users['a']} /bin/bash"
     assert lines[5] == a.pw_dir  # no cwd: the user's home
     state = lines[6]
+    assert lines[7].split() == ["Uid:"] + [str(a.pw_uid)] * 4  # real, effective, saved and fs uid: no way back
+    assert lines[8].split() == ["CapEff:", "0000000000000000"]
     assert state == os.path.join(daemon.home, "job-state", "who")
     info = os.stat(state)
     assert (info.st_uid, info.st_mode & 0o777) == (a.pw_uid, 0o700)
