@@ -62,7 +62,7 @@ def _output(daemon, job: str) -> tuple[pb.Run, str, str]:  # noqa: ANN001
 def test_a_job_runs_as_its_user_with_its_groups_umask_environment_and_home(daemon, users):
     a = pwd.getpwnam(users["a"])
     os.chmod(daemon.home, 0o711)  # the job's user reaches its state folder by name
-    probe = 'id -u; id -g; id -G; umask; echo "$HOME $USER $LOGNAME $SHELL"; pwd; echo "$JOBSD_STATE_DIR"; '
+    probe = ('id -u; id -g; id -G; umask; echo "$HOME $USER $LOGNAME $SHELL"; pwd; echo "$JOBSD_STATE_DIR"; '
              'grep -E "^(Uid|CapEff):" /proc/self/status')
     daemon.write_job("who", _job(probe, user=f'"{users["a"]}"', umask='"0027"'))
     daemon.write_job("home", _job('echo "$HOME"; pwd', user=f'"{users["a"]}"', env='{ HOME = "/srv" }'))
