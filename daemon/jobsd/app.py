@@ -217,6 +217,7 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, o
     ctx.timer.accepting = False
     await ctx.runs.shutdown(grace=max([s.kill_grace for s in ctx.catalog.specs.values()], default=10) + 5)
     record_held(ctx)
+    await notifications.drain(ctx)  # the last notify commands (about the runs just stopped, too), bounded
     ctx.timer.shutdown()
     ctx.hub.close_all()
     ctx.events.close()

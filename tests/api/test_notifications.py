@@ -10,7 +10,7 @@ import os
 import pytest
 
 from jobsd_lib.rpc import jobsd_pb2 as pb
-from tests.conftest import wait_for
+from tests.conftest import alive, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -125,3 +125,19 @@ def test_the_shipped_example_hooks_mail_and_post_the_document(daemon, home):
             ["notify.sent", "notify.sent"]
     finally:
         server.shutdown()
+
+
+def test_a_notify_command_still_running_when_jobsd_stops_is_given_5s_then_killed(daemon, home):
+    pidfile = os.path.join(home, "hook.pid")
+    hook = os.path.join(home, "stuck.sh")
+    with open(hook, "w") as f:
+        f.write(f'#!/bin/sh\necho $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}\nexec sleep 120\n')
+    os.chmod(hook, 0o755)
+    daemon.write_job("fails", 'command = "false"\n')
+    daemon.start("--notify-command", hook)
+    daemon.wait_finished(daemon.run("fails").ref)
+    pid = int(wait_for(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 20, "the hook to start"))
+    assert alive(pid)
+    assert daemon.stop() == 0
+    assert not alive(pid), "the notify command outlived jobsd"
+    assert "notify command(s) still running after 5s at shutdown: killed" in daemon.read_log()

@@ -23,10 +23,11 @@ from jobsd_lib.facts import JobOverdue, NotifyFailed, NotifySent, RunFinished, i
 from jobsd_lib.kernel.hooks import DEFAULT_ON, NOTIFY_TIMEOUT, NOTIFY_VERSION, OUTPUT_LINES, chosen, run_kinds
 from jobsd_lib.kernel.states import FAILURES, OUTCOMES
 
-__all__ = ["track", "on_finished", "on_overdue", "MAX_CONCURRENT"]
+__all__ = ["track", "on_finished", "on_overdue", "drain", "MAX_CONCURRENT", "DRAIN_GRACE"]
 
 log = logging.getLogger("jobsd.notify")
 MAX_CONCURRENT = 4
+DRAIN_GRACE = 5.0  # seconds a stopping jobsd waits for notify commands under way
 _TAIL_BYTES = 8192  # at most this much of the output's end goes into the document
 _SHOWN = 500        # characters of a failed command's output kept in its event
 _ENV = ("PATH", "LANG", "LC_ALL", "TZ", "HOME", "USER", "LOGNAME")
@@ -84,6 +85,27 @@ async def _deliver(ctx: Context, job_id: str, ref: str, kinds: list[str], argv: 
             log.exception("cannot record %s for %s", fact.TYPE, ref or job_id)
 
 
+async def drain(ctx: Context, grace: float = DRAIN_GRACE) -> None:
+    """At shutdown: let the notify commands under way finish for up to `grace` seconds (those about
+    the runs the stop just ended among them), then stop the rest (killed, no event)."""
+    tasks = list(ctx.notify_tasks)
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        log.warning("%d notify command(s) still running after %gs at shutdown: killed", len(pending), grace)
+        await asyncio.wait(pending, timeout=2)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str, ref: str, event: str) -> object:
     env = {k: v for k, v in os.environ.items() if k in _ENV}
     env.update(JOBSD_JOB=job_id, JOBSD_RUN=ref, JOBSD_NOTIFY_EVENT=event)
@@ -102,11 +124,11 @@ async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str
                             error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")
     try:
         output, _ = await asyncio.wait_for(proc.communicate(document), NOTIFY_TIMEOUT)
+    except asyncio.CancelledError:  # jobsd stops (drain gave up on it): nothing of it outlives the daemon
+        _kill_group(proc.pid)
+        raise
     except TimeoutError:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc.pid)
         await proc.wait()
         return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref, signal=signal.SIGKILL,
                             error=f"timed out after {NOTIFY_TIMEOUT:g}s")
