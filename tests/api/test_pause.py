@@ -60,9 +60,12 @@ def test_a_pause_whose_end_passed_while_jobsd_was_down_ends_at_the_start(daemon)
     daemon.write_job("brief", 'command = ["true"]\n' + HOURLY)
     daemon.write_job("long", 'command = ["true"]\n' + HOURLY)
     daemon.start()
-    for job_id, until in (("brief", "2s"), ("long", "1d")):
-        assert daemon.ctl("jobs", "pause", job_id, "--until", until).returncode == 0
-    ends = json.loads(daemon.ctl("jobs", "show", "brief", "--json").stdout)["paused_until"]
+    paused = {}
+    for job_id, until in (("brief", "3s"), ("long", "1d")):
+        answer = daemon.ctl("jobs", "pause", job_id, "--until", until, "--json")  # the job as the pause left it
+        assert answer.returncode == 0, answer.stderr
+        paused[job_id] = json.loads(answer.stdout)
+    ends = paused["brief"]["paused_until"]
     assert daemon.stop() == 0
     wait_for(lambda: time.time() > datetime.fromisoformat(ends).timestamp(), 10, "brief's pause to end while down")
     daemon.start()
