@@ -233,13 +233,11 @@ def test_an_every_second_job_two_days_behind_is_not_listed_window_by_window(daem
     runs = [r for r in all_runs(daemon, "busy") if r.HasField("scheduled_at")]
     assert not {w for w, n in Counter(window(r) for r in runs).items() if n > 1}
     missed = sorted(window(r) for r in runs if r.state == pb.RUN_STATE_MISSED)
-    # The backlog is what the first firing after the start recorded: the missed windows before the first
-    # window that ran. A window that came due later and was handed over more than its grace late (a loaded
-    # machine) is missed too, as on any day: it is not part of the backlog.
-    first_ran = min(window(r) for r in runs if r.state != pb.RUN_STATE_MISSED and window(r) > behind + 86400)
-    backlog = [w for w in missed if w < first_ran]
-    assert len(backlog) == 100 and backlog[-1] - backlog[0] == 99, backlog
-    assert backlog[-1] <= ready_at + 1 and backlog[0] > behind + 86400
-    assert all(w > up_at for w in missed if w > first_ran)
+    # Of the windows owed while down (before up_at) at most the latest 100 are recorded, by the first firing.
+    # Windows that came due once jobsd was up and were handed over past their 0.5 s grace (a loaded machine)
+    # are missed too, as on any day: they are not the backlog.
+    backlog = [w for w in missed if w < up_at]
+    assert len(backlog) <= 100 <= len(missed), (len(backlog), len(missed))
+    assert missed[0] > behind + 86400 and len(missed) - len(backlog) <= ready_at - up_at + 60
     health = daemon.daemon.GetHealth(pb.GetHealthRequest(), timeout=10)
     assert health.scheduler_state == "running"
