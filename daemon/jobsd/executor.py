@@ -227,8 +227,9 @@ def _watch_children_with_pidfds(loop: asyncio.AbstractEventLoop) -> None:
         asyncio.set_child_watcher(watcher)
 
 
-def switch_user(launch: Launch, argv: list[str]) -> list[str]:
-    """argv behind a `setpriv` exec wrapper that becomes the job's user, group and groups, when it has one.
+def as_user(identity: Identity | None, argv: list[str]) -> list[str]:
+    """argv behind a `setpriv` exec wrapper that becomes `identity`'s user, group and groups (argv as
+    it is for None). For a job's attempts (start_attempt) and its own notify command.
 
     Why a wrapper and not Popen's user=/group=/extra_groups= (which would switch in CPython's C code
     between fork and exec, also safe beside gRPC's threads): with any of those, _posixsubprocess
@@ -236,7 +237,6 @@ def switch_user(launch: Launch, argv: list[str]) -> list[str]:
     RunJob -> exec took 1.70x as long (bench/run_as.py). setpriv (util-linux, on every Debian) is
     exec'd from the vfork'd child instead and switches before it execs the job: one exec more.
     The umask needs no wrapper (Popen's umask= keeps vfork)."""
-    identity = launch.identity
     if identity is None:
         return argv
     groups = ["--groups", ",".join(map(str, identity.groups))] if identity.groups else ["--clear-groups"]
@@ -249,7 +249,7 @@ async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callabl
     loop = asyncio.get_running_loop()
     _watch_children_with_pidfds(loop)
     invocation = secrets.token_hex(16)
-    argv = switch_user(launch, wrap_limits(launch))
+    argv = as_user(launch.identity, wrap_limits(launch))
     executable = launch.program if launch.program and argv[0] == launch.argv[0] else None  # not a wrapper's
     transport, protocol = await loop.subprocess_exec(
         lambda: _Protocol(writer, on_output), *argv, executable=executable,

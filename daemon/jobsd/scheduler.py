@@ -79,7 +79,6 @@ from jobsd.apscheduler_private import DIGESTS_TABLE, WRITE_RETRY, AckExecutor, J
 from jobsd.store import WriteFailure
 from jobsd.timer import FireCallback, SyncResult
 from jobsd.triggers import build_trigger
-from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.drift import next_pulse
 from jobsd_lib.kernel.fire import BACKLOG, FAR_BEHIND, new_windows
 from jobsd_lib.spec import JobSpec
@@ -249,7 +248,7 @@ class CronScheduler:
         for spec, digest in todo:
             schedule = spec.schedule
             assert schedule is not None
-            shift = jitter.offset(spec.id, schedule.jitter)
+            shift = spec.jitter_offset
             key = (schedule.cron, schedule.timezone, shift)
             if key not in triggers:
                 trigger = build_trigger(schedule.expr, schedule.timezone, shift)

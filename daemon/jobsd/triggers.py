@@ -36,7 +36,7 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from jobsd.apscheduler_private import WallClockStep
-from jobsd_lib.kernel import dst, jitter
+from jobsd_lib.kernel import dst
 from jobsd_lib.kernel.cron import CronExpr, CronFields, validate_timezone_name
 from jobsd_lib.spec import JobSpec
 
@@ -99,7 +99,7 @@ def spec_trigger(spec: JobSpec) -> BaseTrigger:
     """The trigger of a scheduled job's spec, its jitter included: what the timer fires, `jobs next` lists."""
     schedule = spec.schedule
     assert schedule is not None
-    return build_trigger(schedule.expr, schedule.timezone, jitter.offset(spec.id, schedule.jitter))
+    return build_trigger(schedule.expr, schedule.timezone, spec.jitter_offset)
 
 
 def _cron_trigger(fields: CronFields, zone: ZoneInfo, has_seconds: bool) -> CronTrigger:

@@ -16,11 +16,13 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field, PrivateAttr, StrictBool, StrictInt, StrictStr, ValidationError, ValidationInfo, field_validator, model_validator
 
 from jobsd_lib.identity import Identity, lookup_group, lookup_user, parse_umask, resolve
+from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.graph import Edge, graph_problems
 from jobsd_lib.refs import JOB_ID_PATTERN, check_job_id  # kept there so that a reference check needs no pydantic
 from jobsd_lib.perms import write_access_problem
@@ -105,6 +107,11 @@ class JobSpec(_Model):
     def identity(self) -> Identity | None:
         """Who the job runs as, resolved at load; None: as jobsd itself."""
         return self._identity
+
+    @property
+    def jitter_offset(self) -> timedelta:
+        """How much later than each window the timer fires it (kernel.jitter; 0 without a schedule)."""
+        return jitter.offset(self.id, self.schedule.jitter) if self.schedule else timedelta(0)
 
     @property
     def umask_bits(self) -> int | None:

@@ -20,7 +20,6 @@ from jobsd.handlers.runs import run_job
 from jobsd.store import RunRow, StoreUnwritable
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.facts import SCHEDULER
-from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Held, Miss, Unscheduled, plan_firing
 from jobsd_lib.kernel.states import JobState, Trigger
 
@@ -89,7 +88,7 @@ def record_dropped(ctx: Context, job_id: str, windows: list[datetime]) -> None:
 def _offset(ctx: Context, job_id: str) -> timedelta:
     """The job's jitter offset: the timer fires each window this much later (kernel.jitter)."""
     spec = ctx.catalog.specs.get(job_id)
-    return jitter.offset(job_id, spec.schedule.jitter) if spec and spec.schedule else timedelta(0)
+    return spec.jitter_offset if spec else timedelta(0)
 
 
 def record_held(ctx: Context) -> None:

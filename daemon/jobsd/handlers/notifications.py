@@ -18,6 +18,7 @@ import signal
 import socket
 
 from jobsd.context import Context
+from jobsd.executor import as_user
 from jobsd.output import OutputReader, log_path
 from jobsd_lib.facts import JobOverdue, NotifyFailed, NotifySent, RunFinished, iso
 from jobsd_lib.kernel.hooks import DEFAULT_ON, NOTIFY_TIMEOUT, NOTIFY_VERSION, OUTPUT_LINES, chosen, run_kinds
@@ -112,13 +113,12 @@ async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str
     cwd = os.path.dirname(ctx.spec_file(job_id)) or "/"
     spec = ctx.catalog.specs.get(job_id)
     identity = spec.identity if spec is not None and spec.notify.command else None  # a spec's own hook: as its user
-    switch = {"user": identity.uid, "group": identity.gid, "extra_groups": list(identity.groups)} if identity else {}
     clock = ctx.clock
     started = clock.monotonic()
     try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.STDOUT, env=env, cwd=cwd,
-                                                    start_new_session=True, close_fds=True, **switch)
+        proc = await asyncio.create_subprocess_exec(*as_user(identity, list(argv)), stdin=asyncio.subprocess.PIPE,
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                                    env=env, cwd=cwd, start_new_session=True, close_fds=True)
     except OSError as exc:
         return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref,
                             error=f"cannot start {argv[0]!r}: {exc.strerror or exc}")

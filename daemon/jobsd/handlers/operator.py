@@ -19,7 +19,6 @@ from jobsd.handlers.jobs import JobView, get_job
 from jobsd.handlers.runs import run_job
 from jobsd_lib.errors import InvalidArgument
 from jobsd_lib.facts import OPERATOR_FACTS, SCHEDULER, Actor
-from jobsd_lib.kernel import jitter
 from jobsd_lib.kernel.fire import latest_window
 from jobsd_lib.kernel.states import JobState, Trigger
 from jobsd_lib.limits import one_line
@@ -68,7 +67,7 @@ def _catch_up(ctx: Context, job_id: str, before: JobView, actor: Actor) -> None:
         return
     from jobsd.triggers import build_trigger  # APScheduler's cron maths, as for `jobs next`
 
-    shift = jitter.offset(job_id, spec.schedule.jitter)  # windows fire this much later
+    shift = spec.jitter_offset  # windows fire this much later
     trigger = build_trigger(spec.schedule.expr, spec.schedule.timezone)
     window = latest_window(lambda at: trigger.get_next_fire_time(None, at), from_epoch(held.changed_at) - shift,
                            ctx.clock.now() - shift)
