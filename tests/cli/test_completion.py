@@ -62,5 +62,8 @@ def test_with_the_daemon_down_nothing_is_completed_and_nothing_printed(served):
 
 
 def test_show_completion_prints_a_script_that_asks_jobsctl(home):
-    result = subprocess.run([os.path.join(BIN, "jobsctl"), "--show-completion", "bash"], capture_output=True, timeout=20)
+    # the shell is found among jobsctl's parent processes (typer's rule; docs/cli.md): run it from bash
+    # ("; exit $?": a lone command would be exec'd in bash's place, leaving the search to our own parents)
+    result = subprocess.run(["bash", "-c", f"{os.path.join(BIN, 'jobsctl')} --show-completion; exit $?"],
+                            capture_output=True, timeout=20)
     assert result.returncode == 0 and b"_JOBSCTL_COMPLETE=complete_bash" in result.stdout
