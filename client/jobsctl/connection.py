@@ -15,6 +15,9 @@ from jobsd_lib.paths import check_socket_path, default_socket
 __all__ = ["Connection", "Stream", "resolve_socket"]
 
 UNARY_TIMEOUT = 30.0
+# gRPC refuses answers over 4 MiB by default; GetMetrics with thousands of jobs and their run-time
+# histograms is larger (10,000 jobs, each with a histogram: ~13 MB). The daemon sends any size.
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 1024 * 1024),)
 
 
 def resolve_socket(option: str | None) -> str:
@@ -70,7 +73,7 @@ class Connection:
         from jobsd_lib.rpc import jobsd_pb2_grpc
 
         self._grpc = grpc
-        self.channel = grpc.insecure_channel(f"unix:{socket_path}")
+        self.channel = grpc.insecure_channel(f"unix:{socket_path}", options=CHANNEL_OPTIONS)
         self.jobs = jobsd_pb2_grpc.JobsStub(self.channel)
         self.daemon = jobsd_pb2_grpc.DaemonStub(self.channel)
         self.metadata = (("jobsd-client", f"{_user()} uid={os.getuid()} jobsctl"),)
