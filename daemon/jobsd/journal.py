@@ -284,11 +284,18 @@ class Journal:
         self.record(fact, change=lambda store: store.set_operator_state(
             fact.job_id, fact.state.value, fact.ts, str(fact.actor), fact.until, fact.reason))
 
-    def delete_runs(self, run_ids: Sequence[int]) -> None:
-        """Retention: remove finished runs' records (events stay: the audit log). The caller records
-        its DaemonGc fact once the folders are gone."""
-        with self.store.write():
-            self.store.delete_runs(run_ids)
+    def delete_runs(self, run_ids: Sequence[int], durable: bool = True) -> int:
+        """Retention: remove finished runs' records (events stay: the audit log); their folders are
+        owed (store.owed_folders) until `folders_removed`. The caller records its DaemonGc fact
+        once the folders are gone. durable=False for all but the last batch of a sweep: the last
+        one's sync makes the earlier ones durable too, before any folder is touched."""
+        with self.store.write(durable=durable):
+            return self.store.delete_runs(run_ids)
+
+    def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
+        """These runs' folders are gone. Not synced: were it lost, removing a missing folder again is harmless."""
+        with self.store.write(durable=False):
+            self.store.folders_removed(keys)
 
 
 def dependency_mark(job_id: str) -> str:

@@ -61,6 +61,7 @@ class MemoryStore:
         self._last_seq: dict[str, int] = {"seq": 0}
         self._operator: dict[str, OperatorRow] = {}
         self._meta: dict[str, str] = {}
+        self._owed: dict[tuple[str, int], bool] = {}  # gc_folders: (job_id, n) -> True
 
     # ------------------------------------------------------------------ what ops tests turn
     def fail_writes(self, cause: str | None) -> None:
@@ -201,8 +202,17 @@ class MemoryStore:
             if run is not None and not run.active:
                 self._drop(self._runs, run_id)
                 self._drop(self._numbers, (run.job_id, run.n))
+                self._put(self._owed, (run.job_id, run.n), True)
                 deleted += 1
         return deleted
+
+    def owed_folders(self) -> list[tuple[str, int]]:
+        return sorted(self._owed)
+
+    def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
+        for key in keys:
+            if key in self._owed:
+                self._drop(self._owed, key)
 
     # ------------------------------------------------------------------ runs: reads
     def _job_runs(self, job_id: str) -> Iterator[RunRow]:
@@ -264,21 +274,31 @@ class MemoryStore:
         return {at for _, at in zip(range(limit), scheduled)}
 
     def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
+        runs = self._committed_runs()  # may be called from a worker thread
+        by_job: dict[str, list[RunRow]] = collections.defaultdict(list)
+        for run in runs.values():
+            if not run.active and (not job_id or run.job_id == job_id):
+                by_job[run.job_id].append(run)
         doomed = []
-        for job in sorted({job_id} if job_id else self._last_n):
-            finished = [run for run in self._job_runs(job) if not run.active]
+        for job in sorted(by_job):
+            finished = sorted(by_job[job], key=lambda run: -run.n)
             for run in finished[max(keep_last, 0):]:
                 if not math.isfinite(cutoff) or (run.finished_at if run.finished_at is not None
                                                  else run.queued_at) < cutoff:
                     doomed.append((run.id, job, run.n))
         return sorted(doomed, key=lambda row: (row[1], row[2]))
 
-    def finished_ends(self, job_id: str) -> dict[int, float]:
-        with self._lock:  # the runs as committed: the open write's changes undone on a copy
+    def _committed_runs(self) -> dict[int, RunRow]:
+        """The runs as committed, for readers in a worker thread: the open write's changes undone on a copy."""
+        with self._lock:
             runs = dict(self._runs)
             for table, key, old in reversed(self._undo or []):
                 if table is self._runs:
                     _restore(runs, key, old)
+        return runs
+
+    def finished_ends(self, job_id: str) -> dict[int, float]:
+        runs = self._committed_runs()
         return {run.n: run.finished_at for run in runs.values()
                 if run.job_id == job_id and not run.active and run.finished_at is not None}
 

@@ -89,5 +89,10 @@ _V4 = ["ALTER TABLE runs ADD COLUMN decision TEXT NOT NULL DEFAULT ''",
 _V5 = ["ALTER TABLE job_state ADD COLUMN paused_until REAL",
        "ALTER TABLE job_state ADD COLUMN state_reason TEXT NOT NULL DEFAULT ''"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
+# v6 (DESIGN 11): run folders that gc still owes. A run's row and its folder cannot go in one
+# transaction: the row goes with a line here, the line once the folder is gone, so a gc stopped by
+# SIGTERM or SIGKILL between the two leaves a list, not folders that nothing names.
+_V6 = ["CREATE TABLE gc_folders (job_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (job_id, n))"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,9 +9,9 @@ joins later). Code that only needs a store should take a `StorePort`, not a `Sto
 The store's rules that hold for every method:
 - Times are UTC epoch seconds (floats) that the caller passes in (`now`, `ts`, ...); the store
   reads no clock, except to stamp `write_failure.since`.
-- Threads: the store is used from one thread (the daemon's event loop). Only `finished_ends`
-  and `checkpoint` may be called from a worker thread, while the loop reads and writes; they see
-  committed changes only.
+- Threads: the store is used from one thread (the daemon's event loop). Only `finished_ends`,
+  `removable_runs` and `checkpoint` may be called from a worker thread, while the loop reads and
+  writes; they see committed changes only.
 - Changes happen only inside `write()`. Reads may be made inside or outside it; inside, they see
   the block's own changes, which nobody else sees before the block exits.
 - Answers are fresh values the caller may keep: frozen rows, new lists and dicts; except that
@@ -137,7 +137,17 @@ class StorePort(Protocol):
     def delete_runs(self, run_ids: Sequence[int]) -> int:
         """Delete the given runs that are finished, with their attempts; active runs and unknown ids
         are left alone. Returns how many runs went. Their events stay (the audit log), and their
-        numbers are never handed out again."""
+        numbers are never handed out again. Each deleted run's (job_id, n) is owed a folder
+        removal (`owed_folders`) in the same transaction, until `folders_removed` says it is done."""
+        ...
+
+    def owed_folders(self) -> list[tuple[str, int]]:
+        """(job_id, n) of the runs deleted by `delete_runs` whose folders are not yet reported
+        removed, by job_id then n: what a gc stopped between the rows and the folders left."""
+        ...
+
+    def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
+        """These owed folders are gone (or were never there); keys not owed are ignored."""
         ...
 
     # ------------------------------------------------------------------ runs: reads
@@ -198,7 +208,7 @@ class StorePort(Protocol):
         within each job (or only `job_id`; "" is every job) rank the finished runs by n, newest 1;
         a run goes when rank > keep_last and it finished (finished_at, else queued_at) before
         `cutoff`; a cutoff that is not finite (math.inf) keeps none by age. Active runs never go,
-        nor count as ranks."""
+        nor count as ranks. May be called from a worker thread: sees committed runs only."""
         ...
 
     def finished_ends(self, job_id: str) -> dict[int, float]:

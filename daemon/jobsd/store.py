@@ -282,14 +282,26 @@ class Store(RunQueries):
 
     def delete_runs(self, run_ids: Sequence[int]) -> int:
         """Delete finished runs (and their attempts) in the caller's transaction; active ones are never
-        touched. Returns how many rows went. Events stay: they are the audit log."""
+        touched. Returns how many rows went. Events stay: they are the audit log. Each deleted
+        run's folder is owed (gc_folders) until `folders_removed`."""
         deleted = 0
         for start in range(0, len(run_ids), 500):
             batch = run_ids[start:start + 500]
             marks = ", ".join(f":r{i}" for i in range(len(batch)))
-            deleted += self._q(f"DELETE FROM runs WHERE id IN ({marks}) AND state NOT IN {_ACTIVE_SQL}",
-                               **{f"r{i}": run_id for i, run_id in enumerate(batch)}).rowcount
+            ids = {f"r{i}": run_id for i, run_id in enumerate(batch)}
+            finished = f"id IN ({marks}) AND state NOT IN {_ACTIVE_SQL}"
+            self._q(f"INSERT OR IGNORE INTO gc_folders (job_id, n) SELECT job_id, n FROM runs WHERE {finished}", **ids)
+            deleted += self._q(f"DELETE FROM runs WHERE {finished}", **ids).rowcount
         return deleted
+
+    def owed_folders(self) -> list[tuple[str, int]]:
+        """(job_id, n) of deleted runs whose folders gc has not yet reported removed, in order."""
+        return [tuple(r) for r in self._q("SELECT job_id, n FROM gc_folders ORDER BY job_id, n")]
+
+    def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
+        """In the caller's transaction: these folders are gone (or were never there)."""
+        for job_id, n in keys:
+            self._q("DELETE FROM gc_folders WHERE job_id = :j AND n = :n", j=job_id, n=n)
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:

@@ -106,12 +106,15 @@ class RunQueries:
 
     def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
         """(id, job_id, n) of finished runs that a retention policy removes (kernel.retention.Retention):
-        ranked newest first within each job, rank > keep_last and finished before `cutoff`."""
+        ranked newest first within each job, rank > keep_last and finished before `cutoff`. Read on
+        a connection of its own, so that gc can select 100,000 runs in a worker thread (a WAL reader
+        neither blocks nor waits for the loop's writes)."""
         where = f"state NOT IN {_ACTIVE_SQL}" + (" AND job_id = :j" if job_id else "")
         age = " AND finished < :c" if math.isfinite(cutoff) else ""
-        rows = self._q(
-            "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
-            f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
-            f"WHERE rank > :k{age} ORDER BY job_id, n", j=job_id, k=keep_last, c=cutoff)
-        return [tuple(r) for r in rows]
+        with self.engine.connect() as conn:  # a connection of its own: safe from a worker thread
+            rows = conn.exec_driver_sql(
+                "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
+                f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
+                f"WHERE rank > :k{age} ORDER BY job_id, n", {"j": job_id, "k": keep_last, "c": cutoff})
+            return [tuple(r) for r in rows]
 

@@ -311,11 +311,12 @@ class DaemonGc(Fact):
     keep_last: int | None = None
     older_than: float | None = None
     policy: bool = False  # the daemon's retention sweep (each job's [retention], else these defaults)
+    folders_left: int | None = None  # stopped (jobsd stopping) before every folder went: the next start removes them
 
     def attrs(self) -> dict[str, object]:
         return {**self.actor.attrs(), "removed": self.removed, "bytes_freed": self.bytes_freed,
                 "keep_last": self.keep_last, "older_than": self.older_than,
-                "policy": "retention" if self.policy else None}
+                "policy": "retention" if self.policy else None, "folders_left": self.folders_left}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -249,6 +249,34 @@ def test_delete_runs_removes_finished_runs_with_their_attempts_keeps_active_ones
         assert store.delete_runs([]) == 0
 
 
+def test_a_deleted_runs_folder_is_owed_until_reported_removed_and_a_rolled_back_delete_owes_nothing(store):
+    runs = add(store, "a", S.SUCCEEDED, S.RUNNING, S.FAILED) + add(store, "b", S.SKIPPED)
+    with pytest.raises(RuntimeError), store.write():
+        store.delete_runs([runs[0].id])
+        raise RuntimeError("rolled back")
+    assert store.owed_folders() == [] and store.get_run("a", 1) is not None
+    with store.write():
+        assert store.delete_runs([runs[3].id, runs[2].id, runs[1].id, runs[0].id]) == 3
+    assert store.owed_folders() == [("a", 1), ("a", 3), ("b", 1)]  # the active a/2 is neither deleted nor owed
+    with store.write():
+        store.folders_removed([("a", 3), ("zz", 9)])
+    assert store.owed_folders() == [("a", 1), ("b", 1)]
+    with store.write():
+        store.folders_removed([("a", 1), ("b", 1)])
+    assert store.owed_folders() == []
+
+
+def test_removable_runs_from_a_worker_thread_sees_committed_runs_only(store):
+    a = add(store, "a", S.SUCCEEDED, S.FAILED, S.RUNNING)
+    committed = [(a[0].id, "a", 1), (a[1].id, "a", 2)]
+    assert in_thread(lambda: store.removable_runs("", 0, math.inf)) == committed
+    with store.write():  # the loop writes on while the worker reads
+        store.update_run(a[2].id, state=S.SUCCEEDED, finished_at=T + 3)
+        store.delete_runs([a[0].id])
+        assert in_thread(lambda: store.removable_runs("a", 0, math.inf)) == committed
+    assert in_thread(lambda: store.removable_runs("a", 1, math.inf)) == [(a[1].id, "a", 2)]
+
+
 def test_recent_windows_are_the_newest_scheduled_runs_windows(store):
     with store.write():
         for window in (10.0, None, 30.0, 40.0, None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from jobsd.context import Context
@@ -13,10 +13,12 @@ from jobsd_lib.facts import SCHEDULER, Actor, DaemonGc
 from jobsd_lib.kernel.retention import retention_policy, rules_for
 from jobsd_lib.refs import require_job_id
 
-__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "RETENTION_EVERY"]
+__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "GC_PAUSE", "GC_FOLDERS", "RETENTION_EVERY"]
 
 log = logging.getLogger("jobsd.gc")
-GC_LISTED, GC_BATCH = 10_000, 2_000  # refs named in a gc answer; runs deleted per transaction
+GC_LISTED = 10_000  # refs named in a gc answer
+GC_BATCH, GC_PAUSE = 250, 0.002  # runs deleted per transaction (~15-20 ms here), the least pause after each
+GC_FOLDERS = 200  # folders removed per worker-thread call: what a stopping jobsd waits for at most
 RETENTION_EVERY = 3600.0  # seconds between two retention sweeps
 
 
@@ -30,9 +32,8 @@ class GcResult:
 
 async def collect_garbage(ctx: Context, keep_last: int | None, older_than: float | None, job_id: str = "",
                           dry_run: bool = False, actor: Actor = Actor()) -> GcResult:
-    """Active runs are never candidates. Records go first, in transactions of GC_BATCH runs with
-    the loop free in between; folders are then removed off the loop. Events stay (the audit
-    log); run numbers are never reused. With dry_run nothing changes.
+    """Active runs are never candidates. Records go first (see `_remove`), then folders off the
+    loop. Events stay (the audit log); run numbers are never reused. With dry_run nothing changes.
     """
     if job_id:
         require_job_id(job_id)
@@ -40,33 +41,76 @@ async def collect_garbage(ctx: Context, keep_last: int | None, older_than: float
     if job_id and never_known(ctx, job_id):
         raise JobNotFound(job_id)
     async with ctx.gc_lock:
-        doomed = ctx.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
+        doomed = await asyncio.to_thread(ctx.store.removable_runs, job_id, policy.keep_last, policy.cutoff)
         refs = [f"{j}/{n}" for _id, j, n in doomed]
         if dry_run:
             keys = [(j, n) for _id, j, n in doomed]
             freed = await asyncio.to_thread(ctx.artifacts.sweep, keys, False)
             return GcResult(refs[:GC_LISTED], len(refs), freed, True)
-        freed = await _remove(ctx, doomed, actor)
-        ctx.journal.record(DaemonGc(ts=ctx.clock.epoch(), job_id=job_id, actor=actor, removed=len(refs),
-                                    bytes_freed=freed, keep_last=keep_last, older_than=older_than))
+        freed = await _remove(ctx, doomed, DaemonGc(ts=0, job_id=job_id, actor=actor, removed=len(refs), bytes_freed=0,
+                                                    keep_last=keep_last, older_than=older_than))
         return GcResult(refs[:GC_LISTED], len(refs), freed, False)
 
 
-async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], actor: Actor) -> int:
-    """Delete these runs' records (batches, the loop free in between), then their folders; the bytes freed."""
+async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: DaemonGc) -> int:
+    """Delete these runs' records, then their folders; record `audit` with the bytes freed (also
+    when jobsd stops meanwhile: then with folders_left). The bytes freed.
+
+    Records go in transactions of GC_BATCH runs, each followed by a pause as long as it held the
+    loop (at least GC_PAUSE), so that RPCs and runs keep at least half of the loop during a large
+    sweep; only the last transaction is synced, and it makes the others durable before any folder
+    is touched. A run's record and its folder cannot go in one transaction: the store owes the
+    folder (owed_folders) until it is gone, GC_FOLDERS at a time in a worker thread, so a stop or
+    a kill between the two leaves a list that the next sweep finishes (`_owed`)."""
     ids, keys = [run_id for run_id, _j, _n in doomed], [(j, n) for _id, j, n in doomed]
-    started = ctx.clock.monotonic()
-    for start in range(0, len(ids), GC_BATCH):
-        ctx.journal.delete_runs(ids[start:start + GC_BATCH])
-        await asyncio.sleep(0)  # let RPCs and runs through between batches
-    records = ctx.clock.monotonic() - started
+    clock = ctx.clock
+    started = clock.monotonic()
+    deleted, freed, records, stopped = 0, [0], 0.0, False
+    try:
+        for start in range(0, len(ids), GC_BATCH):
+            held = clock.monotonic()
+            deleted += ctx.journal.delete_runs(ids[start:start + GC_BATCH], durable=start + GC_BATCH >= len(ids))
+            await asyncio.sleep(max(clock.monotonic() - held, GC_PAUSE))
+        records = clock.monotonic() - started
+        await _remove_folders(ctx, keys, freed)
+    except asyncio.CancelledError:
+        log.warning("gc by %s stopped with jobsd after %d of %d runs: %d run folders are left for the next start",
+                    audit.actor, deleted, len(ids), len(ctx.store.owed_folders()))
+        stopped = True
+        raise
+    finally:
+        if deleted or not stopped:  # an operator's gc is audited even when it removed nothing
+            left = len(ctx.store.owed_folders())
+            ctx.journal.record(replace(audit, ts=clock.epoch(), removed=deleted, bytes_freed=freed[0],
+                                       folders_left=left or None))
+    log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", audit.actor, deleted, freed[0],
+             records, clock.monotonic() - started - records)
+    return freed[0]
+
+
+async def _remove_folders(ctx: Context, keys: list[tuple[str, int]], freed: list[int]) -> None:
+    """These runs' folders, GC_FOLDERS at a time in a worker thread; each chunk reported removed
+    (store.folders_removed) once gone, its bytes added to freed[0] (so that a caller stopped
+    meanwhile knows what went)."""
     # The artifact thread may still hold writes for these runs (a skipped or missed run's
     # first line and receipt): they land before the folders go, never after.
     await ctx.artifacts.flushed()
-    freed = await asyncio.to_thread(ctx.artifacts.sweep, keys, True)
-    log.info("gc by %s removed %d runs, %d bytes (records %.2fs, files %.2fs)", actor, len(ids), freed,
-             records, ctx.clock.monotonic() - started - records)
-    return freed
+    for start in range(0, len(keys), GC_FOLDERS):
+        chunk = keys[start:start + GC_FOLDERS]
+        freed[0] += await asyncio.to_thread(ctx.artifacts.sweep, chunk, True)
+        ctx.journal.folders_removed(chunk)
+
+
+async def _owed(ctx: Context) -> None:
+    """Folders of runs whose records an earlier gc deleted but which it did not get to (jobsd was
+    stopped or killed meanwhile; that gc's daemon.gc event, when it got to write one, says
+    folders_left): removed now. Logged; no new event, the runs' removal was that gc's."""
+    owed = ctx.store.owed_folders()
+    if owed:
+        started, freed = ctx.clock.monotonic(), [0]
+        await _remove_folders(ctx, owed, freed)
+        log.info("gc: removed %d run folders an earlier gc left, %d bytes (%.2fs)", len(owed), freed[0],
+                 ctx.clock.monotonic() - started)
 
 
 async def sweep(ctx: Context) -> int:
@@ -80,18 +124,19 @@ async def sweep(ctx: Context) -> int:
         if r.keep_last is not None or r.older_than is not None:
             own[job_id] = rules_for(r.keep_last, r.older_than, default_keep, default_age)
     async with ctx.gc_lock:
+        await _owed(ctx)
         doomed = []
         for job_id, (keep, age) in sorted(own.items()):
             policy = retention_policy(keep, age, now)
-            doomed += ctx.store.removable_runs(job_id, policy.keep_last, policy.cutoff)
+            doomed += await asyncio.to_thread(ctx.store.removable_runs, job_id, policy.keep_last, policy.cutoff)
         if rules_for(None, None, default_keep, default_age) is not None:  # every other job, gone ones too
             policy = retention_policy(default_keep, default_age, now)
-            doomed += [d for d in ctx.store.removable_runs("", policy.keep_last, policy.cutoff) if d[1] not in own]
+            doomed += [d for d in await asyncio.to_thread(ctx.store.removable_runs, "", policy.keep_last, policy.cutoff)
+                       if d[1] not in own]
         if not doomed:
             return 0
-        freed = await _remove(ctx, doomed, SCHEDULER)
-        ctx.journal.record(DaemonGc(ts=ctx.clock.epoch(), actor=SCHEDULER, removed=len(doomed), bytes_freed=freed,
-                                    keep_last=default_keep, older_than=default_age, policy=True))
+        await _remove(ctx, doomed, DaemonGc(ts=0, actor=SCHEDULER, removed=len(doomed), bytes_freed=0,
+                                            keep_last=default_keep, older_than=default_age, policy=True))
         return len(doomed)
 
 
