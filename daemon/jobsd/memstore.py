@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from jobsd.store import AttemptRow, EventRow, OperatorRow, RunRow, StoreUnwritable, WriteFailure
@@ -37,31 +37,17 @@ def _restore(table: dict, key: object, old: object) -> None:
         table[key] = old
 
 
-class MemoryStore:
-    """A complete StorePort in memory; see jobsd.ports for the contract of every method.
-
-    `now` stamps write_failure.since (the only time the store takes itself). For ops tests:
-    `fail_writes(cause)` makes every write raise StoreUnwritable(cause) like a full disk until
-    `fail_writes(None)`, and `power_cut()` loses the commits that durable=False left unsynced.
-    """
-
-    def __init__(self, now: Callable[[], float] = lambda: 0.0, path: str = ":memory:") -> None:
-        self.path = path
-        self.write_failure: WriteFailure | None = None
-        self._now = now
-        self._failing: str | None = None
-        self._reserve = True
-        self._undo: _Undo | None = None  # the open write's log; None outside write()
-        self._unsynced: _Undo = []  # the logs of durable=False commits since the last sync
-        self._lock = threading.RLock()
-        self._runs: dict[int, RunRow] = {}
-        self._numbers: dict[tuple[str, int], int] = {}  # (job_id, n) -> id
-        self._last_n: dict[str, int] = {}
-        self._events: dict[int, EventRow] = {}
-        self._last_seq: dict[str, int] = {"seq": 0}
-        self._operator: dict[str, OperatorRow] = {}
-        self._meta: dict[str, str] = {}
-        self._owed: dict[tuple[str, int], bool] = {}  # gc_folders: (job_id, n) -> True
+class _Transactions:
+    """MemoryStore's write(): an undo log of (table, key, old value) per open write, rolled back on
+    an error, kept per durable=False commit until a sync (so that power_cut can lose them), and
+    the lock that lets worker-thread readers see committed rows only. Subclasses set the fields
+    that MemoryStore.__init__ sets."""
+    _undo: "_Undo | None"
+    _unsynced: "_Undo"
+    _failing: str | None
+    _lock: threading.RLock
+    _now: Callable[[], float]
+    write_failure: WriteFailure | None
 
     # ------------------------------------------------------------------ what ops tests turn
     def fail_writes(self, cause: str | None) -> None:
@@ -122,6 +108,33 @@ class MemoryStore:
         if self._undo is None:
             raise InternalError("store change outside write()")
         self._undo.append((table, key, table.get(key, _MISSING)))
+
+
+class MemoryStore(_Transactions):
+    """A complete StorePort in memory; see jobsd.ports for the contract of every method.
+
+    `now` stamps write_failure.since (the only time the store takes itself). For ops tests:
+    `fail_writes(cause)` makes every write raise StoreUnwritable(cause) like a full disk until
+    `fail_writes(None)`, and `power_cut()` loses the commits that durable=False left unsynced.
+    """
+
+    def __init__(self, now: Callable[[], float] = lambda: 0.0, path: str = ":memory:") -> None:
+        self.path = path
+        self.write_failure: WriteFailure | None = None
+        self._now = now
+        self._failing: str | None = None
+        self._reserve = True
+        self._undo: _Undo | None = None  # the open write's log; None outside write()
+        self._unsynced: _Undo = []  # the logs of durable=False commits since the last sync
+        self._lock = threading.RLock()
+        self._runs: dict[int, RunRow] = {}
+        self._numbers: dict[tuple[str, int], int] = {}  # (job_id, n) -> id
+        self._last_n: dict[str, int] = {}
+        self._events: dict[int, EventRow] = {}
+        self._last_seq: dict[str, int] = {"seq": 0}
+        self._operator: dict[str, OperatorRow] = {}
+        self._meta: dict[str, str] = {}
+        self._owed: dict[tuple[str, int], bool] = {}  # gc_folders: (job_id, n) -> True
 
     def migrate(self) -> None:
         pass  # no schema: always this jobsd's
@@ -274,19 +287,7 @@ class MemoryStore:
         return {at for _, at in zip(range(limit), scheduled)}
 
     def removable_runs(self, job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
-        runs = self._committed_runs()  # may be called from a worker thread
-        by_job: dict[str, list[RunRow]] = collections.defaultdict(list)
-        for run in runs.values():
-            if not run.active and (not job_id or run.job_id == job_id):
-                by_job[run.job_id].append(run)
-        doomed = []
-        for job in sorted(by_job):
-            finished = sorted(by_job[job], key=lambda run: -run.n)
-            for run in finished[max(keep_last, 0):]:
-                if not math.isfinite(cutoff) or (run.finished_at if run.finished_at is not None
-                                                 else run.queued_at) < cutoff:
-                    doomed.append((run.id, job, run.n))
-        return sorted(doomed, key=lambda row: (row[1], row[2]))
+        return _removable(self._committed_runs().values(), job_id, keep_last, cutoff)  # maybe in a worker thread
 
     def _committed_runs(self) -> dict[int, RunRow]:
         """The runs as committed, for readers in a worker thread: the open write's changes undone on a copy."""
@@ -355,6 +356,21 @@ class MemoryStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self._put(self._meta, key, value)
+
+
+def _removable(runs: Iterable[RunRow], job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:
+    """removable_runs over these runs (see StorePort)."""
+    by_job: dict[str, list[RunRow]] = collections.defaultdict(list)
+    for run in runs:
+        if not run.active and (not job_id or run.job_id == job_id):
+            by_job[run.job_id].append(run)
+    doomed = []
+    for job in sorted(by_job):
+        finished = sorted(by_job[job], key=lambda run: -run.n)
+        for run in finished[max(keep_last, 0):]:
+            if not math.isfinite(cutoff) or (run.finished_at if run.finished_at is not None else run.queued_at) < cutoff:
+                doomed.append((run.id, job, run.n))
+    return sorted(doomed, key=lambda row: (row[1], row[2]))
 
 
 def _succeeded(event: EventRow) -> bool:

@@ -300,8 +300,8 @@ class Store(RunQueries):
 
     def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
         """In the caller's transaction: these folders are gone (or were never there)."""
-        for job_id, n in keys:
-            self._q("DELETE FROM gc_folders WHERE job_id = :j AND n = :n", j=job_id, n=n)
+        if keys:  # executemany: one primary-key seek each (a row-value IN list scanned the table)
+            self.conn.exec_driver_sql("DELETE FROM gc_folders WHERE job_id = ? AND n = ?", [tuple(k) for k in keys])
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:

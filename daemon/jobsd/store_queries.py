@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Sequence
 
 from jobsd.store_rows import (_ACTIVE_SQL, _ATTEMPT_COLUMNS, _FAILED_STATES, _OUTCOMES_SQL, _RUN_COLUMNS,
@@ -116,5 +117,9 @@ class RunQueries:
                 "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
                 f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
                 f"WHERE rank > :k{age} ORDER BY job_id, n", {"j": job_id, "k": keep_last, "c": cutoff})
-            return [tuple(r) for r in rows]
+            doomed: list[tuple[int, str, int]] = []
+            while batch := rows.fetchmany(2000):
+                doomed += map(tuple, batch)
+                time.sleep(0)  # hand the GIL to the event loop between batches (see Artifacts.sweep)
+            return doomed
 

@@ -13,12 +13,17 @@ from jobsd_lib.facts import SCHEDULER, Actor, DaemonGc
 from jobsd_lib.kernel.retention import retention_policy, rules_for
 from jobsd_lib.refs import require_job_id
 
-__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "GC_PAUSE", "GC_FOLDERS", "RETENTION_EVERY"]
+__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "GC_PAUSE", "GC_CHECKPOINT", "GC_FOLDERS", "GC_REPORT", "RETENTION_EVERY"]
 
 log = logging.getLogger("jobsd.gc")
 GC_LISTED = 10_000  # refs named in a gc answer
-GC_BATCH, GC_PAUSE = 250, 0.002  # runs deleted per transaction (~15-20 ms here), the least pause after each
+GC_BATCH, GC_PAUSE = 100, 0.002  # runs deleted per transaction (~6-8 ms here), the least pause after each
+# Deleting rows grows the WAL faster than the heartbeat's checkpoints (every few seconds) copy it
+# back: past wal_autocheckpoint, the loop's own commit ran the checkpoint, ~170 ms each 1 % of
+# batches. A passive checkpoint in a worker thread every GC_CHECKPOINT batches keeps it short.
+GC_CHECKPOINT = 20
 GC_FOLDERS = 200  # folders removed per worker-thread call: what a stopping jobsd waits for at most
+GC_REPORT = 5_000  # folders reported removed per store write
 RETENTION_EVERY = 3600.0  # seconds between two retention sweeps
 
 
@@ -58,7 +63,7 @@ async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: Daemo
 
     Records go in transactions of GC_BATCH runs, each followed by a pause as long as it held the
     loop (at least GC_PAUSE), so that RPCs and runs keep at least half of the loop during a large
-    sweep; only the last transaction is synced, and it makes the others durable before any folder
+    sweep, and a checkpoint off the loop every GC_CHECKPOINT; only the last transaction is synced, and it makes the others durable before any folder
     is touched. A run's record and its folder cannot go in one transaction: the store owes the
     folder (owed_folders) until it is gone, GC_FOLDERS at a time in a worker thread, so a stop or
     a kill between the two leaves a list that the next sweep finishes (`_owed`)."""
@@ -71,6 +76,8 @@ async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: Daemo
             held = clock.monotonic()
             deleted += ctx.journal.delete_runs(ids[start:start + GC_BATCH], durable=start + GC_BATCH >= len(ids))
             await asyncio.sleep(max(clock.monotonic() - held, GC_PAUSE))
+            if start // GC_BATCH % GC_CHECKPOINT == GC_CHECKPOINT - 1:
+                await asyncio.to_thread(ctx.store.checkpoint)
         records = clock.monotonic() - started
         await _remove_folders(ctx, keys, freed)
     except asyncio.CancelledError:
@@ -89,16 +96,25 @@ async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: Daemo
 
 
 async def _remove_folders(ctx: Context, keys: list[tuple[str, int]], freed: list[int]) -> None:
-    """These runs' folders, GC_FOLDERS at a time in a worker thread; each chunk reported removed
-    (store.folders_removed) once gone, its bytes added to freed[0] (so that a caller stopped
-    meanwhile knows what went)."""
+    """These runs' folders, GC_FOLDERS at a time in a worker thread, their bytes added to freed[0]
+    as they go (so that a caller stopped meanwhile knows what went). They are reported removed
+    (store.folders_removed) GC_REPORT at a time and when stopped: every write makes the next
+    jobs list read the store again (Store._memoized), and a folder reported late is only looked
+    for again (a missing folder costs a failed scandir)."""
     # The artifact thread may still hold writes for these runs (a skipped or missed run's
     # first line and receipt): they land before the folders go, never after.
     await ctx.artifacts.flushed()
-    for start in range(0, len(keys), GC_FOLDERS):
-        chunk = keys[start:start + GC_FOLDERS]
-        freed[0] += await asyncio.to_thread(ctx.artifacts.sweep, chunk, True)
-        ctx.journal.folders_removed(chunk)
+    removed = reported = 0  # keys[:removed] are gone, keys[:reported] are reported so
+    try:
+        while removed < len(keys):
+            freed[0] += await asyncio.to_thread(ctx.artifacts.sweep, keys[removed:removed + GC_FOLDERS], True)
+            removed = min(removed + GC_FOLDERS, len(keys))
+            if removed - reported >= GC_REPORT:
+                ctx.journal.folders_removed(keys[reported:removed])
+                reported = removed
+    finally:
+        if removed > reported:
+            ctx.journal.folders_removed(keys[reported:removed])
 
 
 async def _owed(ctx: Context) -> None:
