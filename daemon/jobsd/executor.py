@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -240,8 +241,13 @@ def as_user(identity: Identity | None, argv: list[str]) -> list[str]:
     if identity is None:
         return argv
     groups = ["--groups", ",".join(map(str, identity.groups))] if identity.groups else ["--clear-groups"]
-    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-    return [setpriv, f"--reuid={identity.uid}", f"--regid={identity.gid}", *groups, "--", *argv]
+    return [_setpriv(), f"--reuid={identity.uid}", f"--regid={identity.gid}", *groups, "--", *argv]
+
+
+@functools.cache
+def _setpriv() -> str:
+    """Looked up once, not on the loop at every attempt (a PATH walk of stat calls)."""
+    return shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
 async def start_attempt(launch: Launch, writer: OutputWriter, on_output: Callable[[], None]) -> Attempt:
