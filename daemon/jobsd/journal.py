@@ -65,8 +65,7 @@ class Journal:
         with self.store.write(durable=durable):
             if change is not None:
                 change(self.store)
-            for fact in facts:
-                self._event(fact)
+            self.store.add_events([(f.ts, f.TYPE, f.job_id, f.run_n, f.attrs()) for f in facts])
         self._publish(facts)
 
     def born(self, ref: str) -> None:

@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from jobsd.store import AttemptRow, EventRow, OperatorRow, RunRow, StoreUnwritable, WriteFailure
@@ -321,6 +321,10 @@ class MemoryStore(_Transactions):
         self._put(self._events, seq, EventRow(seq, ts, type_, job_id, run_n, dict(sorted(clean.items()))))
         return EventRow(seq, ts, type_, job_id, run_n, clean)
 
+    def add_events(self, events: Sequence[tuple[float, str, str, int | None, dict[str, object]]]) -> None:
+        for event in events:
+            self.add_event(*event)
+
     def _copy(self, event: EventRow) -> EventRow:
         return dataclasses.replace(event, attrs=dict(event.attrs))  # as fresh as SQLite's json.loads
 
@@ -356,6 +360,10 @@ class MemoryStore(_Transactions):
 
     def set_meta(self, key: str, value: str) -> None:
         self._put(self._meta, key, value)
+
+    def set_metas(self, values: Mapping[str, str]) -> None:
+        for key, value in values.items():
+            self._put(self._meta, key, value)
 
 
 def _removable(runs: Iterable[RunRow], job_id: str, keep_last: int, cutoff: float) -> list[tuple[int, str, int]]:

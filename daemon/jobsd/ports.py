@@ -22,7 +22,7 @@ The store's rules that hold for every method:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
@@ -236,6 +236,11 @@ class StorePort(Protocol):
         job_id "" is a daemon event; run_n None an event of the job, not of one run."""
         ...
 
+    def add_events(self, events: Sequence[tuple[float, str, str, int | None, dict[str, object]]]) -> None:
+        """add_event(ts, type_, job_id, run_n, attrs) for each, in order, without the rows back: one
+        statement for many (10,000 overdue events in one check)."""
+        ...
+
     def events_after(self, seq: int, job_id: str = "", limit: int = 500) -> list[EventRow]:
         """Up to `limit` (>= 0) events with a seq > `seq`, oldest first (by seq); job_id keeps only
         that job's events ("" keeps all, daemon events included)."""
@@ -278,4 +283,8 @@ class StorePort(Protocol):
 
     def set_meta(self, key: str, value: str) -> None:
         """Set (or replace) the value of `key` (inside write())."""
+        ...
+
+    def set_metas(self, values: Mapping[str, str]) -> None:
+        """set_meta for each key and value (one statement for many)."""
         ...

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
@@ -191,6 +191,12 @@ class Store(RunQueries):
                       ts=ts, t=type_, j=job_id, n=run_n, a=json.dumps(clean, sort_keys=True)).scalar_one()
         return EventRow(seq, ts, type_, job_id, run_n, clean)
 
+    def add_events(self, events: Sequence[tuple[float, str, str, int | None, dict[str, object]]]) -> None:
+        rows = [(ts, type_, job_id, run_n, json.dumps({k: str(v) for k, v in (attrs or {}).items() if v is not None},
+                                                       sort_keys=True)) for ts, type_, job_id, run_n, attrs in events]
+        if rows:  # executemany: sqlite3 runs the one prepared statement for every row
+            self.conn.exec_driver_sql("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (?, ?, ?, ?, ?)", rows)
+
     def events_after(self, seq: int, job_id: str = "", limit: int = 500) -> list[EventRow]:
         where = "seq > :s" + (" AND job_id = :j" if job_id else "")
         rows = self._q(f"SELECT seq, ts, type, job_id, run_n, attrs FROM events WHERE {where} ORDER BY seq LIMIT :l",
@@ -328,8 +334,12 @@ class Store(RunQueries):
         return self._q("SELECT value FROM daemon_meta WHERE key = :k", k=key).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
-        self._q("INSERT INTO daemon_meta (key, value) VALUES (:k, :v) ON CONFLICT (key) DO UPDATE SET value = :v",
-                k=key, v=value)
+        self.set_metas({key: value})
+
+    def set_metas(self, values: Mapping[str, str]) -> None:
+        if values:
+            self.conn.exec_driver_sql("INSERT INTO daemon_meta (key, value) VALUES (?, ?) "
+                                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", list(values.items()))
 
     def run_totals(self) -> dict[tuple[str, str], int]:
         return {(j, s): c for j, s, c in self._q("SELECT job_id, state, count(*) FROM runs GROUP BY job_id, state")}

@@ -109,6 +109,26 @@ def test_events_get_growing_seqs_and_their_attributes_as_strings(store):
     assert fourth.seq > third.seq and store.events_after(third.seq) == [fourth]
 
 
+def test_add_events_appends_in_order_as_add_event_would_and_set_metas_as_set_meta(store):
+    with store.write():
+        one = store.add_event(T, "daemon.started", attrs={"pid": 1})
+        store.add_events([(T + 1, "job.overdue", "a", None, {"since": 5.5, "gone": None}),
+                          (T + 2, "run.queued", "b", 3, {})])
+        store.add_events([])
+        store.set_metas({"k1": "v1", "k2": "v2"})
+        store.set_metas({"k1": "v3"})
+    [first, second, third] = store.events_after(0)
+    assert first == one and second.seq > one.seq and third.seq > second.seq
+    assert (second.ts, second.type, second.job_id, second.run_n, second.attrs) == (T + 1, "job.overdue", "a", None,
+                                                                                  {"since": "5.5"})
+    assert (third.run_ref, third.attrs) == ("b/3", {})
+    assert (store.get_meta("k1"), store.get_meta("k2")) == ("v3", "v2")
+    with pytest.raises(RuntimeError), store.write():
+        store.add_events([(T + 3, "lost", "a", None, {})])
+        raise RuntimeError("rolled back")
+    assert store.last_event_seq() == third.seq
+
+
 def test_events_after_and_last_event_seq_follow_the_log_from_any_point(store):
     with store.write():
         events = [store.add_event(T + i, "e", job, 1) for i, job in enumerate("abab")]

@@ -48,7 +48,7 @@ def track(ctx: Context) -> None:
             if since:
                 state.since[job_id] = float(since)
     if new:
-        ctx.journal.record(change=lambda s: [s.set_meta(first_seen_key(j), repr(now)) for j in new], durable=False)
+        ctx.journal.record(change=lambda s: s.set_metas({first_seen_key(j): repr(now) for j in new}), durable=False)
     state.changed.set()
 
 
@@ -84,7 +84,7 @@ def check(ctx: Context, run_ref: str = "") -> float | None:
             facts.append(JobRecovered(ts=now, job_id=job_id, overdue_since=state.since[job_id], run=run))
             metas[job_id] = ""
     if facts:
-        ctx.journal.record(*facts, change=lambda s: [s.set_meta(overdue_key(j), v) for j, v in metas.items()])
+        ctx.journal.record(*facts, change=lambda s: s.set_metas({overdue_key(j): v for j, v in metas.items()}))
         for fact in facts:
             if isinstance(fact, JobOverdue):
                 state.since[fact.job_id] = fact.since
