@@ -3,9 +3,10 @@
 One daemon running as root, two jobs with the same command (`sh -c 'date +%s%N > FILE'`, the child
 stamps its own start), one with `user = "nobody"`: runs alternate between them, each waiting for
 the previous one's stamp. The time is client wall clock before RunJob -> the child's own `date`.
-With a user the child is made with fork() (CPython's _posixsubprocess cannot vfork when it must
-call setuid/setgid/setgroups), without with vfork: the difference is that, plus the switch itself.
-Goal: within 1.1x. Needs root. Asserts nothing.
+With a user the vfork'd child execs setpriv (util-linux), which switches uid, gid and groups and
+execs the job (executor.as_user: Popen's own user=/group= would fork() the whole daemon instead,
+as CPython's _posixsubprocess cannot vfork when it must call setuid/setgid/setgroups): the
+difference is that one exec more. Goal: within 1.1x. Needs root. Asserts nothing.
 
     .venv/bin/python bench/run_as.py [--runs 200] [--warmup 10]
 """

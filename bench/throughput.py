@@ -15,6 +15,7 @@ tsp job is run by its own (forked) client process, whereas jobsd spawns every ch
 and records each run durably (SQLite synchronous=FULL, artifacts, receipt).
 
 Usage: .venv/bin/python bench/throughput.py [--runs 1000] [--slots 4] [--inflight 1] [--only jobsd|tsp] [--keep]
+       [--user NAME]   (every job with `user = NAME`: as root, each run through setpriv; issue 18)
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline, keep: bool = False) -> dict:
+def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline, keep: bool = False, user: str = "") -> dict:
     import grpc
     from jobsd_lib.rpc import jobsd_pb2 as pb, jobsd_pb2_grpc as g
 
@@ -47,7 +48,10 @@ def bench_jobsd(runs: int, slots: int, inflight: int, deadline: Deadline, keep: 
     out: dict = {}
     try:
         jobs = [f"j{i:04d}" for i in range(runs)]
-        write_jobs(home, {j: 'command = ["true"]\n' for j in jobs})
+        as_user = f'user = "{user}"\ncwd = "/"\n' if user else ""  # --user: each run through setpriv
+        if user:
+            os.chmod(home, 0o711)
+        write_jobs(home, {j: 'command = ["true"]\n' + as_user for j in jobs})
         daemon.start(timeout=60)
         out["ready_ms"] = daemon.ready_seconds * 1000
         out["rss_idle"] = daemon.proc_status("VmRSS")["VmRSS"]
@@ -166,6 +170,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true",
                     help="leave jobsd's home in /tmp: removing its ~8,000 files slows the file creation of "
                          "a run in the next minutes on ext4 without a journal (bench/README.md)")
+    ap.add_argument("--user", default="",
+                    help="jobsd: every job runs as this user (issue 18; needs root): compare with the same run without")
     ap.add_argument("--inflight", type=int, default=1,
                     help="jobsd: RunJob calls kept outstanding (1 = sequential, the default)")
     args = ap.parse_args()
@@ -174,8 +180,9 @@ def main() -> int:
     print("reproduce:", repro_command("throughput.py", sys.argv[1:]))
 
     if args.only in (None, "jobsd"):
-        j = bench_jobsd(args.runs, args.slots, args.inflight, deadline, args.keep)
-        print(f"\njobsd (--max-concurrent-runs {args.slots}, {args.runs} jobs, one RunJob each)")
+        j = bench_jobsd(args.runs, args.slots, args.inflight, deadline, args.keep, args.user)
+        who = f", each as user {args.user}" if args.user else ""
+        print(f"\njobsd (--max-concurrent-runs {args.slots}, {args.runs} jobs, one RunJob each{who})")
         print(f"  daemon ready with {args.runs} jobs in {j['ready_ms']:.0f} ms; RSS then {j['rss_idle']}")
         how = "back to back" if args.inflight <= 1 else f"with {args.inflight} calls in flight"
         print(f"  submit {args.runs} RunJob {how}: {j['submit_s']:.2f} s ({args.runs / j['submit_s']:.0f} calls/s)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 
 from jobsd import clock
@@ -45,6 +46,7 @@ def _find_stale(store: Store, artifacts: Artifacts) -> tuple[int, list[tuple[str
             continue
         ends = store.finished_ends(job_id)
         for n in folders:
+            time.sleep(0)  # the GIL back to the event loop between folders (see Artifacts.sweep)
             if n in ends:
                 checked += 1
                 if artifacts.stale(job_id, n, ends[n]):
