@@ -113,12 +113,16 @@ def test_a_run_that_fills_the_disk_with_its_output_ends_and_its_folder_is_repair
     log = os.path.join(folder, "attempt-1.log")
     os.truncate(log, attempt["output_bytes"])  # the operator frees space (a test's short cut: the log
     # holds all the stored bytes, so what remains is what the index names)
-    wait_for(lambda: _receipt(folder).get("state") == "succeeded", 20, "the receipt written once space returned")
+    def repaired() -> bool:  # the receipt, then summary.md (each through a temp file that is renamed)
+        summary = os.path.join(folder, "summary.md")
+        return (_receipt(folder).get("state") == "succeeded" and os.path.exists(summary)
+                and "succeeded" in open(summary).read())
+
+    wait_for(repaired, 20, "the receipt and the summary written once space returned")
     assert not [n for n in os.listdir(folder) if n.endswith(".tmp")]
     lines = [json.loads(line) for line in open(os.path.join(folder, "events.jsonl"))]
     assert lines[-1]["type"] == "run.finished" and lines[-1]["state"] == "succeeded", lines
     assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
-    assert "succeeded" in open(os.path.join(folder, "summary.md")).read()
 
 
 def _receipt(folder: str) -> dict:
