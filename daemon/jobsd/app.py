@@ -201,13 +201,14 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, o
     log.info("jobsd ready: %d jobs (%d invalid), socket %s, state %s", len(ctx.catalog.specs),
              len(ctx.catalog.invalid), paths.socket, paths.state_dir)
     notifier.ready(f"serving {len(ctx.catalog.specs)} jobs on {paths.socket}")
+    repairing = asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file))
     background = [asyncio.ensure_future(heartbeat.run()),
                   *([asyncio.ensure_future(write_textfile(ctx.metrics, textfile))] if textfile else []),
-                  asyncio.ensure_future(repair_all(ctx.store, ctx.artifacts, ctx.spec_file)),
+                  repairing,
                   asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(auto_resume(ctx)),  # pauses with --until, also ones that ended while down
                   asyncio.ensure_future(overdue.watch(ctx)),  # at once: a deadline may have passed while down
-                  asyncio.ensure_future(keep_sweeping(ctx))]  # retention by policy: now, hourly, after reloads
+                  asyncio.ensure_future(keep_sweeping(ctx, after=repairing))]  # retention, once the walk is done
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()

@@ -376,7 +376,8 @@ def _removable(runs: Iterable[RunRow], job_id: str, keep_last: int, cutoff: floa
     for job in sorted(by_job):
         finished = sorted(by_job[job], key=lambda run: -run.n)
         for run in finished[max(keep_last, 0):]:
-            if not math.isfinite(cutoff) or (run.finished_at if run.finished_at is not None else run.queued_at) < cutoff:
+            ended = run.finished_at if run.finished_at is not None else run.queued_at
+            if not math.isfinite(cutoff) or ended < cutoff:
                 doomed.append((run.id, job, run.n))
     return sorted(doomed, key=lambda row: (row[1], row[2]))
 

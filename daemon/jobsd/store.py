@@ -195,7 +195,8 @@ class Store(RunQueries):
         rows = [(ts, type_, job_id, run_n, json.dumps({k: str(v) for k, v in (attrs or {}).items() if v is not None},
                                                        sort_keys=True)) for ts, type_, job_id, run_n, attrs in events]
         if rows:  # executemany: sqlite3 runs the one prepared statement for every row
-            self.conn.exec_driver_sql("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (?, ?, ?, ?, ?)", rows)
+            self.conn.exec_driver_sql("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (?, ?, ?, ?, ?)",
+                                      rows)
 
     def events_after(self, seq: int, job_id: str = "", limit: int = 500) -> list[EventRow]:
         where = "seq > :s" + (" AND job_id = :j" if job_id else "")

@@ -13,7 +13,8 @@ from jobsd_lib.facts import SCHEDULER, Actor, DaemonGc
 from jobsd_lib.kernel.retention import retention_policy, rules_for
 from jobsd_lib.refs import require_job_id
 
-__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "GC_PAUSE", "GC_CHECKPOINT", "GC_FOLDERS", "GC_REPORT", "RETENTION_EVERY"]
+__all__ = ["GcResult", "collect_garbage", "sweep", "keep_sweeping", "GC_LISTED", "GC_BATCH", "GC_PAUSE", "GC_CHECKPOINT",
+           "GC_FOLDERS", "GC_REPORT", "RETENTION_EVERY"]
 
 log = logging.getLogger("jobsd.gc")
 GC_LISTED = 10_000  # refs named in a gc answer
@@ -63,10 +64,11 @@ async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: Daemo
 
     Records go in transactions of GC_BATCH runs, each followed by a pause as long as it held the
     loop (at least GC_PAUSE), so that RPCs and runs keep at least half of the loop during a large
-    sweep, and a checkpoint off the loop every GC_CHECKPOINT; only the last transaction is synced, and it makes the others durable before any folder
-    is touched. A run's record and its folder cannot go in one transaction: the store owes the
-    folder (owed_folders) until it is gone, GC_FOLDERS at a time in a worker thread, so a stop or
-    a kill between the two leaves a list that the next sweep finishes (`_owed`)."""
+    sweep, and a checkpoint off the loop every GC_CHECKPOINT; only the last transaction is synced,
+    and it makes the others durable before any folder is touched. A run's record and its folder
+    cannot go in one transaction: the store owes the folder (owed_folders) until it is gone,
+    GC_FOLDERS at a time in a worker thread, so a stop or a kill between the two leaves a list
+    that the next sweep finishes (`_owed`)."""
     ids, keys = [run_id for run_id, _j, _n in doomed], [(j, n) for _id, j, n in doomed]
     clock = ctx.clock
     started = clock.monotonic()
@@ -156,8 +158,15 @@ async def sweep(ctx: Context) -> int:
         return len(doomed)
 
 
-async def keep_sweeping(ctx: Context) -> None:
-    """`sweep` at start-up, after every reload (ctx.retention_changed) and every RETENTION_EVERY seconds."""
+async def keep_sweeping(ctx: Context, after: asyncio.Future | None = None) -> None:
+    """`sweep` at start-up, after every reload (ctx.retention_changed) and every RETENTION_EVERY seconds.
+
+    The first sweep waits for `after` (the start-up repair walk) to end, however it ends: the two
+    would contend for the disk and the GIL (jobs list answered up to 7x slower than idle with both),
+    and the walk could rewrite the folder of a run the sweep had just removed, leaving a folder no
+    record names."""
+    if after is not None:
+        await asyncio.wait([after])
     while True:
         ctx.retention_changed.clear()
         try:
