@@ -286,7 +286,7 @@ class Journal:
     def delete_runs(self, run_ids: Sequence[int], durable: bool = True) -> int:
         """Retention: remove finished runs' records (events stay: the audit log); their folders are
         owed (store.owed_folders) until `folders_removed`. The caller records its DaemonGc fact
-        once the folders are gone. durable=False for all but the last batch of a sweep: the last
+        once the folders are gone (or it is stopped). durable=False for all but the last batch of a sweep: the last
         one's sync makes the earlier ones durable too, before any folder is touched."""
         with self.store.write(durable=durable):
             return self.store.delete_runs(run_ids)

@@ -186,14 +186,14 @@ class Store(RunQueries):
     def add_event(self, ts: float, type_: str, job_id: str = "", run_n: int | None = None,
                   attrs: dict[str, object] | None = None) -> EventRow:
         """Append an event inside the caller's write transaction."""
-        clean = {k: str(v) for k, v in (attrs or {}).items() if v is not None}
+        clean = _clean_attrs(attrs)
         seq = self._q("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (:ts, :t, :j, :n, :a) RETURNING seq",
                       ts=ts, t=type_, j=job_id, n=run_n, a=json.dumps(clean, sort_keys=True)).scalar_one()
         return EventRow(seq, ts, type_, job_id, run_n, clean)
 
     def add_events(self, events: Sequence[tuple[float, str, str, int | None, dict[str, object]]]) -> None:
-        rows = [(ts, type_, job_id, run_n, json.dumps({k: str(v) for k, v in (attrs or {}).items() if v is not None},
-                                                       sort_keys=True)) for ts, type_, job_id, run_n, attrs in events]
+        rows = [(ts, type_, job_id, run_n, json.dumps(_clean_attrs(attrs), sort_keys=True))
+                for ts, type_, job_id, run_n, attrs in events]
         if rows:  # executemany: sqlite3 runs the one prepared statement for every row
             self.conn.exec_driver_sql("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (?, ?, ?, ?, ?)",
                                       rows)
@@ -368,3 +368,8 @@ class Store(RunQueries):
         rows = self._q("SELECT seq, ts, type, job_id, run_n, attrs FROM events WHERE job_id = :j AND run_n = :n "
                        "ORDER BY seq", j=job_id, n=n)
         return [EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+
+def _clean_attrs(attrs: dict[str, object] | None) -> dict[str, str]:
+    """An event's attributes as stored: values that are not None, as str."""
+    return {k: str(v) for k, v in (attrs or {}).items() if v is not None}
