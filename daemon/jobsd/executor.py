@@ -257,7 +257,11 @@ RUN_AS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native", "run
 def run_as_helper() -> str | None:
     """The built `run-as` helper, or None (then setpriv). Looked up once: building it while jobsd
     runs takes effect at the next start."""
-    return RUN_AS if os.access(RUN_AS, os.X_OK) else None
+    if os.access(RUN_AS, os.X_OK):
+        return RUN_AS
+    log.info("%s is not built: jobs with a user run through setpriv, ~1 ms later each "
+             "(build it: docs/operations.md, 'Running jobs as other users')", RUN_AS)
+    return None
 
 
 @functools.cache
