@@ -158,3 +158,18 @@ def error_code(err: grpc.RpcError) -> str:
             assert info.domain == "jobsd"
             return info.reason
     raise AssertionError("no ErrorInfo detail")
+
+
+@pytest.fixture(scope="session")
+def pg_server():  # noqa: ANN201
+    """A private PostgreSQL server for this test process (tests/pg_server.py). Without the server's
+    binaries the PostgreSQL tests skip on a developer's machine and fail under CI, so that a green
+    CI cannot hide a missing install (.ci/run installs Debian's postgresql)."""
+    from tests.pg_server import PgServer, pg_bindir
+    bindir = pg_bindir()
+    if bindir is None:
+        message = "no PostgreSQL server binaries (initdb): apt-get install postgresql"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    server = PgServer(bindir)
+    yield server
+    server.stop()

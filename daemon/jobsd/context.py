@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from jobsd.artifacts import Artifacts
 from jobsd.clock import Clock
@@ -16,6 +17,9 @@ from jobsd.runner import Runner
 from jobsd.catalog import Catalog
 from jobsd.store import Store
 from jobsd.timer import Timer
+
+if TYPE_CHECKING:
+    from jobsd.metrics import Metrics
 
 __all__ = ["Context", "Paths"]
 
@@ -63,7 +67,12 @@ class Context:
     notify_failures: dict[str, int] = field(default_factory=dict)  # job -> failures in a row (handlers/notifications.py)
     notify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     notify_tasks: set = field(default_factory=set)  # notify commands under way
-    metrics: object = None  # jobsd.metrics.Metrics, made by app.build_context
+    metrics: Metrics = field(init=False)  # what the metrics read and keep: made with the context (__post_init__)
+
+    def __post_init__(self) -> None:
+        from jobsd.metrics import Metrics  # it reads the context it is made for: jobsd.metrics imports this module
+
+        self.metrics = Metrics(self)
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -1,4 +1,6 @@
-"""The SQLite store (SQLAlchemy 2 Core) for runs, attempts, events and operator state.
+"""The SQL store (SQLAlchemy 2 Core) for runs, attempts, events and operator state: a SQLite file
+(the embedded default, described here) or a PostgreSQL database (DESIGN 12); what the two do
+differently is store_dialect.py's, so every statement here is written once.
 
 How it works: one connection, used only from the daemon's event-loop thread. Every write is
 one `BEGIN IMMEDIATE` transaction (PITFALLS 27: Python's default deferred BEGIN lost updates
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -28,9 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError
 
 from jobsd import clock
-from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
-from jobsd.reserve import Reserve
-from jobsd.sqlite import sqlite_engine
+from jobsd.store_dialect import PostgresDialect, SqliteDialect, dialect_for
 from jobsd.store_queries import RunQueries
 from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, OperatorRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
@@ -41,57 +40,42 @@ __all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "OperatorRow", "StoreCor
 
 log = logging.getLogger("jobsd.store")
 _MEMO_ENTRIES = 16  # memoized answers kept (Store._memoized): the job list, single jobs' GetJob
-WAL_AUTOCHECKPOINT = 10_000  # pages (~40 MB): the backstop; the heartbeat checkpoints every few seconds
 
 
-def _engine(path: str) -> Engine:
-    # BEGIN IMMEDIATE is ours (write()); synchronous=FULL unless a write asks for less
-    return sqlite_engine(path, ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=FULL",
-                                f"wal_autocheckpoint={WAL_AUTOCHECKPOINT}"), own_begin=True, poolclass=None)
-
-
-def open_store(path: str) -> "Store":
-    """Open (creating if new) and migrate. Raises StoreCorrupt with the reason and the path."""
-    existed = os.path.exists(path) and os.path.getsize(path) > 0
+def open_store(target: str) -> "Store":
+    """Open (creating if new) and migrate the SQLite file at `target`, or the PostgreSQL database
+    its URL names. Raises StoreCorrupt with the reason and the path (a URL without its password)."""
+    dialect = dialect_for(target)
     try:
-        engine = _engine(path)
-        # AUTOCOMMIT: reads take no lock; writes open BEGIN IMMEDIATE themselves in write().
-        conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        if existed:
-            check = conn.exec_driver_sql("PRAGMA quick_check").scalar()
-            if check != "ok":
-                raise StoreCorrupt(f"{path}: integrity check failed: {check}")
-        store = Store(engine, conn, path)
+        engine = dialect.create_engine()
+        store = Store(engine, dialect.connect(engine), dialect)
         store.migrate()
         store.keep_reserve()
         return store
     except DatabaseError as exc:
-        raise StoreCorrupt(f"{path}: {exc.orig or exc}") from None
+        raise StoreCorrupt(f"{dialect.label}: {dialect.cause(exc)}") from None
 
 
 class Store(RunQueries):
-    def __init__(self, engine: Engine, conn: Connection, path: str) -> None:
-        self.engine, self.conn, self.path = engine, conn, path
+    def __init__(self, engine: Engine, conn: Connection, dialect: SqliteDialect | PostgresDialect) -> None:
+        self.engine, self.conn, self.dialect, self.path = engine, conn, dialect, dialect.label
         self._in_write = False
-        self._durable = True  # synchronous=FULL, set when the connection opened
         self.write_failure: WriteFailure | None = None  # set while writes fail; GetHealth says so
         self._memo: dict[tuple, tuple[object, object]] = {}  # (what, args) -> ((connection, changes), answer)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Connection]:
-        """One BEGIN IMMEDIATE transaction; commits on success, rolls back on any error.
+        """One transaction (SQLite: BEGIN IMMEDIATE); commits on success, rolls back on any error.
 
         durable=False commits without an fsync (synchronous=NORMAL; see the module's docstring).
         """
         if self._in_write:
             raise InternalError("nested store write")
-        if durable != self._durable:
-            self.conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            self._durable = durable
         self._in_write = True
         try:
-            self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self.conn = self.dialect.revive(self.engine, self.conn)
+            self.dialect.begin(self.conn, durable)
             try:
                 yield self.conn
             except BaseException:
@@ -103,36 +87,34 @@ class Store(RunQueries):
                     log.warning("store writes work again (they failed from %s: %s)",
                                 clock.from_epoch(self.write_failure.since).isoformat(), self.write_failure.cause)
                     self.write_failure = None
-        except DatabaseError as exc:  # full disk, I/O error, corruption found while running
-            cause = str(exc.orig or exc)
+        except DatabaseError as exc:  # full disk, I/O error, corruption found while running, server gone
+            cause = self.dialect.cause(exc)
             log.error("store write failed: %s", cause)
             if self.write_failure is None:
                 self.write_failure = WriteFailure(clock.to_epoch(clock.now()), cause)
-            try:  # a failed COMMIT leaves the transaction open
-                if self.conn.connection.dbapi_connection.in_transaction:
-                    self.conn.exec_driver_sql("ROLLBACK")
-            except DatabaseError:
-                pass
+            self.dialect.rollback_if_open(self.conn)
             raise StoreUnwritable(f"jobsd cannot write its store {self.path}: {cause}; nothing was "
                                   "changed (free disk space if it is full; the daemon log has details)", cause) from exc
         finally:
             self._in_write = False
 
     # ------------------------------------------------------------------ the reserve (reserve.py)
-    @property
-    def reserve_path(self) -> str:
-        return self.path + ".reserve"
-
     def keep_reserve(self) -> bool:
         """Make the reserve if it is missing and the disk has room to spare (True: it is there)."""
-        return Reserve(self.reserve_path).keep()
+        return self.dialect.keep_reserve()
 
     def release_reserve(self) -> bool:
         """Free the reserve's space for the store (True: there was one to free)."""
-        return Reserve(self.reserve_path).release()
+        return self.dialect.release_reserve()
 
     def _q(self, sql: str, **params: object):
-        return self.conn.exec_driver_sql(sql, params)  # straight to sqlite3 (:name style): no compile step
+        if not self._in_write:
+            self.conn = self.dialect.revive(self.engine, self.conn)
+        return self.dialect.execute(self.conn, sql, params)
+
+    def _many(self, sql: str, rows: Sequence[Mapping[str, object]]) -> None:
+        """One statement for every row (executemany: prepared once)."""
+        self.dialect.execute(self.conn, sql, list(rows))
 
     def _memoized(self, key: tuple, compute):  # noqa: ANN001, ANN202
         """compute()'s answer, read again only once a row of the store changed since it was read.
@@ -144,8 +126,9 @@ class Store(RunQueries):
         two writes (a heartbeat's every 5 s, or a run's steps)."""
         if self._in_write:  # it could see rows that are rolled back later, with the count unchanged
             return compute()
-        sqlite = self.conn.connection.dbapi_connection  # asked each time: a reconnect starts a new count
-        changes = (sqlite, sqlite.total_changes)
+        changes = self.dialect.changes(self.conn)  # asked each time: a reconnect starts a new count
+        if changes is None:  # PostgreSQL: other hosts write too
+            return compute()
         kept = self._memo.get(key)
         if kept is not None and kept[0] == changes:
             return kept[1]
@@ -159,44 +142,52 @@ class Store(RunQueries):
         """A passive WAL checkpoint on a connection of its own (call it off the event loop): copies
         what it can into the database file without waiting for, or blocking, the loop's writes.
         Returns SQLite's (busy, frames in the WAL, frames checkpointed)."""
-        with self.engine.connect() as conn:
-            busy, frames, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-        return busy, frames, done
+        return self.dialect.checkpoint(self.engine)
 
     def close(self) -> None:
         self.conn.close()
         self.engine.dispose()
 
     def migrate(self) -> None:
+        dialect = self.dialect
         with self.write() as conn:
+            dialect.migrate_lock(conn)
             conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             version = conn.exec_driver_sql("SELECT max(version) FROM schema_version").scalar() or 0
-            if version > SCHEMA_VERSION:
+            if version > dialect.schema_version:
                 raise StoreCorrupt(f"{self.path}: schema version {version} is newer than this jobsd "
-                                   f"understands ({SCHEMA_VERSION}); upgrade jobsd")
-            for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
+                                   f"understands ({dialect.schema_version}); upgrade jobsd")
+            for step in range(version, dialect.schema_version):
+                for statement in dialect.migrations[step]:
                     conn.exec_driver_sql(statement)
-                conn.exec_driver_sql("INSERT INTO schema_version (version) VALUES (?)", (step + 1,))
+                self._q("INSERT INTO schema_version (version) VALUES (:v)", v=step + 1)
 
     def size_bytes(self) -> int:
-        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+        return self.dialect.size_bytes(self)
 
     # ------------------------------------------------------------------ events
     def add_event(self, ts: float, type_: str, job_id: str = "", run_n: int | None = None,
                   attrs: dict[str, object] | None = None) -> EventRow:
         """Append an event inside the caller's write transaction."""
         clean = _clean_attrs(attrs)
-        seq = self._q("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (:ts, :t, :j, :n, :a) RETURNING seq",
-                      ts=ts, t=type_, j=job_id, n=run_n, a=json.dumps(clean, sort_keys=True)).scalar_one()
+        row = {"ts": ts, "t": type_, "j": job_id, "n": run_n, "a": json.dumps(clean, sort_keys=True)}
+        seq = self.dialect.take_seqs(self.conn, 1)
+        if seq is None:
+            seq = self._q(f"{_EVENT_INSERT} RETURNING seq", **row).scalar_one()
+        else:
+            self._q(_EVENT_INSERT_SEQ, q=seq, **row)
         return EventRow(seq, ts, type_, job_id, run_n, clean)
 
     def add_events(self, events: Sequence[tuple[float, str, str, int | None, dict[str, object]]]) -> None:
-        rows = [(ts, type_, job_id, run_n, json.dumps(_clean_attrs(attrs), sort_keys=True))
+        rows = [{"ts": ts, "t": type_, "j": job_id, "n": run_n, "a": json.dumps(_clean_attrs(attrs), sort_keys=True)}
                 for ts, type_, job_id, run_n, attrs in events]
-        if rows:  # executemany: sqlite3 runs the one prepared statement for every row
-            self.conn.exec_driver_sql("INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (?, ?, ?, ?, ?)",
-                                      rows)
+        if not rows:
+            return
+        first = self.dialect.take_seqs(self.conn, len(rows))
+        if first is None:
+            self._many(_EVENT_INSERT, rows)
+        else:
+            self._many(_EVENT_INSERT_SEQ, [{"q": first + i, **row} for i, row in enumerate(rows)])
 
     def events_after(self, seq: int, job_id: str = "", limit: int = 500) -> list[EventRow]:
         where = "seq > :s" + (" AND job_id = :j" if job_id else "")
@@ -220,7 +211,7 @@ class Store(RunQueries):
                    upstream: str = "") -> RunRow:
         """Insert the next run of `job_id` (n = last n + 1, never reused) in the caller's transaction."""
         n = self._q("INSERT INTO job_counters (job_id, last_n) VALUES (:j, 1) "
-                    "ON CONFLICT (job_id) DO UPDATE SET last_n = last_n + 1 RETURNING last_n", j=job_id).scalar_one()
+                    "ON CONFLICT (job_id) DO UPDATE SET last_n = job_counters.last_n + 1 RETURNING last_n", j=job_id).scalar_one()
         run_id = self._q(
             "INSERT INTO runs (job_id, n, state, trigger, wait_reason, reason, max_attempts, scheduled_at, queued_at, "
             "finished_at, spec_digest, retry_of, upstream) "
@@ -232,7 +223,7 @@ class Store(RunQueries):
 
     def last_success(self, job_id: str) -> tuple[int, int] | None:
         row = self._q("SELECT seq, run_n FROM events WHERE job_id = :j AND type = 'run.finished' "
-                      "AND json_extract(attrs, '$.state') = 'succeeded' ORDER BY seq DESC LIMIT 1", j=job_id).first()
+                      f"AND {self.dialect.succeeded} ORDER BY seq DESC LIMIT 1", j=job_id).first()
         return (row[0], row[1]) if row else None
 
     def recent_windows(self, job_id: str, limit: int = 500) -> set[float]:
@@ -262,6 +253,8 @@ class Store(RunQueries):
                 r=run_id, n=number, s=started_at, p=pid, i=invocation_id)
 
     def finish_attempt(self, run_id: int, number: int, **fields: object) -> None:
+        if "timed_out" in fields:  # callers pass bool or int; PostgreSQL's column is a BOOLEAN
+            fields["timed_out"] = bool(fields["timed_out"])
         sets = ", ".join(f"{name} = :{name}" for name in fields)
         self._q(f"UPDATE attempts SET {sets} WHERE run_id = :r AND number = :n", r=run_id, n=number, **fields)
 
@@ -297,7 +290,8 @@ class Store(RunQueries):
             marks = ", ".join(f":r{i}" for i in range(len(batch)))
             ids = {f"r{i}": run_id for i, run_id in enumerate(batch)}
             finished = f"id IN ({marks}) AND state NOT IN {_ACTIVE_SQL}"
-            self._q(f"INSERT OR IGNORE INTO gc_folders (job_id, n) SELECT job_id, n FROM runs WHERE {finished}", **ids)
+            self._q(f"INSERT INTO gc_folders (job_id, n) SELECT job_id, n FROM runs WHERE {finished} "
+                    "ON CONFLICT DO NOTHING", **ids)
             deleted += self._q(f"DELETE FROM runs WHERE {finished}", **ids).rowcount
         return deleted
 
@@ -308,7 +302,7 @@ class Store(RunQueries):
     def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
         """In the caller's transaction: these folders are gone (or were never there)."""
         if keys:  # executemany: one primary-key seek each (a row-value IN list scanned the table)
-            self.conn.exec_driver_sql("DELETE FROM gc_folders WHERE job_id = ? AND n = ?", [tuple(k) for k in keys])
+            self._many("DELETE FROM gc_folders WHERE job_id = :j AND n = :n", [{"j": j, "n": n} for j, n in keys])
 
     # ------------------------------------------------------------------ operator state and meta
     def operator_states(self) -> dict[str, str]:
@@ -339,35 +333,23 @@ class Store(RunQueries):
 
     def set_metas(self, values: Mapping[str, str]) -> None:
         if values:
-            self.conn.exec_driver_sql("INSERT INTO daemon_meta (key, value) VALUES (?, ?) "
-                                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value", list(values.items()))
+            self._many("INSERT INTO daemon_meta (key, value) VALUES (:k, :v) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", [{"k": k, "v": v} for k, v in values.items()])
 
     def run_totals(self) -> dict[tuple[str, str], int]:
         return {(j, s): c for j, s, c in self._q("SELECT job_id, state, count(*) FROM runs GROUP BY job_id, state")}
 
     def last_success_times(self) -> dict[str, float]:
         rows = self._q("SELECT job_id, max(ts) FROM events WHERE type = 'run.finished' "
-                       "AND json_extract(attrs, '$.state') = 'succeeded' GROUP BY job_id")
+                       f"AND {self.dialect.succeeded} GROUP BY job_id")
         return {j: ts for j, ts in rows}
 
     def counts_by_state(self) -> dict[str, int]:
         return {s: c for s, c in self._q(f"SELECT state, count(*) FROM runs WHERE state IN {_ACTIVE_SQL} GROUP BY state")}
 
 
-    # ------------------------------------------------------------------ repair of run folders (repair.py)
-    def finished_ends(self, job_id: str) -> dict[int, float]:
-        """n -> finished_at of a job's finished runs, on a connection of its own: safe to call from a
-        worker thread (WAL readers do not block the loop's writes)."""
-        with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT n, finished_at FROM runs WHERE job_id = ? AND finished_at IS NOT NULL "
-                                        f"AND state NOT IN {_ACTIVE_SQL}", (job_id,))
-            return dict(rows.all())
-
-    def run_events(self, job_id: str, n: int) -> list[EventRow]:
-        """Every stored event of one run, in order (what its events.jsonl holds)."""
-        rows = self._q("SELECT seq, ts, type, job_id, run_n, attrs FROM events WHERE job_id = :j AND run_n = :n "
-                       "ORDER BY seq", j=job_id, n=n)
-        return [EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+_EVENT_INSERT = "INSERT INTO events (ts, type, job_id, run_n, attrs) VALUES (:ts, :t, :j, :n, :a)"
+_EVENT_INSERT_SEQ = "INSERT INTO events (seq, ts, type, job_id, run_n, attrs) VALUES (:q, :ts, :t, :j, :n, :a)"
 
 
 def _clean_attrs(attrs: dict[str, object] | None) -> dict[str, str]:

@@ -1,5 +1,6 @@
-"""The store's reads of run history (list_runs, job_summaries, removable_runs): SQLite statements
-tuned on the (job_id, n) index, as a part of Store (store.py) kept in a module of its own."""
+"""The store's reads of run history (list_runs, job_summaries, removable_runs, the repair's reads): statements tuned on
+SQLite's (job_id, n) index (PostgreSQL runs the same text: store_dialect.py), as a part of Store
+(store.py) kept in a module of its own."""
 from __future__ import annotations
 
 import json
@@ -8,14 +9,14 @@ import time
 from collections.abc import Sequence
 
 from jobsd.store_rows import (_ACTIVE_SQL, _ATTEMPT_COLUMNS, _FAILED_STATES, _OUTCOMES_SQL, _RUN_COLUMNS,
-                              _RUN_COLUMNS_OF_R, AttemptRow, RunRow)
+                              _RUN_COLUMNS_OF_R, AttemptRow, EventRow, RunRow)
 from jobsd_lib.kernel.states import RunState
 
 __all__ = ["RunQueries"]
 
 
 class RunQueries:
-    """Mixed into Store: needs its `_q`, `_memoized`."""
+    """Mixed into Store: needs its `_q`, `_memoized`, `dialect`, `engine`."""
 
     def list_runs(self, job_id: str, limit: int, before_id: int | None, states: Sequence[str]) -> list[RunRow]:
         """Newest first (by id, which only grows), `limit` rows with id < before_id."""
@@ -71,11 +72,11 @@ class RunQueries:
         rows = self._q(
             f"SELECT j.value, (SELECT count(*) FROM (SELECT 1 FROM runs AS f WHERE f.job_id = j.value "
             f"AND f.state IN {finished} AND f.n > coalesce((SELECT n FROM (SELECT w.n, w.state FROM runs AS w "
-            f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) "
-            "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w)), "
-            f"{_RUN_COLUMNS_OF_R} FROM json_each(:ids) AS j "
+            f"WHERE w.job_id = j.value AND w.state IN {finished} ORDER BY w.n DESC LIMIT :w) AS w2 "
+            "WHERE state = 'succeeded' LIMIT 1), 0) ORDER BY f.n DESC LIMIT :w) AS c), "
+            f"{_RUN_COLUMNS_OF_R} FROM {self.dialect.each_text(':ids')} "
             "LEFT JOIN runs AS r ON r.id = (SELECT id FROM runs WHERE job_id = j.value ORDER BY n DESC LIMIT 1)",
-            ids=json.dumps(list(job_ids)), w=window).all()
+            ids=self.dialect.array(job_ids), w=window).all()
         latest = [row[2:] for row in rows if row[2] is not None]
         attempts = self._attempts_of([row[0] for row in latest])
         summaries: dict[str, tuple[RunRow | None, int]] = {}
@@ -90,7 +91,7 @@ class RunQueries:
         if not run_ids:
             return by_run
         rows = self._q(f"SELECT run_id, {_ATTEMPT_COLUMNS} FROM attempts WHERE run_id IN "
-                       "(SELECT value FROM json_each(:ids)) ORDER BY run_id, number", ids=json.dumps(list(run_ids)))
+                       f"{self.dialect.int_set(':ids')} ORDER BY run_id, number", ids=self.dialect.array(run_ids))
         for run_id, *attempt in rows:
             by_run.setdefault(run_id, []).append(attempt)
         return by_run
@@ -113,9 +114,9 @@ class RunQueries:
         where = f"state NOT IN {_ACTIVE_SQL}" + (" AND job_id = :j" if job_id else "")
         age = " AND finished < :c" if math.isfinite(cutoff) else ""
         with self.engine.connect() as conn:  # a connection of its own: safe from a worker thread
-            rows = conn.exec_driver_sql(
-                "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
-                f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) "
+            rows = self.dialect.execute(
+                conn, "SELECT id, job_id, n FROM (SELECT id, job_id, n, coalesce(finished_at, queued_at) AS finished, "
+                f"row_number() OVER (PARTITION BY job_id ORDER BY n DESC) AS rank FROM runs WHERE {where}) AS ranked "
                 f"WHERE rank > :k{age} ORDER BY job_id, n", {"j": job_id, "k": keep_last, "c": cutoff})
             doomed: list[tuple[int, str, int]] = []
             while batch := rows.fetchmany(2000):
@@ -123,3 +124,17 @@ class RunQueries:
                 time.sleep(0)  # hand the GIL to the event loop between batches (see Artifacts.sweep)
             return doomed
 
+    # ------------------------------------------------------------------ repair of run folders (repair.py)
+    def finished_ends(self, job_id: str) -> dict[int, float]:
+        """n -> finished_at of a job's finished runs, on a connection of its own: safe to call from a
+        worker thread (WAL readers do not block the loop's writes)."""
+        with self.engine.connect() as conn:
+            rows = self.dialect.execute(conn, "SELECT n, finished_at FROM runs WHERE job_id = :j AND finished_at IS NOT "
+                                        f"NULL AND state NOT IN {_ACTIVE_SQL}", {"j": job_id})
+            return dict(rows.all())
+
+    def run_events(self, job_id: str, n: int) -> list[EventRow]:
+        """Every stored event of one run, in order (what its events.jsonl holds)."""
+        rows = self._q("SELECT seq, ts, type, job_id, run_n, attrs FROM events WHERE job_id = :j AND run_n = :n "
+                       "ORDER BY seq", j=job_id, n=n)
+        return [EventRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]

@@ -1,8 +1,8 @@
 """The stores under the store contract (jobsd.ports.StorePort), and the helpers of its suite.
 
 The `subject` fixture is the only place that knows which store a contract test gets: the SQLite
-store on a file (jobsd.store.open_store) or the in-memory one for ops tests
-(jobsd.memstore.MemoryStore); PostgreSQL joins here. The suite: test_store_contract.py (the
+store on a file (jobsd.store.open_store), the same Store on a database of a private PostgreSQL
+server (tests/pg_server.py), or the in-memory one for ops tests (jobsd.memstore.MemoryStore). The suite: test_store_contract.py (the
 store, its transactions, events, operator state and meta) and test_store_contract_runs.py (runs).
 SQLite-only matters (WAL, pragmas, checkpoints, quick_check, migrations, the reserve file,
 statement counts) stay in test_store.py and test_list_jobs.py.
@@ -34,7 +34,7 @@ class Subject:
     accept: Callable[[], None]  # it can again
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "postgresql", "memory"])
 def subject(request: pytest.FixtureRequest, tmp_path) -> Iterator[Subject]:  # noqa: ANN001
     if request.param == "sqlite":
         store = open_store(str(tmp_path / "jobsd.sqlite3"))
@@ -42,6 +42,14 @@ def subject(request: pytest.FixtureRequest, tmp_path) -> Iterator[Subject]:  # n
         # as it refuses them on a full or failing disk (test_store.py fills a database for real)
         pragma = store.conn.exec_driver_sql
         yield Subject(store, lambda: pragma("PRAGMA query_only = ON"), lambda: pragma("PRAGMA query_only = OFF"))
+        store.close()
+    elif request.param == "postgresql":
+        store = open_store(request.getfixturevalue("pg_server").new_database())
+        # a read-only session: the server refuses every write ("cannot execute INSERT in a read-only
+        # transaction"), as it would one on a full disk
+        run = store.conn.exec_driver_sql
+        yield Subject(store, lambda: run("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"),
+                      lambda: run("SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE"))
         store.close()
     else:
         ticks = itertools.count(5000.0)
