@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from jobsd.store import AttemptRow, EventRow, OperatorRow, RunRow, StoreUnwritable, WriteFailure
 from jobsd_lib.errors import InternalError
+from jobsd_lib.facts import RunFinished
 from jobsd_lib.kernel.states import FAILURES, OUTCOMES, RunState
 
 __all__ = ["MemoryStore"]
@@ -383,4 +384,4 @@ def _removable(runs: Iterable[RunRow], job_id: str, keep_last: int, cutoff: floa
 
 
 def _succeeded(event: EventRow) -> bool:
-    return event.type == "run.finished" and event.attrs.get("state") == "succeeded"
+    return event.type == RunFinished.TYPE and event.attrs.get("state") == RunState.SUCCEEDED.value

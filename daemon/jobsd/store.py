@@ -34,6 +34,7 @@ from jobsd.store_queries import RunQueries
 from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, OperatorRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
 from jobsd_lib.errors import InternalError
+from jobsd_lib.facts import RunFinished
 from jobsd_lib.kernel.states import RunState
 
 __all__ = ["Store", "RunRow", "AttemptRow", "EventRow", "OperatorRow", "StoreCorrupt", "StoreUnwritable", "WriteFailure", "open_store"]
@@ -222,7 +223,7 @@ class Store(RunQueries):
                       now, None, now if finished else None, None, spec_digest, None, retry_of, upstream)
 
     def last_success(self, job_id: str) -> tuple[int, int] | None:
-        row = self._q("SELECT seq, run_n FROM events WHERE job_id = :j AND type = 'run.finished' "
+        row = self._q(f"SELECT seq, run_n FROM events WHERE job_id = :j AND type = '{RunFinished.TYPE}' "
                       f"AND {self.dialect.succeeded} ORDER BY seq DESC LIMIT 1", j=job_id).first()
         return (row[0], row[1]) if row else None
 
@@ -340,7 +341,7 @@ class Store(RunQueries):
         return {(j, s): c for j, s, c in self._q("SELECT job_id, state, count(*) FROM runs GROUP BY job_id, state")}
 
     def last_success_times(self) -> dict[str, float]:
-        rows = self._q("SELECT job_id, max(ts) FROM events WHERE type = 'run.finished' "
+        rows = self._q(f"SELECT job_id, max(ts) FROM events WHERE type = '{RunFinished.TYPE}' "
                        f"AND {self.dialect.succeeded} GROUP BY job_id")
         return {j: ts for j, ts in rows}
 
