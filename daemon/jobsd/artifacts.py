@@ -23,12 +23,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 from jobsd.output import RECORD
 from jobsd.folders import FOLDER_MODE, make_folder
 from jobsd.store import EventRow, RunRow
 from jobsd_lib.kernel.decisions import describe_result
+from jobsd_lib.paths import attempt_index_name, attempt_log_name
+from jobsd_lib.times import iso
 
 __all__ = ["Artifacts"]
 
@@ -53,10 +54,6 @@ def _settle(future: asyncio.Future, result: object, exc: BaseException | None) -
         future.set_result(result)
     else:
         future.set_exception(exc)
-
-
-def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).isoformat()
 
 
 class Artifacts:
@@ -247,7 +244,7 @@ class Artifacts:
 
 
 def _event_line(run: RunRow, event: EventRow) -> str:
-    return json.dumps({"seq": event.seq, "ts": _iso(event.ts), "type": event.type, "run": run.ref,
+    return json.dumps({"seq": event.seq, "ts": iso(event.ts), "type": event.type, "run": run.ref,
                        **event.attrs}, sort_keys=True) + "\n"
 
 
@@ -261,7 +258,7 @@ def _receipt_final(path: str, finished_at: float) -> bool:
         if os.stat(path).st_mtime >= finished_at + 2:
             return True
         with open(path, "rb") as f:
-            return json.loads(f.read()).get("finished_at") == _iso(finished_at)
+            return json.loads(f.read()).get("finished_at") == iso(finished_at)
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -305,15 +302,15 @@ def receipt(run: RunRow, spec_file: str) -> dict[str, object]:
         "receipt_version": 1, "run": run.ref, "job": run.job_id, "n": run.n, "state": run.state.value,
         "trigger": run.trigger, "wait_reason": run.wait_reason, "reason": run.reason, "spec_file": spec_file,
         "spec_digest": run.spec_digest, "attempts": run.attempts, "max_attempts": run.max_attempts,
-        "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": _iso(run.scheduled_at),
-        "queued_at": _iso(run.queued_at), "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "next_attempt_at": _iso(run.next_attempt_at), "retry_of": run.retry_of or None,
+        "exit_code": run.exit_code, "signal": run.signal, "scheduled_at": iso(run.scheduled_at),
+        "queued_at": iso(run.queued_at), "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "next_attempt_at": iso(run.next_attempt_at), "retry_of": run.retry_of or None,
         "upstream": run.upstream or None, "decision": decision_doc(run),
         "attempt_list": [{
-            "number": a.number, "started_at": _iso(a.started_at), "finished_at": _iso(a.finished_at),
+            "number": a.number, "started_at": iso(a.started_at), "finished_at": iso(a.finished_at),
             "exit_code": a.exit_code, "signal": a.signal, "pid": a.pid, "output_bytes": a.output_bytes,
             "dropped_bytes": a.dropped_bytes, "error": a.error, "timed_out": a.timed_out,
-            "output": f"attempt-{a.number}.log", "output_index": f"attempt-{a.number}.idx",
+            "output": attempt_log_name(a.number), "output_index": attempt_index_name(a.number),
         } for a in run.attempt_list],
     }
 
@@ -322,7 +319,7 @@ def decision_doc(run: RunRow) -> dict[str, object] | None:
     """[gates] approval: who approved or rejected the run, when, and why (None: no decision)."""
     if not run.decision:
         return None
-    return {"approved": run.decision == "approved", "by": run.decided_by, "at": _iso(run.decided_at),
+    return {"approved": run.decision == "approved", "by": run.decided_by, "at": iso(run.decided_at),
             "comment": run.decision_comment or None, "client": run.decision_client or None}
 
 
@@ -331,18 +328,18 @@ def summary(run: RunRow, spec_file: str) -> str:
              f"- result: {describe_result(run.state, run.exit_code, run.signal)}",
              f"- trigger: {run.trigger}" + (f" of {run.retry_of}" if run.retry_of else "")
              + (f" after {run.upstream}" if run.upstream else "")
-             + (f" (window {_iso(run.scheduled_at)})" if run.scheduled_at else ""),
-             f"- queued: {_iso(run.queued_at)}", f"- started: {_iso(run.started_at) or '-'}",
-             f"- finished: {_iso(run.finished_at) or '-'}", f"- attempts: {run.attempts} of {run.max_attempts}",
+             + (f" (window {iso(run.scheduled_at)})" if run.scheduled_at else ""),
+             f"- queued: {iso(run.queued_at)}", f"- started: {iso(run.started_at) or '-'}",
+             f"- finished: {iso(run.finished_at) or '-'}", f"- attempts: {run.attempts} of {run.max_attempts}",
              f"- spec: {spec_file} (sha256 {run.spec_digest[:12]})"]
     if run.reason:
         lines.append(f"- reason: {run.reason}")
     if run.decision:
-        lines.append(f"- {run.decision} by {run.decided_by} at {_iso(run.decided_at)}"
+        lines.append(f"- {run.decision} by {run.decided_by} at {iso(run.decided_at)}"
                      + (f": {run.decision_comment}" if run.decision_comment else ""))
     lines += ["", "| attempt | started | exit | signal | output bytes | dropped | error |", "|---|---|---|---|---|---|---|"]
     for a in run.attempt_list:
-        lines.append(f"| {a.number} | {_iso(a.started_at)} | {a.exit_code if a.exit_code is not None else '-'} | "
+        lines.append(f"| {a.number} | {iso(a.started_at)} | {a.exit_code if a.exit_code is not None else '-'} | "
                      f"{a.signal or '-'} | {a.output_bytes} | {a.dropped_bytes} | {a.error or ('timed out' if a.timed_out else '')} |")
     lines += ["", "Output of attempt K: `attempt-K.log` (raw bytes, both streams); replay it with stdout and "
               f"stderr apart: `jobsctl jobs tail {run.job_id} --run {run.n}`.", ""]

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from jobsd_lib.kernel.drift import ClockReading
+from jobsd_lib.times import from_epoch, to_epoch  # re-exported: the daemon's modules convert through clock
 
 __all__ = ["Clock", "SystemClock", "SYSTEM", "now", "now_ns", "monotonic", "to_epoch", "from_epoch", "since_boot",
            "boot_id", "reading"]
@@ -50,14 +51,6 @@ def boot_id() -> str:
 def reading() -> ClockReading:
     """Wall clock, boot id and time since boot, read back to back (the drift kernel's input)."""
     return ClockReading(time.time(), boot_id(), since_boot())
-
-
-def to_epoch(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def from_epoch(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
 
 
 class Clock(Protocol):

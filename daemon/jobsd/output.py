@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from jobsd.output_ring import TailRing
+from jobsd_lib.paths import attempt_index_name, attempt_log_name  # the names, defined once (receipts name them too)
 
 __all__ = ["Chunk", "OutputWriter", "OutputReader", "Channel", "Hub", "STDOUT", "STDERR", "MAX_CHUNK", "MIN_CHUNK"]
 
@@ -53,11 +54,11 @@ class Chunk:
 
 
 def log_path(run_dir: str, attempt: int) -> str:
-    return os.path.join(run_dir, f"attempt-{attempt}.log")
+    return os.path.join(run_dir, attempt_log_name(attempt))
 
 
 def idx_path(run_dir: str, attempt: int) -> str:
-    return os.path.join(run_dir, f"attempt-{attempt}.idx")
+    return os.path.join(run_dir, attempt_index_name(attempt))
 
 
 def tail_path(run_dir: str, attempt: int) -> str:

@@ -1,6 +1,7 @@
 """The processes of an attempt: finding them (ProcessTree) and stopping them all (kill_group), and
-what a dead daemon left behind (kill_leftovers). See executor.py's docstring for why an attempt's
-processes are found by the JOBSD_INVOCATION_ID in their environment."""
+what a dead daemon left behind (kill_leftovers); kill_group_now for a group that gets no grace (a
+notify command). See executor.py's docstring for why an attempt's processes are found by the
+JOBSD_INVOCATION_ID in their environment."""
 from __future__ import annotations
 
 import asyncio
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from jobsd import clock
 
-__all__ = ["MARKER_VARIABLE", "ProcessTree", "attempt_tree", "environ_has", "kill_group", "kill_leftovers",
+__all__ = ["MARKER_VARIABLE", "ProcessTree", "attempt_tree", "environ_has", "kill_group", "kill_group_now", "kill_leftovers",
            "kill_condition_leftovers"]
 
 log = logging.getLogger("jobsd.executor")
@@ -225,6 +226,16 @@ def _log_stopped(label: str, termed: dict[int, str], killed: dict[int, str], for
     level = logging.WARNING if forced or any(d.endswith(_ESCAPED) for d in named.values()) else logging.INFO
     log.log(level, "%s: sent SIGTERM to %s%s", label or "attempt", ", ".join(termed.values()) or "its group",
             f"; SIGKILL after kill_grace to {', '.join(killed.values()) or 'its group'}" if forced else "")
+
+
+def kill_group_now(pgid: int) -> None:
+    """SIGKILL the group `pgid` at once, with no grace and no wait (a notify command past its
+    timeout, or one a stopping jobsd gives up on). A group that is gone already is no error; one
+    jobsd may not signal raises PermissionError, so that the caller does not wait for it to end."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _group_alive(pgid: int) -> bool:

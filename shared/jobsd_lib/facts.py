@@ -13,19 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar
 
 from jobsd_lib.kernel.states import JobState, RunState, Trigger, WaitReason
+from jobsd_lib.times import iso  # the ISO 8601 UTC text events carry; re-exported for the daemon's handlers
 
 __all__ = ["Actor", "SCHEDULER", "Fact", "RunFact", "RunQueued", "RunSkipped", "RunMissed", "RunWaiting",
            "RunApproved", "RunRejected", "RunStarted", "AttemptFinished", "RunRetrying", "RunFinished", "JobPaused", "JobResumed", "JobDisabled",
            "JobEnabled", "OperatorFact", "JobOverdue", "JobRecovered", "NotifySent", "NotifyFailed", "JobStateForgotten", "OPERATOR_FACTS", "DaemonReloaded", "DaemonGc", "DaemonStarted", "ClockJumped", "iso"]
-
-
-def iso(epoch: float | None) -> str | None:
-    """An epoch as the ISO 8601 UTC text events carry."""
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,11 @@
 The store and the run folders keep an instant as float epoch seconds (UTC); the kernel and the
 scheduler work with aware datetimes; receipts, events and `--json` show RFC 3339 in UTC
 (`2026-11-23T09:27:57.123456+00:00`). None passes through as None. No clock is read here.
+
+Every conversion of jobsd is one of these: the daemon's `clock.to_epoch`/`from_epoch` and
+`facts.iso` are these functions re-exported, and run folders' receipts, summaries and
+events.jsonl lines, event attributes, notify documents and the client's output all write `iso`
+(its default `timespec="auto"` leaves out the microseconds of a whole second, as they always have).
 """
 from __future__ import annotations
 

@@ -186,6 +186,13 @@ CASES = {
         (m.RetryDue(at(11)), [m.RecordEnd(RunState.FAILED, "", at(1), end(1, 1, FAIL), first=False)]),
         *recorded(11),
     ], RunState.FAILED),
+    "stop while its end is being recorded: nothing to kill or wake, it ends as it was ending": (m.RetryPolicy(), [
+        (m.Begin(at(0)), [m.AcquireSlot()]),
+        *spawned(1, 0),
+        (m.AttemptEnded(at(1), OK, OUT), [m.RecordEnd(RunState.SUCCEEDED, "", at(1), end(1, 1, OK))]),
+        (m.StopRequested(at(2), "cancelled", "alice"), []),
+        *recorded(2),
+    ], RunState.SUCCEEDED),
     "store refuses the end while jobsd stops: given up, the next start records it interrupted": (m.RetryPolicy(), [
         (m.Begin(at(0)), [m.AcquireSlot()]),
         *spawned(1, 0),

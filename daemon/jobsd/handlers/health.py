@@ -10,7 +10,7 @@ from jobsd import __version__
 from jobsd.context import Context
 from jobsd.handlers.jobs import state_of
 from jobsd_lib.facts import iso
-from jobsd_lib.kernel.states import JobState
+from jobsd_lib.kernel.states import JobState, RunState
 from jobsd_lib.spec import SpecProblem
 
 __all__ = ["HealthView", "get_health", "degraded", "job_counts", "scheduler_state"]
@@ -50,7 +50,8 @@ def get_health(ctx: Context) -> HealthView:
         uptime_seconds=(ctx.clock.now() - ctx.started_at).total_seconds(), scheduler_state=scheduler_state(timer),
         last_tick=timer.last_tick if timer else None, jobs=job_counts(ctx),
         invalid_specs=[(j, p) for j, ps in sorted(ctx.catalog.invalid.items()) for p in ps],
-        runs_active=counts.get("running", 0) + counts.get("retrying", 0), runs_queued=counts.get("queued", 0),
+        runs_active=counts.get(RunState.RUNNING.value, 0) + counts.get(RunState.RETRYING.value, 0),
+        runs_queued=counts.get(RunState.QUEUED.value, 0),
         followers=ctx.hub.followers, store_path=ctx.store.path, store_bytes=ctx.store.size_bytes(),
         max_concurrent_runs=ctx.max_concurrent, warnings=[*ctx.warnings, *ctx.catalog.warnings],
         degraded=degraded(ctx))

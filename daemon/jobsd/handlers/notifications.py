@@ -20,6 +20,7 @@ import socket
 from jobsd.context import Context
 from jobsd.executor import as_user
 from jobsd.output import OutputReader, log_path
+from jobsd.processes import kill_group_now
 from jobsd_lib.facts import JobOverdue, NotifyFailed, NotifySent, RunFinished, iso
 from jobsd_lib.kernel.hooks import DEFAULT_ON, NOTIFY_TIMEOUT, NOTIFY_VERSION, OUTPUT_LINES, chosen, run_kinds
 from jobsd_lib.kernel.states import FAILURES, OUTCOMES
@@ -100,13 +101,6 @@ async def drain(ctx: Context, grace: float = DRAIN_GRACE) -> None:
         await asyncio.wait(pending, timeout=2)
 
 
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str, ref: str, event: str) -> object:
     env = {k: v for k, v in os.environ.items() if k in _ENV}
     env.update(JOBSD_JOB=job_id, JOBSD_RUN=ref, JOBSD_NOTIFY_EVENT=event)
@@ -125,10 +119,10 @@ async def _run(ctx: Context, argv: tuple[str, ...], document: bytes, job_id: str
     try:
         output, _ = await asyncio.wait_for(proc.communicate(document), NOTIFY_TIMEOUT)
     except asyncio.CancelledError:  # jobsd stops (drain gave up on it): nothing of it outlives the daemon
-        _kill_group(proc.pid)
+        kill_group_now(proc.pid)
         raise
     except TimeoutError:
-        _kill_group(proc.pid)
+        kill_group_now(proc.pid)
         await proc.wait()
         return NotifyFailed(ts=clock.epoch(), job_id=job_id, event=event, run=ref, signal=signal.SIGKILL,
                             error=f"timed out after {NOTIFY_TIMEOUT:g}s")
