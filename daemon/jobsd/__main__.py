@@ -71,6 +71,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _store(value: str) -> str:
+    """--store: a PostgreSQL URL (DESIGN 12). A SQLite store is the default and needs no option."""
+    scheme, _, rest = value.partition("://") if "://" in value else ("", "", value)
+    if scheme not in ("postgresql", "postgresql+psycopg"):
+        shown = f"{scheme}://{rest.split('@')[-1]}" if scheme else value  # never a password
+        raise argparse.ArgumentTypeError(f"{shown!r} is not a PostgreSQL URL: use "
+                                         "postgresql+psycopg://USER@HOST/DB (without --store, runs stay in SQLite)")
+    return value
+
+
+def _store_from_environ(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return _store(value)
+    except argparse.ArgumentTypeError as exc:
+        sys.exit(f"jobsd: JOBSD_STORE: {exc}")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
                                      "or on demand and serves the jobsd API on a Unix socket.")
@@ -79,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs-dir", help="folder of <job-id>.toml specs")
     parser.add_argument("--state-dir", help="folder for db/ (SQLite, lock) and runs/ (artifacts)")
     parser.add_argument("--socket", help="Unix socket path (default $JOBSD_SOCKET, else HOME/jobsd.sock)")
+    parser.add_argument("--store", type=_store, metavar="URL",
+                        help="keep runs in PostgreSQL, postgresql+psycopg://USER@HOST/DB (default $JOBSD_STORE, "
+                        "else the SQLite file STATE/db/jobsd.sqlite3)")
     parser.add_argument("--socket-group", help="make the socket 0660 and owned by this group")
     parser.add_argument("--max-concurrent-runs", type=_positive, default=4, help="executor slots (default 4)")
     parser.add_argument("--retention-keep-last", type=_keep_last, metavar="N",
@@ -125,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
                          socket_group=args.socket_group, max_concurrent_runs=args.max_concurrent_runs,
                          retention=(args.retention_keep_last, args.retention_older_than),
                          notify_command=args.notify_command, metrics_listen=args.metrics_listen,
-                         metrics_textfile=args.metrics_textfile)))
+                         metrics_textfile=args.metrics_textfile,
+                         store=args.store or _store_from_environ(os.environ.get("JOBSD_STORE", "")))))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import os
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
 from jobsd.handlers import dependency, notifications, overdue
 from jobsd.handlers.gc import keep_sweeping
-from jobsd.metrics import Metrics, serve_http, write_textfile
+from jobsd.metrics import serve_http, write_textfile
 from jobsd.handlers.operator import auto_resume
 from jobsd.handlers.reconcile import reconcile_active
 from jobsd.handlers.reload import load_specs, reload, sync_schedule
@@ -61,6 +60,7 @@ class Options:
     notify_command: tuple[str, ...] = ()  # --notify-command, split like a shell would (shlex)
     metrics_listen: tuple[str, int] | None = None  # --metrics-listen HOST:PORT
     metrics_textfile: str | None = None  # --metrics-textfile PATH
+    store: str = ""  # --store / $JOBSD_STORE: a PostgreSQL URL; "" for the SQLite file in db/
 
 
 def _home(opts: Options, environ: dict[str, str]) -> str:
@@ -115,10 +115,13 @@ def _state_folders(home: str, paths: Paths) -> list[tuple[str, str, bool]]:
 
 def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurrent: int = 4,
                   environ: dict[str, str] | None = None, warnings: tuple[str, ...] = (),
-                  loop: asyncio.AbstractEventLoop | None = None) -> Context:
+                  loop: asyncio.AbstractEventLoop | None = None, retention: tuple[int | None, float | None] = (None, None),
+                  notify_command: tuple[str, ...] = ()) -> Context:
     """The daemon's parts, each given what it needs; with `loop`, the cron timer too (its callbacks,
-    and the held windows', reach the context they are built into when they are called, never before).
-    Tests build in-process daemons with it (no timer, their own store and clock)."""
+    the held windows' and the bus subscribers' reach the context they are built into when they are
+    called, never before; the context makes its Metrics itself). `retention` and `notify_command`
+    are the daemon's defaults (Options). Tests build in-process daemons with it (no timer, their own
+    store and clock)."""
     hub, events, bus = Hub(), Channel(), Bus()
     bus.subscribe(lambda fact: events.bump())  # WatchEvents
 
@@ -147,21 +150,23 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
         on_drop=lambda job_id, windows: record_dropped(ctx, job_id, windows))
     held = HeldWindows(lambda job_id, window, reason: record_missed(ctx, job_id, window, reason))
     ctx = Context(paths, store, clock, journal, runner, artifacts, hub, events, held, timer=timer,
-                  started_at=clock.now(), max_concurrent=max_concurrent, warnings=warnings)
-    ctx.metrics = Metrics(ctx)
+                  started_at=clock.now(), max_concurrent=max_concurrent, warnings=warnings, retention=retention,
+                  notify_command=notify_command)
     bus.subscribe(ctx.metrics.on_finished, RunFinished)  # runs_total, last success, durations
     return ctx
 
 
 async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] = ()) -> int:
     notifier = Notifier.from_environ()
-    store = open_store(paths.store_file)
+    store = open_store(opts.store or paths.store_file)
     ctx: Context | None = None
     try:
         ctx = build_context(paths, store, SYSTEM, opts.max_concurrent_runs, warnings=warnings,
-                            loop=asyncio.get_running_loop())
-        ctx.retention, ctx.notify_command = opts.retention, opts.notify_command
+                            loop=asyncio.get_running_loop(), retention=opts.retention,
+                            notify_command=opts.notify_command)
         heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer)
+        if store.dialect.shared and (why := heartbeat.store_in_use()):
+            raise StoreLocked(why)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
@@ -232,7 +237,7 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, o
 
 def _reload(ctx: Context, notifier: Notifier) -> None:
     """SIGHUP: re-read the jobs directory (systemctl reload). Invalid files are reported, never fatal."""
-    notifier.reloading(int(time.monotonic() * 1e6))
+    notifier.reloading(int(SYSTEM.monotonic() * 1e6))  # systemd's CLOCK_MONOTONIC, whatever clock the context has
     try:
         catalog = reload(ctx, Actor("SIGHUP"))[3]
     except Exception:  # noqa: BLE001 - a failed reload must not kill the daemon

@@ -35,13 +35,23 @@ from jobsd.timer import Timer
 from jobsd_lib.errors import InternalError
 from jobsd_lib.facts import ClockJumped, DaemonStarted, Fact, iso
 from jobsd_lib.kernel.drift import (ClockJump, ClockReading, HeartbeatRecord, Restart, assess_restart,
-                                    decode_heartbeat, detect_jump, encode_heartbeat)
+                                    decode_heartbeat, detect_jump, encode_heartbeat, store_in_use)
 
 __all__ = ["Heartbeat", "HEARTBEAT_KEY"]
 
 log = logging.getLogger("jobsd.health")
 
 HEARTBEAT_KEY = "heartbeat"  # daemon_meta key of the last HeartbeatRecord
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _started(wall: float, restart: Restart | None, pid: int) -> DaemonStarted:
@@ -67,6 +77,14 @@ class Heartbeat:
         self.last: ClockReading | None = None        # the latest reading (saved or not)
         self._failing = False
         self._scheduler_healthy = True
+
+    def store_in_use(self) -> str:
+        """Why another jobsd is using this (shared) store, or "" (kernel.drift.store_in_use): asked
+        at start-up before this daemon writes its own heartbeat."""
+        previous = decode_heartbeat(self.store.get_meta(HEARTBEAT_KEY))
+        now = self.clock.reading()
+        alive = previous is not None and previous.reading.boot_id == now.boot_id and _alive(previous.pid)
+        return store_in_use(previous, now, alive)
 
     def start(self) -> Restart | None:
         """Start-up, before reconciliation: record `daemon.started` and save the first heartbeat.

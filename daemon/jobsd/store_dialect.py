@@ -53,6 +53,7 @@ class SqliteDialect:
     synchronous=FULL unless a write asks for less (store.py's docstring)."""
 
     name = "sqlite"
+    shared = False  # only this jobsd opens it (the store lock)
     migrations, schema_version = MIGRATIONS, SCHEMA_VERSION
     succeeded = "json_extract(attrs, '$.state') = 'succeeded'"  # an event of a run that succeeded
 
@@ -155,6 +156,7 @@ class PostgresDialect:
     revive() takes a new one, so the first write after a restart fails and the next one commits."""
 
     name = "postgresql"
+    shared = True  # other jobsd could open the same database
     migrations, schema_version = PG_MIGRATIONS, PG_SCHEMA_VERSION
     succeeded = "attrs::jsonb ->> 'state' = 'succeeded'"
 

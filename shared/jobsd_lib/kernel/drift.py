@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 __all__ = ["ClockReading", "ClockJump", "HeartbeatRecord", "Restart", "JUMP_THRESHOLD", "JUMP_RATE",
-           "detect_jump", "encode_heartbeat", "decode_heartbeat", "assess_restart", "next_pulse"]
+           "detect_jump", "encode_heartbeat", "decode_heartbeat", "assess_restart", "next_pulse",
+           "SHARED_STORE_LEASE", "store_in_use"]
 
 JUMP_THRESHOLD = 2.0   # seconds: above a leap second and the jitter of two back-to-back clock reads
 JUMP_RATE = 1e-4       # plus 0.01 % of the elapsed time: slack for clocks that drift apart slowly
@@ -118,6 +119,33 @@ def assess_restart(previous: HeartbeatRecord | None, now: ClockReading) -> Resta
     rebooted = None if not before.boot_id or not now.boot_id else before.boot_id != now.boot_id
     return Restart(down_since=before.wall, down_seconds=now.wall - before.wall, clean=previous.stopped,
                    rebooted=rebooted, jump=detect_jump(before, now), previous_pid=previous.pid)
+
+
+SHARED_STORE_LEASE = 15.0  # seconds: three heartbeats (scheduler.HEARTBEAT = 5 s) missed
+
+
+def store_in_use(previous: HeartbeatRecord | None, now: ClockReading, previous_alive_here: bool) -> str:
+    """Why this jobsd must not open a shared (PostgreSQL) store that another jobsd is using, or "".
+
+    Until jobsd has host identities (DESIGN 12: hosts, lease, fence), two jobsd on one database
+    would take each other's runs for their own: each start marks every active run interrupted.
+    Another jobsd is using the store when its last heartbeat is not a clean stop's, is at most
+    SHARED_STORE_LEASE old, and is not this machine's own dead predecessor (same boot, its pid gone:
+    `previous_alive_here` is False; the caller checks the pid only on the same boot)."""
+    if previous is None or previous.stopped:
+        return ""
+    age = now.wall - previous.reading.wall
+    if not math.isfinite(age) or abs(age) > SHARED_STORE_LEASE:
+        return ""
+    same_machine = bool(previous.reading.boot_id) and previous.reading.boot_id == now.boot_id
+    if same_machine and not previous_alive_here:
+        return ""
+    where = f"pid {previous.pid}" + (" on this machine" if same_machine else
+                                     f" on another machine (boot id {previous.reading.boot_id[:8] or 'unknown'})")
+    return (f"another jobsd ({where}) wrote this store's heartbeat {max(age, 0):.0f} s ago: one PostgreSQL "
+            "database serves one jobsd until hosts can share it (DESIGN 12); stop that jobsd, or give this "
+            f"one a database of its own (a stopped jobsd's store is free at once, a killed one's after "
+            f"{SHARED_STORE_LEASE:.0f} s)")
 
 
 def next_pulse(previous: datetime | None, now: datetime, interval: timedelta) -> datetime:

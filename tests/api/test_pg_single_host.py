@@ -1,0 +1,105 @@
+"""`jobsd --store postgresql+psycopg://...` on one host (DESIGN 12, issue 17 step 2): a real jobsd on a
+database of a private PostgreSQL server (tests/pg_server.py), driven with the real jobsctl. The
+same product as on SQLite: runs, history, a SIGKILL that loses nothing acknowledged; and, until
+hosts can share a database, a second jobsd on the same database is refused."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from jobsd_lib.rpc import jobsd_pb2 as pb
+from tests.conftest import Daemon, wait_for
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def url(pg_server) -> str:  # noqa: ANN001
+    return pg_server.new_database()
+
+
+def _secret(url: str) -> str:
+    return url.replace("postgres@", "postgres:hunter2@")  # trust authentication: carried, never checked
+
+
+def test_jobs_run_and_their_history_is_kept_in_postgresql(daemon, url, pg_server):  # noqa: ANN001
+    daemon.write_job("hello", 'command = ["echo", "hi"]\n')
+    daemon.start("--store", _secret(url))
+    done = daemon.ctl("jobs", "run", "hello", "--wait")
+    assert done.returncode == 0, done.stderr
+    history = json.loads(daemon.ctl("--json", "jobs", "history", "hello").stdout)
+    assert [(r["run"], r["state"]) for r in history["runs"]] == [("hello/1", "succeeded")]
+    assert daemon.ctl("jobs", "tail", "hello", "--raw").stdout == b"hi\n"
+    db = url.split("@/", 1)[1].split("?")[0]
+    assert pg_server.psql("SELECT job_id, n, state FROM runs", db=db) == [("hello", 1, "succeeded")]
+    status = json.loads(daemon.ctl("--json", "daemon", "status").stdout)
+    assert status["store"]["path"].startswith("postgresql+psycopg://postgres:***@/")
+    assert "hunter2" not in json.dumps(status) and "hunter2" not in daemon.read_log()
+    assert not os.path.exists(os.path.join(daemon.home, "db", "jobsd.sqlite3"))
+
+
+def test_a_sigkill_loses_no_acknowledged_run_and_the_restart_interrupts_the_running_one(daemon, url):  # noqa: ANN001
+    daemon.write_job("slow", 'command = ["sleep", "60"]\n')
+    daemon.write_job("quick", 'command = ["true"]\n')
+    env_store = {"JOBSD_STORE": url}
+    os.environ.update(env_store)  # the environment variable instead of --store
+    try:
+        daemon.start()
+        slow = daemon.run("slow")
+        wait_for(lambda: daemon.get_run(slow.ref).state == pb.RUN_STATE_RUNNING, 15, "slow to run")
+        quick = daemon.run("quick")
+        daemon.stop(signal.SIGKILL)
+        daemon.start()
+    finally:
+        os.environ.pop("JOBSD_STORE")
+    assert daemon.wait_finished(slow.ref).state == pb.RUN_STATE_INTERRUPTED
+    assert daemon.wait_finished(quick.ref).state in (pb.RUN_STATE_SUCCEEDED, pb.RUN_STATE_INTERRUPTED)
+    again = daemon.run("slow")
+    assert again.ref == "slow/2"  # numbers are never reused
+    daemon.jobs.CancelRun(pb.CancelRunRequest(run=again.ref), timeout=10)
+    daemon.wait_finished(again.ref)
+
+
+def test_a_second_jobsd_on_the_same_database_is_refused_and_changes_nothing(daemon, url, pg_server, home):  # noqa: ANN001
+    daemon.write_job("hello", 'command = ["true"]\n')
+    daemon.start("--store", url)
+    other = Daemon(home + "-2")
+    os.makedirs(other.home)
+    try:
+        refused = subprocess.run([sys.executable, "-m", "jobsd", "--home", other.home, "--store", url],
+                                 capture_output=True, text=True, timeout=30)
+    finally:
+        subprocess.run(["rm", "-rf", other.home])
+    assert refused.returncode == 1
+    assert "another jobsd (pid" in refused.stderr and "on this machine" in refused.stderr, refused.stderr
+    assert daemon.ctl("jobs", "run", "hello", "--wait").returncode == 0  # the first one serves on
+
+
+@pytest.mark.parametrize("value, says", [
+    ("mysql://root:pw@db/jobs", "'mysql://db/jobs' is not a PostgreSQL URL: use postgresql+psycopg://USER@HOST/DB"),
+    ("/var/lib/jobsd.sqlite3", "is not a PostgreSQL URL"),
+])
+def test_a_store_that_is_not_a_postgresql_url_is_a_usage_error(value, says, home):  # noqa: ANN001
+    done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home, "--store", value],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert "pw" not in done.stderr.replace("postgresql", "")
+    env = {**os.environ, "JOBSD_STORE": value}
+    done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home], capture_output=True, text=True,
+                          timeout=30, env=env)
+    assert done.returncode == 1 and "JOBSD_STORE: " in done.stderr and says in done.stderr, done.stderr
+    assert not os.path.exists(os.path.join(home, "jobsd.sock"))
+
+
+def test_a_database_that_is_not_there_stops_the_start_with_the_reason(home, pg_server):  # noqa: ANN001
+    done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home, "--store",
+                           pg_server.url("nosuchdb").replace("postgres@", "postgres:hunter2@")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert 'cannot start: postgresql+psycopg://postgres:***@/nosuchdb' in done.stderr, done.stderr
+    assert 'database "nosuchdb" does not exist' in done.stderr and "hunter2" not in done.stderr
