@@ -92,7 +92,9 @@ def _store_from_environ(value: str) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="jobsd", description="The jobsd daemon: runs job specs on schedule "
-                                     "or on demand and serves the jobsd API on a Unix socket.")
+                                     "or on demand and serves the jobsd API on a Unix socket.",
+                                     epilog="jobsd migrate-store --from PATH --to URL copies a stopped jobsd's "
+                                     "SQLite store into an empty PostgreSQL database (jobsd migrate-store -h).")
     parser.add_argument("--home", help="jobs in HOME/jobs, state in HOME, socket HOME/jobsd.sock "
                         "(default $JOBSD_HOME, else ~/.local/state/jobsd)")
     parser.add_argument("--jobs-dir", help="folder of <job-id>.toml specs")
@@ -134,6 +136,10 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate-store"]:  # the one subcommand: copy a SQLite store into PostgreSQL
+        from jobsd.migrate_store import main as migrate_store
+        sys.exit(migrate_store(argv[1:]))
     args = parse_args(argv)
     if args.version:
         from jobsd_lib import __version__
