@@ -174,12 +174,14 @@ class Runner:
             while effects:
                 try:
                     effects = await self._perform(act, effects)
-                except Exception:  # a bug or a refused step must not leave the run active forever
+                except Exception as exc:  # a bug or a refused step must not leave the run active forever
                     if crashed:
                         raise
                     crashed = True
                     log.exception("run %s: internal error", act.ref)
-                    effects = act.machine.feed(m.Crashed(self.clock.now(), act.row.state))
+                    refused = f"jobsd could not record the run's progress: {exc.cause}" \
+                        if isinstance(exc, StoreUnwritable) else ""
+                    effects = act.machine.feed(m.Crashed(self.clock.now(), act.row.state, refused))
         finally:
             if act.decided is not None and not act.decided.done():
                 act.decided.set_result(None)

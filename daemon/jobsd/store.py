@@ -75,12 +75,11 @@ class Store(RunQueries):
             raise InternalError("nested store write")
         self._in_write = True
         try:
-            self.conn = self.dialect.revive(self.engine, self.conn)
-            self.dialect.begin(self.conn, durable)
+            self.conn = self.dialect.begin(self.engine, self.conn, durable)
             try:
                 yield self.conn
             except BaseException:
-                self.conn.exec_driver_sql("ROLLBACK")
+                self.dialect.rollback(self.conn)
                 raise
             else:
                 self.conn.exec_driver_sql("COMMIT")
@@ -95,7 +94,7 @@ class Store(RunQueries):
                 self.write_failure = WriteFailure(clock.to_epoch(clock.now()), cause)
             self.dialect.rollback_if_open(self.conn)
             raise StoreUnwritable(f"jobsd cannot write its store {self.path}: {cause}; nothing was "
-                                  "changed (free disk space if it is full; the daemon log has details)", cause) from exc
+                                  f"changed ({self.dialect.hint}; the daemon log has details)", cause) from exc
         finally:
             self._in_write = False
 
@@ -109,9 +108,16 @@ class Store(RunQueries):
         return self.dialect.release_reserve()
 
     def _q(self, sql: str, **params: object):
-        if not self._in_write:
+        if self._in_write:
+            return self.dialect.execute(self.conn, sql, params)
+        self.conn = self.dialect.revive(self.engine, self.conn)
+        try:
+            return self.dialect.execute(self.conn, sql, params)
+        except DatabaseError as exc:  # a read on a connection the server dropped: once more on a new one
+            if not exc.connection_invalidated:
+                raise
             self.conn = self.dialect.revive(self.engine, self.conn)
-        return self.dialect.execute(self.conn, sql, params)
+            return self.dialect.execute(self.conn, sql, params)
 
     def _many(self, sql: str, rows: Sequence[Mapping[str, object]]) -> None:
         """One statement for every row (executemany: prepared once)."""

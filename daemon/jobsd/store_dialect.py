@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, InvalidRequestError
 
 from jobsd.migrations import MIGRATIONS, SCHEMA_VERSION
 from jobsd.pg_migrations import PG_MIGRATIONS, PG_SCHEMA_VERSION
@@ -54,6 +54,7 @@ class SqliteDialect:
 
     name = "sqlite"
     shared = False  # only this jobsd opens it (the store lock)
+    hint = "free disk space if it is full"  # what a refused write's message tells the operator
     migrations, schema_version = MIGRATIONS, SCHEMA_VERSION
     succeeded = "json_extract(attrs, '$.state') = 'succeeded'"  # an event of a run that succeeded
 
@@ -79,11 +80,18 @@ class SqliteDialect:
     def revive(self, engine: Engine, conn: Connection) -> Connection:
         return conn  # a file does not go away
 
-    def begin(self, conn: Connection, durable: bool) -> None:
+    def begin(self, engine: Engine, conn: Connection, durable: bool) -> Connection:
+        """Open the write transaction; the connection it is open on."""
         if durable != self._durable:
             conn.exec_driver_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return conn
+
+    @staticmethod
+    def rollback(conn: Connection) -> None:
+        """End the transaction a statement of the write failed in (its error goes on up)."""
+        conn.exec_driver_sql("ROLLBACK")
 
     def rollback_if_open(self, conn: Connection) -> None:
         try:  # a failed COMMIT leaves the transaction open
@@ -157,6 +165,7 @@ class PostgresDialect:
 
     name = "postgresql"
     shared = True  # other jobsd could open the same database
+    hint = "is the PostgreSQL server up, reachable and not out of disk?"
     migrations, schema_version = PG_MIGRATIONS, PG_SCHEMA_VERSION
     succeeded = "attrs::jsonb ->> 'state' = 'succeeded'"
 
@@ -187,10 +196,27 @@ class PostgresDialect:
             pass
         return self.connect(engine)
 
-    def begin(self, conn: Connection, durable: bool) -> None:
-        conn.exec_driver_sql("BEGIN")
+    def begin(self, engine: Engine, conn: Connection, durable: bool) -> Connection:
+        """BEGIN on a live connection: one the server dropped since the last write is replaced, and
+        when BEGIN finds it dropped (nothing of the write was sent yet) once more, so the first
+        write after a server restart commits rather than fails."""
+        conn = self.revive(engine, conn)
+        try:
+            conn.exec_driver_sql("BEGIN")
+        except DatabaseError as exc:
+            if not exc.connection_invalidated:
+                raise
+            conn = self.revive(engine, conn)
+            conn.exec_driver_sql("BEGIN")
         if not durable:
             conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        return conn
+
+    def rollback(self, conn: Connection) -> None:
+        """As SqliteDialect.rollback, but a connection the server dropped has no transaction left to
+        end, and SQLAlchemy refuses any statement on it (PendingRollbackError, which would hide
+        the error that matters): revive() replaces it at the next write."""
+        self.rollback_if_open(conn)
 
     def rollback_if_open(self, conn: Connection) -> None:
         from psycopg.pq import TransactionStatus
@@ -200,7 +226,7 @@ class PostgresDialect:
             raw = conn.connection.dbapi_connection
             if raw is not None and raw.info.transaction_status != TransactionStatus.IDLE:
                 conn.exec_driver_sql("ROLLBACK")
-        except DatabaseError:
+        except (DatabaseError, InvalidRequestError):  # PendingRollbackError is one
             pass
 
     @staticmethod

@@ -103,3 +103,23 @@ def test_a_database_that_is_not_there_stops_the_start_with_the_reason(home, pg_s
     assert done.returncode == 1
     assert 'cannot start: postgresql+psycopg://postgres:***@/nosuchdb' in done.stderr, done.stderr
     assert 'database "nosuchdb" does not exist' in done.stderr and "hunter2" not in done.stderr
+
+
+def test_the_database_restarting_under_jobsd_loses_nothing_acknowledged(daemon, url, pg_server):  # noqa: ANN001
+    daemon.write_job("slow", 'command = ["sleep", "1"]\n')
+    daemon.write_job("quick", 'command = ["true"]\n')
+    daemon.start("--store", url)
+    slow = daemon.run("slow")
+    pg_server.restart("immediate")  # the server crashes and recovers under the running job
+    listed = daemon.ctl("jobs", "list")  # a read on the dropped connection reconnects
+    assert listed.returncode == 0, listed.stderr
+    ended = daemon.wait_finished(slow.ref, timeout=30)  # its end is retried until the store takes it
+    if ended.state == pb.RUN_STATE_INTERRUPTED:  # the restart came while its start was being recorded
+        assert ended.reason.startswith("jobsd could not record the run's progress: "), ended.reason
+    else:
+        assert ended.state == pb.RUN_STATE_SUCCEEDED, ended.reason
+    assert daemon.ctl("jobs", "run", "quick", "--wait").returncode == 0
+    history = json.loads(daemon.ctl("--json", "jobs", "history", "slow").stdout)["runs"]
+    assert [r["run"] for r in history] == ["slow/1"]
+    wait_for(lambda: not json.loads(daemon.ctl("--json", "daemon", "status").stdout).get("degraded"), 20,
+             "daemon status to clear its store warning")

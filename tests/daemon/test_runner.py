@@ -11,7 +11,7 @@ from jobsd_lib.kernel.states import RunState
 
 def test_a_queued_run_whose_start_cannot_be_recorded_ends_interrupted_and_frees_its_job(home, caplog):
     """A store write that fails while a queued run starts (here: recording its start, after the
-    spawn) goes to the runner's internal-error path, which must end the run: `interrupted`, as a
+    spawn) goes to the runner's crash path, which must end the run: `interrupted`, as a
     queued run cannot have failed (the state table refuses queued -> failed; recording that
     used to kill the task and leave the run queued, its job busy, until a restart).
 
@@ -47,7 +47,9 @@ def test_a_queued_run_whose_start_cannot_be_recorded_ends_interrupted_and_frees_
 
         asyncio.run(run())
         final = store.get_run("j", 1)
-        assert final.state is RunState.INTERRUPTED and final.reason == "internal error in jobsd (see the daemon log)"
+        # the record says what went wrong: the store's own word, not "internal error"
+        assert final.state is RunState.INTERRUPTED
+        assert final.reason == "jobsd could not record the run's progress: attempt to write a readonly database"
         assert "run j/1: internal error" in caplog.text
     finally:
         artifacts.close()

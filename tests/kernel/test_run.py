@@ -216,6 +216,14 @@ CASES = {
                                              m.RecordEnd(RunState.INTERRUPTED, m.INTERNAL_ERROR, at(1))]),
         *recorded(1),
     ], RunState.INTERRUPTED),
+    "its start refused by the store: interrupted, and the record says why": (m.RetryPolicy(), [
+        (m.Begin(at(0)), [m.AcquireSlot()]),
+        *spawned(1, 0),
+        (m.Crashed(at(1), RunState.QUEUED, "jobsd could not record the run's progress: server gone"),
+         [m.Kill("interrupted"), m.Reap(),
+          m.RecordEnd(RunState.INTERRUPTED, "jobsd could not record the run's progress: server gone", at(1))]),
+        *recorded(1),
+    ], RunState.INTERRUPTED),
     "internal error while waiting for a slot": (m.RetryPolicy(), [
         (m.Begin(at(0)), [m.AcquireSlot()]),
         (m.SlotBusy(at(0)), [m.AwaitSlot()]),

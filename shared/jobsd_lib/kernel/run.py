@@ -297,7 +297,7 @@ class RunMachine:
         # failed where the state table allows it (a running run); a queued or retrying run, which never
         # failed on its own, ends interrupted
         state = RunState.FAILED if self.state is RunState.RUNNING else RunState.INTERRUPTED
-        return [*reap, *self._finish(ev.now, state, INTERNAL_ERROR)]
+        return [*reap, *self._finish(ev.now, state, ev.reason or INTERNAL_ERROR)]
 
     # ------------------------------------------------------------------ the end
     def _finish(self, now: datetime, state: RunState | None = None, reason: str = "",

@@ -149,9 +149,11 @@ class RetryDue:
 
 @dataclass(frozen=True)
 class Crashed:
-    """A bug (or a step the store refused) broke the driver; `state` is the run's state as the store has it."""
+    """A bug (or a step the store refused) broke the driver; `state` is the run's state as the store has it,
+    `reason` what the run's record says ("": an internal error)."""
     now: datetime
     state: RunState
+    reason: str = ""
 
 
 # ---------------------------------------------------------------------------- effects
