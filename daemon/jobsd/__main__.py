@@ -81,6 +81,21 @@ def _store(value: str) -> str:
     return value
 
 
+def _host_name(value: str) -> str:
+    from jobsd.store_hosts import check_host_name
+    if problem := check_host_name(value):
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def _labels(value: str) -> tuple[str, ...]:
+    from jobsd.store_hosts import check_labels
+    labels = tuple(sorted({part.strip() for part in value.split(",") if part.strip()}))
+    if problem := check_labels(labels):
+        raise argparse.ArgumentTypeError(problem)
+    return labels
+
+
 def _store_from_environ(value: str) -> str:
     if not value:
         return ""
@@ -104,6 +119,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="keep runs in PostgreSQL, postgresql+psycopg://USER@HOST/DB (default $JOBSD_STORE, "
                         "else the SQLite file STATE/db/jobsd.sqlite3)")
     parser.add_argument("--socket-group", help="make the socket 0660 and owned by this group")
+    parser.add_argument("--host-name", type=_host_name, metavar="NAME",
+                        help="this host's name on a shared store (default: the machine's hostname)")
+    parser.add_argument("--labels", type=_labels, default=(), metavar="A,B",
+                        help="this host's labels on a shared store ([placement] labels, DESIGN 12)")
     parser.add_argument("--max-concurrent-runs", type=_positive, default=4, help="executor slots (default 4)")
     parser.add_argument("--retention-keep-last", type=_keep_last, metavar="N",
                         help="default retention: keep each job's N newest finished runs (a job's [retention] wins)")
@@ -154,7 +173,8 @@ def main(argv: list[str] | None = None) -> None:
                          retention=(args.retention_keep_last, args.retention_older_than),
                          notify_command=args.notify_command, metrics_listen=args.metrics_listen,
                          metrics_textfile=args.metrics_textfile,
-                         store=args.store or _store_from_environ(os.environ.get("JOBSD_STORE", "")))))
+                         store=args.store or _store_from_environ(os.environ.get("JOBSD_STORE", "")),
+                         host_name=args.host_name or "", labels=args.labels)))
 
 
 if __name__ == "__main__":

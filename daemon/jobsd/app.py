@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ from jobsd.runner import Runner
 from jobsd.scheduler import CronScheduler
 from jobsd.server import SocketError, build_server, prepare_socket_path, set_serving
 from jobsd.store import Store, StoreCorrupt, open_store
+from jobsd.store_hosts import ThisHost
 from jobsd_lib.errors import StoreLocked
 from jobsd_lib.facts import Actor, JobOverdue, RunFact, RunFinished, RunStarted
 from jobsd_lib.kernel.states import RunState
@@ -61,6 +63,8 @@ class Options:
     metrics_listen: tuple[str, int] | None = None  # --metrics-listen HOST:PORT
     metrics_textfile: str | None = None  # --metrics-textfile PATH
     store: str = ""  # --store / $JOBSD_STORE: a PostgreSQL URL; "" for the SQLite file in db/
+    host_name: str = ""  # --host-name (default the hostname)
+    labels: tuple[str, ...] = ()  # --labels
 
 
 def _home(opts: Options, environ: dict[str, str]) -> str:
@@ -116,7 +120,7 @@ def _state_folders(home: str, paths: Paths) -> list[tuple[str, str, bool]]:
 def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurrent: int = 4,
                   environ: dict[str, str] | None = None, warnings: tuple[str, ...] = (),
                   loop: asyncio.AbstractEventLoop | None = None, retention: tuple[int | None, float | None] = (None, None),
-                  notify_command: tuple[str, ...] = ()) -> Context:
+                  notify_command: tuple[str, ...] = (), host: ThisHost | None = None) -> Context:
     """The daemon's parts, each given what it needs; with `loop`, the cron timer too (its callbacks,
     the held windows' and the bus subscribers' reach the context they are built into when they are
     called, never before; the context makes its Metrics itself). `retention` and `notify_command`
@@ -151,9 +155,19 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
     held = HeldWindows(lambda job_id, window, reason: record_missed(ctx, job_id, window, reason))
     ctx = Context(paths, store, clock, journal, runner, artifacts, hub, events, held, timer=timer,
                   started_at=clock.now(), max_concurrent=max_concurrent, warnings=warnings, retention=retention,
-                  notify_command=notify_command)
+                  notify_command=notify_command, host=host)
     bus.subscribe(ctx.metrics.on_finished, RunFinished)  # runs_total, last success, durations
     return ctx
+
+
+def join_host(store: Store, host: ThisHost) -> None:
+    """Hold this host's name in a shared store, or refuse the start (StoreLocked) naming its holder."""
+    with store.write():
+        holder = store.join_host(host)
+    if holder is not None:
+        raise StoreLocked(f"the host name {host.name} is taken by a live jobsd on another machine (pid "
+                          f"{holder.pid}, machine id {holder.machine_id[:8]}, heartbeat {holder.age:.0f} s ago): "
+                          "give this one another --host-name, or stop that one")
 
 
 async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] = ()) -> int:
@@ -161,12 +175,16 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
     store = open_store(opts.store or paths.store_file)
     ctx: Context | None = None
     try:
+        host = ThisHost.make(opts.host_name or socket.gethostname(), opts.labels)
         ctx = build_context(paths, store, SYSTEM, opts.max_concurrent_runs, warnings=warnings,
                             loop=asyncio.get_running_loop(), retention=opts.retention,
-                            notify_command=opts.notify_command)
-        heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer)
-        if store.dialect.shared and (why := heartbeat.store_in_use()):
-            raise StoreLocked(why)
+                            notify_command=opts.notify_command, host=host)
+        shared = store.dialect.shared
+        heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer, host=host if shared else None)
+        if shared:
+            if why := heartbeat.store_in_use():
+                raise StoreLocked(why)
+            join_host(store, host)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
         heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records

@@ -16,6 +16,7 @@ from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.catalog import Catalog
 from jobsd.store import Store
+from jobsd.store_hosts import ThisHost
 from jobsd.timer import Timer
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Context:
     notify_failures: dict[str, int] = field(default_factory=dict)  # job -> failures in a row (handlers/notifications.py)
     notify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     notify_tasks: set = field(default_factory=set)  # notify commands under way
+    host: ThisHost | None = None  # --host-name and --labels
     metrics: Metrics = field(init=False)  # what the metrics read and keep: made with the context (__post_init__)
 
     def __post_init__(self) -> None:

@@ -31,6 +31,7 @@ from jobsd import __version__
 from jobsd.clock import Clock
 from jobsd.journal import Journal
 from jobsd.scheduler import HEARTBEAT
+from jobsd.store_hosts import HOST_LEASE, ThisHost
 from jobsd.timer import Timer
 from jobsd_lib.errors import InternalError
 from jobsd_lib.facts import ClockJumped, DaemonStarted, Fact, iso
@@ -70,13 +71,15 @@ def _jumped(wall: float, jump: ClockJump, while_down: bool) -> ClockJumped:
 class Heartbeat:
     """Saves the daemon's heartbeat and watches the wall clock. Event-loop thread only."""
 
-    def __init__(self, journal: Journal, clock: Clock, timer: Timer | None, pid: int | None = None) -> None:
+    def __init__(self, journal: Journal, clock: Clock, timer: Timer | None, pid: int | None = None,
+                 host: ThisHost | None = None) -> None:
         self.journal, self.store, self.clock = journal, journal.store, clock
         self.pid = os.getpid() if pid is None else pid
         self.scheduler = timer  # kicked after a jump back; checkpointed after each beat
         self.last: ClockReading | None = None        # the latest reading (saved or not)
         self._failing = False
         self._scheduler_healthy = True
+        self.host = host  # a shared store's row of this host, beaten with each heartbeat
 
     def store_in_use(self) -> str:
         """Why another jobsd is using this (shared) store, or "" (kernel.drift.store_in_use): asked
@@ -150,7 +153,7 @@ class Heartbeat:
             # A plain beat needs no fsync (it survives a killed daemon, and a power cut only makes
             # down_since up to one beat older); events and the clean-stop record get one.
             self.journal.record(*events, durable=bool(events) or stopped,
-                                change=lambda store: store.set_meta(HEARTBEAT_KEY, record))
+                                change=lambda store: self._change(store, record, stopped))
         except (InternalError, SQLAlchemyError, OSError) as exc:  # InternalError: store.write's refusal
             if not self._failing:
                 log.error("cannot save the heartbeat%s in the store: %s",
@@ -160,6 +163,12 @@ class Heartbeat:
         if self._failing:
             log.info("heartbeat saved in the store again")
             self._failing = False
+
+    def _change(self, store, record: str, stopped: bool) -> None:  # noqa: ANN001
+        store.set_meta(HEARTBEAT_KEY, record)
+        if self.host is not None and not store.beat_host(self.host, stopped):
+            log.error("another start of jobsd took the host name %s in the store (this one was taken for dead: "
+                      "no heartbeat for %.0f s); stop one of them", self.host.name, HOST_LEASE)
 
     def _watch_scheduler(self) -> None:
         """Log when the scheduler stops (or starts again) being healthy: the watchdog's gate."""

@@ -50,5 +50,12 @@ _V1 = [
     "CREATE TABLE gc_folders (job_id TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (job_id, n))",
 ]
 
-PG_MIGRATIONS: list[list[str]] = [_V1]
+# v2 (DESIGN 12): the hosts of a shared store, one row per --host-name: which machine and instance of
+# jobsd holds the name, its labels, and its heartbeat by the database's clock (store_hosts.py).
+_V2 = [f"""CREATE TABLE hosts (
+        name TEXT PRIMARY KEY, machine_id TEXT NOT NULL, instance TEXT NOT NULL, pid BIGINT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '', started_at {_EPOCH} NOT NULL, heartbeat_at {_EPOCH} NOT NULL,
+        stopped BOOLEAN NOT NULL DEFAULT false)"""]
+
+PG_MIGRATIONS: list[list[str]] = [_V1, _V2]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -30,6 +30,7 @@ from sqlalchemy.exc import DatabaseError
 
 from jobsd import clock
 from jobsd.store_dialect import PostgresDialect, SqliteDialect, dialect_for
+from jobsd.store_hosts import HostQueries
 from jobsd.store_queries import RunQueries
 from jobsd.store_rows import (_ACTIVE_SQL, _OUTCOMES_SQL, _RUN_COLUMNS, AttemptRow, EventRow, OperatorRow, RunRow,  # noqa: F401
                               StoreCorrupt, StoreUnwritable, WriteFailure)
@@ -57,7 +58,7 @@ def open_store(target: str) -> "Store":
         raise StoreCorrupt(f"{dialect.label}: {dialect.cause(exc)}") from None
 
 
-class Store(RunQueries):
+class Store(RunQueries, HostQueries):
     def __init__(self, engine: Engine, conn: Connection, dialect: SqliteDialect | PostgresDialect) -> None:
         self.engine, self.conn, self.dialect, self.path = engine, conn, dialect, dialect.label
         self._in_write = False

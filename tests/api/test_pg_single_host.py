@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -123,3 +124,39 @@ def test_the_database_restarting_under_jobsd_loses_nothing_acknowledged(daemon, 
     assert [r["run"] for r in history] == ["slow/1"]
     wait_for(lambda: not json.loads(daemon.ctl("--json", "daemon", "status").stdout).get("degraded"), 20,
              "daemon status to clear its store warning")
+
+
+def test_daemon_status_names_this_host_its_labels_and_every_host_of_the_store(daemon, url):  # noqa: ANN001
+    daemon.write_job("hello", 'command = ["true"]\n')
+    daemon.start("--store", url, "--host-name", "web1", "--labels", "gpu, eu,gpu")
+    status = json.loads(daemon.ctl("--json", "daemon", "status").stdout)
+    assert (status["host"], status["labels"]) == ("web1", ["eu", "gpu"])
+    (host,) = status["hosts"]
+    assert (host["name"], host["labels"], host["pid"], host["stopped"], host["this_host"]) == \
+        ("web1", ["eu", "gpu"], daemon.proc.pid, False, True)
+    assert 0 <= host["heartbeat_age_seconds"] < 15
+    text = daemon.ctl("daemon", "status").stdout.decode()
+    assert f"host: web1 [eu, gpu] pid {daemon.proc.pid}, heartbeat " in text and "(this one)" in text
+    assert daemon.stop() == 0
+    daemon.start("--store", url, "--host-name", "web2")  # the same machine under another name: both rows
+    hosts = json.loads(daemon.ctl("--json", "daemon", "status").stdout)["hosts"]
+    assert [(h["name"], h["stopped"], h["this_host"]) for h in hosts] == [("web1", True, False), ("web2", False, True)]
+    assert "host: web1 [eu, gpu] pid " in daemon.ctl("daemon", "status").stdout.decode()
+
+
+def test_a_sqlite_host_is_its_own_only_host(daemon):  # noqa: ANN001
+    daemon.start("--labels", "ssd")
+    status = json.loads(daemon.ctl("--json", "daemon", "status").stdout)
+    assert status["host"] == socket.gethostname() and status["labels"] == ["ssd"]
+    assert [(h["name"], h["this_host"]) for h in status["hosts"]] == [(socket.gethostname(), True)]
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--host-name", "bad name"], "a host name is 1-63 letters"),
+    (["--host-name=-x"], "a host name is 1-63 letters"),
+    (["--labels", "gpu,no way"], "'no way': a label is 1-63 letters"),
+])
+def test_a_bad_host_name_or_label_is_a_usage_error(args, says, home):  # noqa: ANN001
+    done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home, *args], capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 2 and says in done.stderr, done.stderr

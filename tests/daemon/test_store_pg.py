@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from jobsd.store import StoreCorrupt, StoreUnwritable, open_store
+from jobsd.store_hosts import HOST_LEASE, ThisHost
 from jobsd_lib.kernel.states import RunState
 from tests.conftest import wait_for
 
@@ -35,8 +36,10 @@ def test_the_schema_has_sqlites_tables_and_columns(pg_server, url, tmp_path):  #
     sqlite_columns = {(t, c[1]) for t in tables for c in lite.execute(f"PRAGMA table_info({t})")}
     pg_columns = set(pg_server.psql("SELECT table_name, column_name FROM information_schema.columns "
                                     "WHERE table_schema = 'public'", db=_db(url)))
-    # PostgreSQL's own addition: the counter row that hands out event seqs in commit order
-    assert pg_columns - sqlite_columns == {("counters", "name"), ("counters", "last")}
+    # PostgreSQL's own additions: the counter row that hands out event seqs in commit order, and
+    # the hosts of a shared store
+    own = {t for t, _ in pg_columns - sqlite_columns}
+    assert own == {"counters", "hosts"}
     assert sqlite_columns - pg_columns == set()
     epoch_types = set(pg_server.psql("SELECT DISTINCT data_type FROM information_schema.columns WHERE "
                                      "table_schema = 'public' AND column_name LIKE '%\\_at' ESCAPE '\\'", db=_db(url)))
@@ -93,7 +96,7 @@ def test_two_hosts_starting_together_migrate_once(pg_server, url):  # noqa: ANN0
     for thread in threads:
         thread.join(30)
     assert errors == [] and len(stores) == 4
-    assert pg_server.psql("SELECT version FROM schema_version", db=_db(url)) == [(1,)]
+    assert pg_server.psql("SELECT version FROM schema_version ORDER BY version", db=_db(url)) == [(1,), (2,)]
     for store in stores:
         store.close()
 
@@ -152,3 +155,33 @@ def test_a_password_in_the_url_is_never_shown(pg_server, url):  # noqa: ANN001
     with pytest.raises(StoreCorrupt) as caught:
         open_store(secret.replace(_db(url), "nosuchdb"))
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_host_name_is_held_by_one_machine_until_it_stops_or_its_heartbeat_is_stale(pg_server, url):  # noqa: ANN001
+    store = open_store(url)
+    db = _db(url)
+    a = ThisHost("web1", ("gpu", "eu"), "machine-a", "i1", 100)
+    b = ThisHost("web1", (), "machine-b", "i2", 200)
+    with store.write():
+        assert store.join_host(a) is None
+    with store.write():
+        holder = store.join_host(b)  # another machine, while a beats: refused, nothing changed
+    assert (holder.machine_id, holder.pid, holder.labels, holder.stopped) == ("machine-a", 100, ("gpu", "eu"), False)
+    assert holder.age < HOST_LEASE
+    with store.write():
+        assert store.beat_host(a)
+    again = ThisHost("web1", ("gpu",), "machine-a", "i3", 101)  # the same machine restarted: takes it over
+    with store.write():
+        assert store.join_host(again) is None
+    with store.write():
+        assert not store.beat_host(a)  # the old start is no longer the holder
+    with store.write():
+        assert store.beat_host(again, stopped=True)  # a clean stop frees the name at once
+    with store.write():
+        assert store.join_host(b) is None
+    pg_server.psql(f"UPDATE hosts SET heartbeat_at = heartbeat_at - {HOST_LEASE + 1}", db=db)  # b went silent
+    with store.write():
+        assert store.join_host(again) is None
+    (row,) = store.hosts()
+    assert (row.name, row.machine_id, row.instance, row.labels) == ("web1", "machine-a", "i3", ("gpu",))
+    store.close()

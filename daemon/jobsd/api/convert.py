@@ -172,8 +172,14 @@ def health_pb(view, paths) -> pb.Health:  # noqa: ANN001  (handlers.health.Healt
         invalid_specs=[problem_pb(j, p) for j, p in view.invalid_specs],
         runs_active=view.runs_active, runs_queued=view.runs_queued, followers=view.followers,
         store_path=view.store_path, store_bytes=view.store_bytes, max_concurrent_runs=view.max_concurrent_runs,
-        jobs_dir=paths.jobs_dir, state_dir=paths.state_dir, warnings=view.warnings)
+        jobs_dir=paths.jobs_dir, state_dir=paths.state_dir, warnings=view.warnings, host=view.host,
+        labels=view.labels)
     message.degraded.extend(view.degraded)
+    for host in view.hosts:
+        row = message.hosts.add(name=host.name, labels=host.labels, pid=host.pid, stopped=host.stopped,
+                                this_host=host.this_host, heartbeat_age_seconds=host.heartbeat_age)
+        row.started_at.FromNanoseconds(int(host.started_at * 1e9))
+        row.heartbeat_at.FromNanoseconds(int(host.heartbeat_at * 1e9))
     _set_times(message, started_at=view.started_at, last_tick=view.last_tick)
     return message
 

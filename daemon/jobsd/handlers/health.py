@@ -13,7 +13,7 @@ from jobsd_lib.facts import iso
 from jobsd_lib.kernel.states import JobState, RunState
 from jobsd_lib.spec import SpecProblem
 
-__all__ = ["HealthView", "get_health", "degraded", "job_counts", "scheduler_state"]
+__all__ = ["HealthView", "HostView", "hosts", "get_health", "degraded", "job_counts", "scheduler_state"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,34 @@ class HealthView:
     max_concurrent_runs: int
     warnings: list[str] = field(default_factory=list)
     degraded: list[str] = field(default_factory=list)
+    host: str = ""
+    labels: tuple[str, ...] = ()
+    hosts: list[HostView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HostView:
+    name: str
+    labels: tuple[str, ...]
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    heartbeat_age: float
+    stopped: bool
+    this_host: bool
+
+
+def hosts(ctx: Context) -> list[HostView]:
+    """Every host of a shared store (its rows), or this one alone (a SQLite or memory store)."""
+    me = ctx.host
+    if me is None:
+        return []
+    if not getattr(getattr(ctx.store, "dialect", None), "shared", False):
+        now = ctx.clock.epoch()
+        started = ctx.started_at.timestamp()
+        return [HostView(me.name, me.labels, me.pid, started, now, 0.0, False, True)]
+    return [HostView(r.name, r.labels, r.pid, r.started_at, r.heartbeat_at, r.age, r.stopped,
+                     r.name == me.name and r.instance == me.instance) for r in ctx.store.hosts()]
 
 
 def job_counts(ctx: Context) -> Counter[JobState]:
@@ -54,7 +82,8 @@ def get_health(ctx: Context) -> HealthView:
         runs_queued=counts.get(RunState.QUEUED.value, 0),
         followers=ctx.hub.followers, store_path=ctx.store.path, store_bytes=ctx.store.size_bytes(),
         max_concurrent_runs=ctx.max_concurrent, warnings=[*ctx.warnings, *ctx.catalog.warnings],
-        degraded=degraded(ctx))
+        degraded=degraded(ctx), host=ctx.host.name if ctx.host else "", labels=ctx.host.labels if ctx.host else (),
+        hosts=hosts(ctx))
 
 
 def degraded(ctx: Context) -> list[str]:
@@ -63,8 +92,10 @@ def degraded(ctx: Context) -> list[str]:
     timer = ctx.timer
     for name, failure in (("store", ctx.store.write_failure), ("job store", timer.write_failure if timer else None)):
         if failure is not None:
-            lines.append(f"the {name} cannot be written since {iso(failure.since)} ({failure.cause}): free disk "
-                         "space; runs cannot start meanwhile, and cron windows are recorded missed once it works")
+            hint = getattr(getattr(ctx.store, "dialect", None), "hint", "free disk space") if name == "store" \
+                else "free disk space"
+            lines.append(f"the {name} cannot be written since {iso(failure.since)} ({failure.cause}): {hint}; "
+                         "runs cannot start meanwhile, and cron windows are recorded missed once it works")
     if held := len(ctx.held):
         lines.append(f"{held} cron window(s) wait to be recorded missed (the store could not be written)")
     if timer is not None and scheduler_state(timer) == "stalled":

@@ -491,7 +491,7 @@ class GetHealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Health(_message.Message):
-    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded", "warnings")
+    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded", "warnings", "host", "labels", "hosts")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     LOCK_FILE_FIELD_NUMBER: _ClassVar[int]
@@ -515,6 +515,9 @@ class Health(_message.Message):
     STATE_DIR_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     version: str
     pid: int
     lock_file: str
@@ -538,7 +541,30 @@ class Health(_message.Message):
     state_dir: str
     degraded: _containers.RepeatedScalarFieldContainer[str]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    host: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    hosts: _containers.RepeatedCompositeFieldContainer[Host]
+    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
+
+class Host(_message.Message):
+    __slots__ = ("name", "labels", "pid", "started_at", "heartbeat_at", "heartbeat_age_seconds", "stopped", "this_host")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_AT_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    THIS_HOST_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    pid: int
+    started_at: _timestamp_pb2.Timestamp
+    heartbeat_at: _timestamp_pb2.Timestamp
+    heartbeat_age_seconds: float
+    stopped: bool
+    this_host: bool
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., pid: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., heartbeat_age_seconds: _Optional[float] = ..., stopped: _Optional[bool] = ..., this_host: _Optional[bool] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ()
