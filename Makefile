@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(RUN_AS)
 
 # Start the daemon on the example jobs in jobs/ (SQLite store, lock and runs in db/demo),
 # run `hello` end to end, then keep serving until Ctrl-C. From another shell:

@@ -57,9 +57,13 @@ class PgServer:
                   f"-c listen_addresses= -k {self.dir} -c fsync=off -c full_page_writes=off "
                   "-c max_connections=200", "start")
 
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server (`start()` brings it back): `immediate` is a crash."""
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-s", "stop")
+
     def restart(self, mode: str = "fast") -> None:
         """`fast`: a clean restart; `immediate`: the server crashes and recovers."""
-        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-s", "stop")
+        self.halt(mode)
         self.start()
 
     def url(self, db: str = "postgres") -> str:

@@ -78,6 +78,12 @@ def _store(value: str) -> str:
         shown = f"{scheme}://{rest.split('@')[-1]}" if scheme else value  # never a password
         raise argparse.ArgumentTypeError(f"{shown!r} is not a PostgreSQL URL: use "
                                          "postgresql+psycopg://USER@HOST/DB (without --store, runs stay in SQLite)")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"{scheme}://{rest.split('@')[-1]!s}: not a valid URL ({exc})") from None
     return value
 
 

@@ -182,7 +182,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
         shared = store.dialect.shared
         heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer, host=host if shared else None)
         if shared:
-            if why := heartbeat.store_in_use():
+            if why := heartbeat.claim():
                 raise StoreLocked(why)
             join_host(store, host)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"

@@ -240,7 +240,7 @@ def as_user(identity: Identity | None, argv: list[str]) -> list[str]:
     built by `make install`) where it is built, else util-linux's setpriv, which does the same for
     ~1.2 ms more per spawn (1.28x instead of ~1.05x). The umask needs no wrapper (Popen's umask= keeps
     vfork)."""
-    if identity is None:
+    if identity is None or os.geteuid() != 0:  # not root: the spec may name only jobsd's own user (catalog)
         return argv
     helper = run_as_helper()
     if helper:
@@ -257,11 +257,22 @@ RUN_AS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native", "run
 def run_as_helper() -> str | None:
     """The built `run-as` helper, or None (then setpriv). Looked up once: building it while jobsd
     runs takes effect at the next start."""
-    if os.access(RUN_AS, os.X_OK):
+    if os.access(RUN_AS, os.X_OK) and _safe(RUN_AS):
         return RUN_AS
     log.info("%s is not built: jobs with a user run through setpriv, ~1 ms later each "
              "(build it: docs/operations.md, 'Running jobs as other users')", RUN_AS)
     return None
+
+
+def _safe(path: str) -> bool:
+    """A program jobsd execs as root must be as safe as a spec file: owned by root or jobsd's own
+    user, writable by no one else."""
+    info = os.stat(path)
+    if info.st_uid in (0, os.geteuid()) and not info.st_mode & 0o022:
+        return True
+    log.warning("%s is owned by uid %d or writable by others: not used (jobs with a user go through setpriv)",
+                path, info.st_uid)
+    return False
 
 
 @functools.cache

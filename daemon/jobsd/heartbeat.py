@@ -80,20 +80,30 @@ class Heartbeat:
         self._failing = False
         self._scheduler_healthy = True
         self.host = host  # a shared store's row of this host, beaten with each heartbeat
+        self._claimed: tuple[str | None] | None = None  # (the earlier jobsd's record,) once claim() read it
 
-    def store_in_use(self) -> str:
-        """Why another jobsd is using this (shared) store, or "" (kernel.drift.store_in_use): asked
-        at start-up before this daemon writes its own heartbeat."""
-        previous = decode_heartbeat(self.store.get_meta(HEARTBEAT_KEY))
-        now = self.clock.reading()
-        alive = previous is not None and previous.reading.boot_id == now.boot_id and _alive(previous.pid)
-        return store_in_use(previous, now, alive)
+    def claim(self) -> str:
+        """On a shared store: why another jobsd is using it (kernel.drift.store_in_use), or "" after
+        taking it. The look and this jobsd's first record are one transaction under the store's
+        exclusive lock, so of two jobsd starting together one sees the other's record."""
+        with self.store.write():
+            self.store.dialect.lock_exclusive(self.store.conn)
+            self._claimed = (self.store.get_meta(HEARTBEAT_KEY),)
+            previous = decode_heartbeat(self._claimed[0])
+            now = self.clock.reading()
+            alive = (previous is not None and previous.reading.boot_id == now.boot_id and previous.pid != self.pid
+                     and _alive(previous.pid))  # (our own pid: a container's jobsd as pid 1, restarted)
+            why = store_in_use(previous, now, alive)
+            if not why:
+                self.store.set_meta(HEARTBEAT_KEY, encode_heartbeat(HeartbeatRecord(now, self.pid)))
+        return why
 
     def start(self) -> Restart | None:
         """Start-up, before reconciliation: record `daemon.started` and save the first heartbeat.
 
         Returns the facts about the previous daemon (None on a first start)."""
-        previous = decode_heartbeat(self.store.get_meta(HEARTBEAT_KEY))
+        text = self._claimed[0] if self._claimed is not None else self.store.get_meta(HEARTBEAT_KEY)
+        previous = decode_heartbeat(text)
         now = self.clock.reading()
         restart = assess_restart(previous, now)
         events: list[Fact] = [_started(now.wall, restart, self.pid)]

@@ -13,8 +13,10 @@ import logging
 import os
 import sys
 
+from sqlalchemy.exc import DatabaseError
+
 from jobsd import lock as store_lock
-from jobsd.store import Store, StoreCorrupt, open_store
+from jobsd.store import Store, StoreCorrupt, StoreUnwritable, open_store
 from jobsd_lib.errors import StoreLocked
 
 __all__ = ["main", "copy_store"]
@@ -44,7 +46,11 @@ def copy_store(source: Store, target: Store) -> dict[str, int]:
             cursor, copied[table] = source._q(f"SELECT {', '.join(columns)} FROM {table}"), 0
             while batch := cursor.fetchmany(BATCH):
                 rows = [{c: (bool(v) if (table, c) in BOOLEANS else v) for c, v in zip(columns, row)} for row in batch]
-                target.dialect.execute(conn, insert, rows)
+                try:
+                    target.dialect.execute(conn, insert, rows)
+                except DatabaseError as exc:
+                    raise StoreCorrupt(f"{target.path} refused a row of {table} (nothing was copied): "
+                                       f"{target.dialect.cause(exc)}") from None
                 copied[table] += len(rows)
         conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('runs', 'id'), coalesce(max(id), 0) + 1, false) "
                              "FROM runs")
@@ -86,7 +92,7 @@ def main(argv: list[str]) -> int:
                 target.close()
         finally:
             source.close()
-    except StoreCorrupt as exc:
+    except (StoreCorrupt, StoreUnwritable) as exc:  # a row PostgreSQL refuses: nothing was copied
         print(f"jobsd migrate-store: {exc}", file=sys.stderr)
         return 1
     finally:

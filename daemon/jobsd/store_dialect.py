@@ -124,6 +124,8 @@ class SqliteDialect:
     def migrate_lock(self, conn: Connection) -> None:
         pass  # BEGIN IMMEDIATE already excludes every other writer
 
+    lock_exclusive = migrate_lock  # the transaction excludes every other writer already
+
     @staticmethod
     def take_seqs(conn: Connection, count: int) -> int | None:
         return None  # events.seq is AUTOINCREMENT: the single writer commits in seq order
@@ -161,7 +163,8 @@ class PostgresDialect:
     most the last few such commits, always a suffix, which the next durable commit or checkpoint
     makes durable). Lock waits end after 5 s (lock_timeout) as a refused write. After the server
     dropped the connection (a restart, a failover), SQLAlchemy refuses it until it is replaced:
-    revive() takes a new one, so the first write after a restart fails and the next one commits."""
+    begin() and Store._q take a new one, so the first write or read after a restart goes through;
+    one cut short by the drop is refused."""
 
     name = "postgresql"
     shared = True  # other jobsd could open the same database
@@ -181,8 +184,13 @@ class PostgresDialect:
         except ImportError:
             raise StoreCorrupt(f"{self.label}: the PostgreSQL driver is not installed: "
                                "pip install 'jobsd[postgresql]' (psycopg 3)") from None
+        # A server that stops answering must not hold the event loop (store calls run on it): libpq
+        # gives up connecting after 5 s, and on TCP the kernel ends a silent connection after 15 s
+        # (keepalives, tcp_user_timeout); the server itself ends lock waits after 5 s.
         return create_engine(self.url, pool_pre_ping=True, pool_size=4, connect_args={
-            "options": "-c lock_timeout=5s -c statement_timeout=120s", "application_name": "jobsd"})
+            "options": "-c lock_timeout=5s -c statement_timeout=120s", "application_name": "jobsd",
+            "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+            "keepalives_count": 3, "tcp_user_timeout": 15000})
 
     def connect(self, engine: Engine) -> Connection:
         return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -252,6 +260,10 @@ class PostgresDialect:
     def migrate_lock(self, conn: Connection) -> None:
         # two hosts starting together migrate once; released at COMMIT (safe with pools and PgBouncer)
         conn.execute(_text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATE_LOCK})
+
+    def lock_exclusive(self, conn: Connection) -> None:
+        """Until this transaction ends, no other jobsd's lock_exclusive (or migration) goes on."""
+        self.migrate_lock(conn)
 
     @staticmethod
     def take_seqs(conn: Connection, count: int) -> int:

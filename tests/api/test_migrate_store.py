@@ -78,3 +78,20 @@ def test_refusals_change_nothing(daemon, pg_server, home):  # noqa: ANN001
     # the SQLite store itself is untouched and still serves
     daemon.start()
     assert daemon.get_run("ok/1").state == pb.RUN_STATE_SUCCEEDED
+
+
+def test_a_row_postgresql_refuses_stops_the_copy_with_the_table_and_copies_nothing(daemon, pg_server):  # noqa: ANN001
+    import sqlite3
+    daemon.write_job("ok", 'command = ["true"]\n')
+    daemon.start()
+    assert daemon.ctl("jobs", "run", "ok", "--wait").returncode == 0
+    assert daemon.stop() == 0
+    store = os.path.join(daemon.home, "db", "jobsd.sqlite3")
+    with sqlite3.connect(store) as db:  # SQLite keeps a NUL in text; PostgreSQL refuses it
+        db.execute("INSERT INTO daemon_meta (key, value) VALUES ('odd', 'a' || char(0) || 'b')")
+    url = pg_server.new_database()
+    done = _migrate("--from", store, "--to", url)
+    assert done.returncode == 1 and "refused a row of daemon_meta (nothing was copied)" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    db_name = url.split("@/", 1)[1].split("?")[0]
+    assert pg_server.psql("SELECT count(*) FROM runs", db=db_name) == [(0,)]

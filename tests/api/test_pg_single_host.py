@@ -160,3 +160,49 @@ def test_a_bad_host_name_or_label_is_a_usage_error(args, says, home):  # noqa: A
     done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home, *args], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 2 and says in done.stderr, done.stderr
+
+
+def test_of_two_jobsd_starting_together_on_one_database_exactly_one_serves(url, home):  # noqa: ANN001
+    procs, homes = [], [home + "-a", home + "-b"]
+    try:
+        for path in homes:
+            os.makedirs(os.path.join(path, "jobs"))
+            for i in range(100):  # specs to load: a wider window between the look and the first record
+                with open(os.path.join(path, "jobs", f"j{i}.toml"), "w") as f:
+                    f.write('command = ["true"]\n')
+        for path in homes:
+            procs.append(subprocess.Popen([sys.executable, "-m", "jobsd", "--home", path, "--store", url],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        refused = wait_for(lambda: [p for p in procs if p.poll() is not None], 30, "one of the two to be refused")
+        assert len(refused) == 1 and refused[0].returncode == 1
+        assert "another jobsd (pid" in refused[0].stderr.read()
+        (serving,) = [p for p in procs if p.poll() is None]
+        sock = os.path.join(homes[procs.index(serving)], "jobsd.sock")
+        wait_for(lambda: subprocess.run([os.path.join(os.path.dirname(sys.executable), "jobsctl"), "--socket", sock,
+                                         "jobs", "list"], capture_output=True).returncode == 0, 30, "the other to serve")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
+        for path in homes:
+            subprocess.run(["rm", "-rf", path])
+
+
+def test_a_malformed_postgresql_url_is_a_usage_error(home):  # noqa: ANN001
+    done = subprocess.run([sys.executable, "-m", "jobsd", "--home", home, "--store",
+                           "postgresql+psycopg://u:secret@host:abc/db"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "not a valid URL" in done.stderr and "secret" not in done.stderr, done.stderr
+
+
+def test_daemon_status_says_the_store_cannot_be_read_while_the_server_is_down(daemon, url, pg_server):  # noqa: ANN001
+    daemon.start("--store", url)
+    pg_server.halt()
+    try:
+        down = daemon.ctl("--json", "daemon", "status")
+        assert down.returncode == 0, down.stderr
+        assert any(line.startswith("the store cannot be read (") for line in json.loads(down.stdout)["degraded"])
+    finally:
+        pg_server.start()
+    wait_for(lambda: not json.loads(daemon.ctl("--json", "daemon", "status").stdout)["degraded"], 20,
+             "daemon status to be clean once the server is back")

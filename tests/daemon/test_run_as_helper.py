@@ -82,6 +82,9 @@ def test_the_job_finds_its_program_on_its_path_and_gets_its_arguments_untouched(
     (["4294967295", "1", "-", "--", "id"], "bad uid or gid: 4294967295"),  # (uid_t)-1 would change nothing
     (["65534", "65534", "1,,2", "--", "id"], "bad group list: 1,,2"),
     (["65534", "65534", "4,x", "--", "id"], "bad group list: 4,x"),
+    (["+1", "65534", "-", "--", "id"], "bad uid or gid: +1"),
+    ([" 1", "65534", "-", "--", "id"], "bad uid or gid:  1"),  # strtoul would skip the space
+    (["65534", "65534", "4, 5", "--", "id"], "bad group list: 4, 5"),
 ])
 def test_bad_arguments_exit_127_with_a_line_saying_why_and_run_nothing(helper, args, message, shared_dir):
     marker = os.path.join(shared_dir, "ran")
@@ -101,3 +104,17 @@ def test_a_program_that_cannot_run_is_127_when_missing_and_126_when_not_executab
         handle.write("echo hi\n")
     refused = _run(executor.as_user(NOBODY, [plain]))
     assert refused.returncode == 126 and "Permission denied" in refused.stderr, refused.stderr
+
+
+def test_a_helper_others_could_change_is_not_used(tmp_path):
+    """jobsd execs it as root: owned by root (or jobsd's user) and writable by no one else, like a spec."""
+    program = tmp_path / "run-as"
+    program.write_bytes(b"")
+    os.chmod(program, 0o755)
+    assert executor._safe(str(program))
+    for mode in (0o775, 0o757):
+        os.chmod(program, mode)
+        assert not executor._safe(str(program))
+    os.chmod(program, 0o755)
+    os.chown(program, 65534, 65534)
+    assert not executor._safe(str(program))

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from jobsd import __version__
 from jobsd.context import Context
 from jobsd.handlers.jobs import state_of
@@ -71,19 +73,24 @@ def job_counts(ctx: Context) -> Counter[JobState]:
 
 
 def get_health(ctx: Context) -> HealthView:
-    counts = ctx.store.counts_by_state()
+    unreadable = ""
+    try:
+        counts, size, host_list, jobs = ctx.store.counts_by_state(), ctx.store.size_bytes(), hosts(ctx), job_counts(ctx)
+    except SQLAlchemyError as exc:  # a PostgreSQL server gone: say so rather than fail the call
+        counts, size, host_list, jobs = {}, 0, [], Counter()
+        unreadable = f"the store cannot be read ({str(getattr(exc, 'orig', None) or exc).strip()})"
     timer = ctx.timer
     return HealthView(
         version=__version__, pid=os.getpid(), started_at=ctx.started_at,
         uptime_seconds=(ctx.clock.now() - ctx.started_at).total_seconds(), scheduler_state=scheduler_state(timer),
-        last_tick=timer.last_tick if timer else None, jobs=job_counts(ctx),
+        last_tick=timer.last_tick if timer else None, jobs=jobs,
         invalid_specs=[(j, p) for j, ps in sorted(ctx.catalog.invalid.items()) for p in ps],
         runs_active=counts.get(RunState.RUNNING.value, 0) + counts.get(RunState.RETRYING.value, 0),
         runs_queued=counts.get(RunState.QUEUED.value, 0),
-        followers=ctx.hub.followers, store_path=ctx.store.path, store_bytes=ctx.store.size_bytes(),
+        followers=ctx.hub.followers, store_path=ctx.store.path, store_bytes=size,
         max_concurrent_runs=ctx.max_concurrent, warnings=[*ctx.warnings, *ctx.catalog.warnings],
-        degraded=degraded(ctx), host=ctx.host.name if ctx.host else "", labels=ctx.host.labels if ctx.host else (),
-        hosts=hosts(ctx))
+        degraded=[*degraded(ctx), *filter(None, [unreadable])], host=ctx.host.name if ctx.host else "",
+        labels=ctx.host.labels if ctx.host else (), hosts=host_list)
 
 
 def degraded(ctx: Context) -> list[str]:

@@ -13,6 +13,7 @@
  * cannot run: 127 (not found, or the switch failed), 126 (found but not executable). It is not
  * setuid and gives nothing to a caller that is not root already. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -30,7 +31,7 @@ static int fail(const char *what, const char *detail) {
 
 static int parse_id(const char *text, unsigned long *out) {
     char *end;
-    if (!*text || *text == '-' || *text == '+') return -1;
+    if (!isdigit((unsigned char)*text)) return -1;  /* strtoul would skip spaces and take a sign */
     errno = 0;
     *out = strtoul(text, &end, 10);
     return (errno || *end || *out >= UINT_MAX) ? -1 : 0;  /* (uid_t)-1 means "unchanged": refused */
