@@ -118,3 +118,10 @@ def test_a_helper_others_could_change_is_not_used(tmp_path):
     os.chmod(program, 0o755)
     os.chown(program, 65534, 65534)
     assert not executor._safe(str(program))
+
+
+def test_a_jobsd_that_is_not_root_runs_its_own_users_job_without_a_wrapper(monkeypatch):
+    """The catalog lets a non-root jobsd name only its own user; a wrapper's setgroups would fail (EPERM)."""
+    monkeypatch.setattr(executor.os, "geteuid", lambda: 1000)
+    me = Identity(user="alice", uid=1000, gid=1000, groups=(1000,), home="/home/alice", shell="/bin/sh")
+    assert executor.as_user(me, ["true"]) == ["true"]
