@@ -66,6 +66,7 @@ def run_json(run) -> dict:  # noqa: ANN001
         "decision": {"approved": run.decision.approved, "by": run.decision.by, "at": _time(run.decision, "at"),
                      "comment": run.decision.comment or None, "client": run.decision.client or None}
         if run.HasField("decision") else None,
+        "host": run.host or None,
         "attempt_list": [{
             "number": a.number, "started_at": _time(a, "started_at"), "finished_at": _time(a, "finished_at"),
             "exit_code": a.exit_code if a.HasField("exit_code") else None,

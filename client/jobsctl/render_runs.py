@@ -4,7 +4,7 @@ from jobsd_lib.kernel.states import RunState
 
 
 _RUN_KEYS = ("state", "trigger", "retry_of", "upstream", "wait_reason", "wait_detail", "waiting_since", "reason", "attempts", "max_attempts", "exit_code", "signal",
-             "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts")
+             "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "host", "artifacts")
 
 
 def run_text(r: dict) -> str:

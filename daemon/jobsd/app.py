@@ -146,7 +146,7 @@ def build_context(paths: Paths, store: Store, clock: Clock = SYSTEM, max_concurr
     bus.subscribe(lambda fact: notifications.on_overdue(ctx, fact), JobOverdue)
     bus.subscribe(lambda fact: runner.gates_changed(), RunStarted, RunFinished)  # `[[requires]]` waits
     artifacts = Artifacts(paths.runs_dir)
-    journal = Journal(store, artifacts, bus, clock)
+    journal = Journal(store, artifacts, bus, clock, host.name if host else "")
     runner = Runner(journal, hub, clock, max_concurrent, dict(os.environ) if environ is None else environ,
                     JobFiles(paths.state_dir, paths.credentials_dir))
     timer = None if loop is None else CronScheduler(

@@ -43,8 +43,9 @@ log = logging.getLogger("jobsd.journal")
 
 
 class Journal:
-    def __init__(self, store: Store, artifacts: Artifacts, bus: Bus, clock: Clock) -> None:
+    def __init__(self, store: Store, artifacts: Artifacts, bus: Bus, clock: Clock, host: str = "") -> None:
         self.store, self.artifacts, self.bus, self.clock = store, artifacts, bus, clock
+        self.host = host  # --host-name: every run this jobsd records carries it
         self._unborn: dict[str, Callable[[], None]] = {}  # run ref -> its held-back first files
 
     # ------------------------------------------------------------------ plumbing
@@ -94,7 +95,7 @@ class Journal:
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
                 spec_digest=spec.digest if spec else "", max_attempts=spec.retry.attempts if spec else 1,
-                finished=not queued, retry_of=retry_of, upstream=upstream)
+                finished=not queued, retry_of=retry_of, upstream=upstream, host=self.host)
             fact = (RunQueued if queued else RunSkipped)(ts=now, job_id=job_id, run_n=run.n, trigger=trigger,
                                                          actor=actor, reason=reason, scheduled_at=scheduled_at,
                                                          retry_of=retry_of, upstream=upstream)
@@ -119,7 +120,8 @@ class Journal:
         """A cron window that was not run: a `missed` run, terminal at birth."""
         now = self.clock.epoch()
         with self.store.write():
-            run = self.store.create_missed_run(job_id, now, to_epoch(window), reason, spec.digest if spec else "")
+            run = self.store.create_missed_run(job_id, now, to_epoch(window), reason, spec.digest if spec else "",
+                                               host=self.host)
             fact = RunMissed(ts=now, job_id=job_id, run_n=run.n, window=window, reason=reason)
             ev = self._event(fact)
         self._folder(run)

@@ -167,20 +167,20 @@ class MemoryStore(_Transactions):
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
                    max_attempts: int = 1, finished: bool = False, retry_of: str = "",
-                   upstream: str = "") -> RunRow:
+                   upstream: str = "", host: str = "") -> RunRow:
         n = self._last_n.get(job_id, 0) + 1
         run = RunRow(max(self._runs, default=0) + 1, job_id, n, RunState(state), trigger, wait_reason, reason, 0,
                      max_attempts, None, None, scheduled_at, now, None, now if finished else None, None, spec_digest,
-                     None, retry_of, upstream)
+                     None, retry_of, upstream, host=host)
         self._put(self._last_n, job_id, n)
         self._put(self._runs, run.id, run)
         self._put(self._numbers, (job_id, n), run.id)
         return run
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
-                          spec_digest: str = "") -> RunRow:
+                          spec_digest: str = "", host: str = "") -> RunRow:
         return self.create_run(job_id=job_id, state=RunState.MISSED, trigger="cron", now=now, reason=reason,
-                               scheduled_at=scheduled_at, spec_digest=spec_digest, finished=True)
+                               scheduled_at=scheduled_at, spec_digest=spec_digest, finished=True, host=host)
 
     def update_run(self, run_id: int, **fields: object) -> None:
         if _FIXED_FIELDS & fields.keys():

@@ -94,5 +94,9 @@ _V5 = ["ALTER TABLE job_state ADD COLUMN paused_until REAL",
 # SIGTERM or SIGKILL between the two leaves a list, not folders that nothing names.
 _V6 = ["CREATE TABLE gc_folders (job_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (job_id, n))"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# v7 (DESIGN 12): the host that recorded a run and runs it (--host-name), for `runs show` and, on a
+# shared store, for telling this host's runs from the others'.
+_V7 = ["ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -57,5 +57,8 @@ _V2 = [f"""CREATE TABLE hosts (
         labels TEXT NOT NULL DEFAULT '', started_at {_EPOCH} NOT NULL, heartbeat_at {_EPOCH} NOT NULL,
         stopped BOOLEAN NOT NULL DEFAULT false)"""]
 
-PG_MIGRATIONS: list[list[str]] = [_V1, _V2]
+# v3: SQLite's v7, the host of each run
+_V3 = ["ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
+
+PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

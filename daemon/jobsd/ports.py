@@ -99,7 +99,7 @@ class StorePort(Protocol):
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
                    max_attempts: int = 1, finished: bool = False, retry_of: str = "",
-                   upstream: str = "") -> RunRow:
+                   upstream: str = "", host: str = "") -> RunRow:
         """Add the job's next run and return it as stored: n = the job's last number + 1 (1 for a new
         job). A number once committed is never handed out again, also after the run was deleted
         (only a power cut that loses a durable=False commit can give its numbers out again).
@@ -108,11 +108,11 @@ class StorePort(Protocol):
         queued_at = now; finished_at = now if `finished` (a run born terminal) else None;
         attempts 0, exit_code, signal, started_at, next_attempt_at and pgid None, no attempts;
         retry_of and upstream as given (the ref of the run a retry repeats, of the upstream run that
-        started a dependency run)."""
+        started a dependency run); host as given (the --host-name of the jobsd that records it)."""
         ...
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
-                          spec_digest: str = "") -> RunRow:
+                          spec_digest: str = "", host: str = "") -> RunRow:
         """create_run of a `missed` cron window: state MISSED, trigger "cron", finished at `now`."""
         ...
 

@@ -216,18 +216,18 @@ class Store(RunQueries, HostQueries):
     def create_run(self, *, job_id: str, state: RunState, trigger: str, now: float, wait_reason: str | None = None,
                    reason: str = "", scheduled_at: float | None = None, spec_digest: str = "",
                    max_attempts: int = 1, finished: bool = False, retry_of: str = "",
-                   upstream: str = "") -> RunRow:
+                   upstream: str = "", host: str = "") -> RunRow:
         """Insert the next run of `job_id` (n = last n + 1, never reused) in the caller's transaction."""
         n = self._q("INSERT INTO job_counters (job_id, last_n) VALUES (:j, 1) "
                     "ON CONFLICT (job_id) DO UPDATE SET last_n = job_counters.last_n + 1 RETURNING last_n", j=job_id).scalar_one()
         run_id = self._q(
             "INSERT INTO runs (job_id, n, state, trigger, wait_reason, reason, max_attempts, scheduled_at, queued_at, "
-            "finished_at, spec_digest, retry_of, upstream) "
-            "VALUES (:j, :n, :s, :t, :w, :r, :m, :sa, :q, :f, :d, :ro, :up) RETURNING id",
+            "finished_at, spec_digest, retry_of, upstream, host) "
+            "VALUES (:j, :n, :s, :t, :w, :r, :m, :sa, :q, :f, :d, :ro, :up, :h) RETURNING id",
             j=job_id, n=n, s=state.value, t=trigger, w=wait_reason, r=reason, m=max_attempts, sa=scheduled_at,
-            q=now, f=now if finished else None, d=spec_digest, ro=retry_of, up=upstream).scalar_one()
+            q=now, f=now if finished else None, d=spec_digest, ro=retry_of, up=upstream, h=host).scalar_one()
         return RunRow(run_id, job_id, n, state, trigger, wait_reason, reason, 0, max_attempts, None, None, scheduled_at,
-                      now, None, now if finished else None, None, spec_digest, None, retry_of, upstream)
+                      now, None, now if finished else None, None, spec_digest, None, retry_of, upstream, host=host)
 
     def last_success(self, job_id: str) -> tuple[int, int] | None:
         row = self._q(f"SELECT seq, run_n FROM events WHERE job_id = :j AND type = '{RunFinished.TYPE}' "
@@ -243,10 +243,10 @@ class Store(RunQueries, HostQueries):
         return {row[0] for row in rows}
 
     def create_missed_run(self, job_id: str, now: float, scheduled_at: float, reason: str,
-                          spec_digest: str = "") -> RunRow:
+                          spec_digest: str = "", host: str = "") -> RunRow:
         """A `missed` cron window (terminal at birth, trigger cron) in the caller's transaction."""
         return self.create_run(job_id=job_id, state=RunState.MISSED, trigger="cron", now=now, reason=reason,
-                               scheduled_at=scheduled_at, spec_digest=spec_digest, finished=True)
+                               scheduled_at=scheduled_at, spec_digest=spec_digest, finished=True, host=host)
 
     def update_run(self, run_id: int, **fields: object) -> None:
         """Set columns of one run in the caller's transaction (state given as RunState)."""

@@ -68,6 +68,7 @@ class RunRow:
     decided_at: float | None = None
     decision_comment: str = ""
     decision_client: str = ""  # the deciding client's claimed name (information only)
+    host: str = ""  # the --host-name of the jobsd that recorded the run (and runs it); "" before v7
     attempt_list: tuple[AttemptRow, ...] = field(default=())
 
     @property
@@ -107,7 +108,7 @@ class EventRow:
 
 _RUN_COLUMNS = ("id, job_id, n, state, trigger, wait_reason, reason, attempts, max_attempts, exit_code, "
                 "signal, scheduled_at, queued_at, started_at, finished_at, next_attempt_at, spec_digest, pgid, retry_of, upstream, "
-                "wait_detail, waiting_since, decision, decided_by, decided_at, decision_comment, decision_client")
+                "wait_detail, waiting_since, decision, decided_by, decided_at, decision_comment, decision_client, host")
 
 _RUN_COLUMNS_OF_R = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
 _ATTEMPT_COLUMNS = ("number, started_at, finished_at, exit_code, signal, pid, output_bytes, dropped_bytes, error, "

@@ -137,6 +137,9 @@ def test_daemon_status_names_this_host_its_labels_and_every_host_of_the_store(da
     assert 0 <= host["heartbeat_age_seconds"] < 15
     text = daemon.ctl("daemon", "status").stdout.decode()
     assert f"host: web1 [eu, gpu] pid {daemon.proc.pid}, heartbeat " in text and "(this one)" in text
+    assert daemon.ctl("jobs", "run", "hello", "--wait").returncode == 0
+    assert json.loads(daemon.ctl("--json", "runs", "show", "hello/1").stdout)["host"] == "web1"  # who ran it
+    assert "host:            web1" in daemon.ctl("runs", "show", "hello/1").stdout.decode()
     assert daemon.stop() == 0
     daemon.start("--store", url, "--host-name", "web2")  # the same machine under another name: both rows
     hosts = json.loads(daemon.ctl("--json", "daemon", "status").stdout)["hosts"]
@@ -149,6 +152,10 @@ def test_a_sqlite_host_is_its_own_only_host(daemon):  # noqa: ANN001
     status = json.loads(daemon.ctl("--json", "daemon", "status").stdout)
     assert status["host"] == socket.gethostname() and status["labels"] == ["ssd"]
     assert [(h["name"], h["this_host"]) for h in status["hosts"]] == [(socket.gethostname(), True)]
+    daemon.write_job("hello", 'command = ["true"]\n')
+    daemon.ctl("daemon", "reload")
+    assert daemon.ctl("jobs", "run", "hello", "--wait").returncode == 0
+    assert json.loads(daemon.ctl("--json", "runs", "show", "hello/1").stdout)["host"] == socket.gethostname()
 
 
 @pytest.mark.parametrize("args, says", [

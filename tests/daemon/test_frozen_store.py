@@ -60,7 +60,8 @@ RUN_FIELDS = ("run", "job", "n", "state", "trigger", "wait_reason", "attempts", 
 ATTEMPT_FIELDS = ("number", "started_at", "finished_at", "exit_code", "signal", "output_bytes", "dropped_bytes",
                   "timed_out")
 ADDED_RUN_KEYS = {"retry_of": None, "upstream": None, "wait_detail": None, "waiting_since": None,
-                  "decision": None}  # issue 15
+                  "decision": None,  # issue 15
+                  "host": None}  # issue 17: a run recorded before store v7 names no host
 ADDED_JOB_KEYS = {"paused_until": None, "state_reason": None,  # issue 16: an old pause has no end and no reason
                   "overdue": False, "overdue_since": None, "success_within": None}  # nor an [expect]
 HELD_KEYS = ("state_changed_at", "state_changed_by")  # issue 16: set while paused or disabled by an operator

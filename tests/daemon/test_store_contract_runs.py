@@ -17,10 +17,12 @@ def test_a_new_run_is_stored_as_create_run_returns_it(store):
                                reason="why", scheduled_at=T - 5, spec_digest="d1", max_attempts=3)
         born_done = store.create_run(job_id="a", state=S.SKIPPED, trigger="cron", now=T + 1, finished=True)
         retry = store.create_run(job_id="a", state=S.QUEUED, trigger="retry", now=T + 2, retry_of="a/1")
-        child = store.create_run(job_id="b", state=S.QUEUED, trigger="dependency", now=T + 3, upstream="a/1")
+        child = store.create_run(job_id="b", state=S.QUEUED, trigger="dependency", now=T + 3, upstream="a/1",
+                                 host="web1")
     assert run == RunRow(run.id, "a", 1, S.QUEUED, "cron", "slot", "why", 0, 3, None, None, T - 5, T, None, None,
-                         None, "d1", None, "", "", "", None, "", "", None, "", "", ())
+                         None, "d1", None, "", "", "", None, "", "", None, "", "", "", ())
     assert store.get_run("b", 1) == child and (child.upstream, child.retry_of, retry.upstream) == ("a/1", "", "")
+    assert (child.host, run.host) == ("web1", "")
     assert store.get_run("a", 1) == run and run.ref == "a/1" and run.active
     assert (born_done.n, born_done.finished_at, born_done.reason, born_done.max_attempts) == (2, T + 1, "", 1)
     assert store.get_run("a", 2) == born_done and born_done.id > run.id
@@ -77,7 +79,7 @@ def test_update_run_sets_only_the_fields_given(store):
         store.update_run(run.id, state=S.RUNNING, started_at=T + 1, attempts=1, pgid=4242, wait_reason=None)
     running = store.get_run("a", 1)
     assert running == RunRow(run.id, "a", 1, S.RUNNING, "manual", None, "", 1, 1, None, None, None, T, T + 1, None,
-                             None, "d1", 4242, "", "", "", None, "", "", None, "", "", ())
+                             None, "d1", 4242, "", "", "", None, "", "", None, "", "", "", ())
     with store.write():
         store.update_run(run.id, state="failed", exit_code=3, signal=None, finished_at=T + 2, reason="exit 3")
         store.update_run(run.id + 1000, state=S.CANCELLED)  # no such run: nothing happens

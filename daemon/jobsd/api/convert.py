@@ -66,7 +66,7 @@ def run_pb(run: RunRow, artifacts_dir: str) -> pb.Run:
         wait_reason=enum_value(pb.WaitReason, "WAIT_REASON", run.wait_reason),
         attempts=run.attempts, max_attempts=run.max_attempts, artifacts=artifacts_dir, reason=run.reason,
         spec_digest=run.spec_digest, exit_code=run.exit_code, signal=run.signal, retry_of=run.retry_of,
-        upstream=run.upstream, wait_detail=run.wait_detail)
+        upstream=run.upstream, wait_detail=run.wait_detail, host=run.host)
     _set_times(message, scheduled_at=run.scheduled_at, queued_at=run.queued_at, started_at=run.started_at,
                finished_at=run.finished_at, next_attempt_at=run.next_attempt_at,
                waiting_since=run.waiting_since)

@@ -262,7 +262,7 @@ class Attempt(_message.Message):
     def __init__(self, number: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., pid: _Optional[int] = ..., output_bytes: _Optional[int] = ..., dropped_bytes: _Optional[int] = ..., error: _Optional[str] = ..., timed_out: _Optional[bool] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream", "wait_detail", "waiting_since", "decision")
+    __slots__ = ("ref", "job", "n", "state", "trigger", "wait_reason", "attempts", "exit_code", "signal", "scheduled_at", "queued_at", "started_at", "finished_at", "next_attempt_at", "artifacts", "reason", "attempt_list", "spec_digest", "max_attempts", "retry_of", "upstream", "wait_detail", "waiting_since", "decision", "host")
     REF_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
@@ -287,6 +287,7 @@ class Run(_message.Message):
     WAIT_DETAIL_FIELD_NUMBER: _ClassVar[int]
     WAITING_SINCE_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
     ref: str
     job: str
     n: int
@@ -311,7 +312,8 @@ class Run(_message.Message):
     wait_detail: str
     waiting_since: _timestamp_pb2.Timestamp
     decision: Decision
-    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ..., wait_detail: _Optional[str] = ..., waiting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+    host: str
+    def __init__(self, ref: _Optional[str] = ..., job: _Optional[str] = ..., n: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., trigger: _Optional[_Union[Trigger, str]] = ..., wait_reason: _Optional[_Union[WaitReason, str]] = ..., attempts: _Optional[int] = ..., exit_code: _Optional[int] = ..., signal: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., artifacts: _Optional[str] = ..., reason: _Optional[str] = ..., attempt_list: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., spec_digest: _Optional[str] = ..., max_attempts: _Optional[int] = ..., retry_of: _Optional[str] = ..., upstream: _Optional[str] = ..., wait_detail: _Optional[str] = ..., waiting_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., host: _Optional[str] = ...) -> None: ...
 
 class Decision(_message.Message):
     __slots__ = ("approved", "by", "at", "comment", "client")
