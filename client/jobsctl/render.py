@@ -224,7 +224,8 @@ def job_text(j: dict) -> str:
 
 def runs_table(data: dict) -> str:
     """TRIGGER names the upstream or the retried run; a DECISION column appears when a run listed
-    was approved or rejected (`approved by uid=1000(alice)`)."""
+    was approved or rejected (`approved by uid=1000(alice)`), a HOST column when the runs listed
+    were recorded by more than one host (a shared store)."""
     rows = [[r["run"], r["state"], _trigger_text(r), when(r["queued_at"]), when(r["finished_at"]),
              str(r["attempts"]), status_text(r)] for r in data["runs"]]
     headers = ["RUN", "STATE", "TRIGGER", "QUEUED", "FINISHED", "ATTEMPTS", "RESULT"]
@@ -233,6 +234,10 @@ def runs_table(data: dict) -> str:
         for row, r in zip(rows, data["runs"]):
             d = r.get("decision")
             row.append(f"{'approved' if d['approved'] else 'rejected'} by {d['by']}" if d else "-")
+    if len({r.get("host") for r in data["runs"]}) > 1:
+        headers.append("HOST")
+        for row, r in zip(rows, data["runs"]):
+            row.append(r.get("host") or "-")
     text = table(headers, rows)
     return text + (f"\nmore: --cursor {data['next_cursor']}" if data["next_cursor"] else "")
 

@@ -144,6 +144,10 @@ def test_daemon_status_names_this_host_its_labels_and_every_host_of_the_store(da
     daemon.start("--store", url, "--host-name", "web2")  # the same machine under another name: both rows
     hosts = json.loads(daemon.ctl("--json", "daemon", "status").stdout)["hosts"]
     assert [(h["name"], h["stopped"], h["this_host"]) for h in hosts] == [("web1", True, False), ("web2", False, True)]
+    assert daemon.ctl("jobs", "run", "hello", "--wait").returncode == 0
+    table = daemon.ctl("jobs", "history", "hello").stdout.decode().splitlines()
+    assert table[0].split()[-1] == "HOST"  # runs of two hosts listed: which ran which
+    assert [line.split()[0] + " " + line.split()[-1] for line in table[1:]] == ["hello/2 web2", "hello/1 web1"]
     assert "host: web1 [eu, gpu] pid " in daemon.ctl("daemon", "status").stdout.decode()
 
 
