@@ -188,9 +188,11 @@ def test_jobs_graph_shows_every_job_or_those_connected_to_one_as_text_dot_and_js
     daemon.start()
     everything = json.loads(daemon.ctl("jobs", "graph", "--json").stdout)
     assert everything == {"jobs": [
-        {"id": "alone", "state": "active", "after": []}, {"id": "broken", "state": "invalid", "after": []},
-        {"id": "extract", "state": "active", "after": []}, {"id": "load", "state": "active", "after": ["extract"]},
-        {"id": "report", "state": "active", "after": ["load", "extract"]}]}
+        {"id": "alone", "state": "active", "after": [], "requires": []},
+        {"id": "broken", "state": "invalid", "after": [], "requires": []},
+        {"id": "extract", "state": "active", "after": [], "requires": []},
+        {"id": "load", "state": "active", "after": ["extract"], "requires": []},
+        {"id": "report", "state": "active", "after": ["load", "extract"], "requires": []}]}
     one = json.loads(daemon.ctl("jobs", "graph", "load", "--json").stdout)
     assert [j["id"] for j in one["jobs"]] == ["extract", "load", "report"]  # upstreams and downstreams
 

@@ -105,3 +105,22 @@ def test_bad_requires_are_invalid_specs(daemon):
                         ("nobody", "no job 'ghost'"), ("nowait", "gates.wait")):
         shown = daemon.ctl("jobs", "show", job, "--json")
         assert json.loads(shown.stdout)["state"] == "invalid" and needle in shown.stdout.decode(), (job, shown.stdout)
+
+
+def test_jobs_graph_shows_requires_beside_after(daemon):
+    daemon.write_job("backup", 'command = "true"\n')
+    daemon.write_job("load", 'command = "true"\nafter = ["backup"]\n')
+    daemon.write_job("report", 'command = "true"\n[[requires]]\njob = "backup"\nsucceeded_within = "1h"\n'
+                               '[[requires]]\njob = "load"\nsucceeded_within = "2h"\n')
+    daemon.write_job("alone", 'command = "true"\n')
+    daemon.start()
+    graph = json.loads(daemon.ctl("jobs", "graph", "--json").stdout)["jobs"]
+    assert [(j["id"], j["after"], j["requires"]) for j in graph] == [
+        ("alone", [], []), ("backup", [], []), ("load", ["backup"], []), ("report", [], ["backup", "load"])]
+    linked = json.loads(daemon.ctl("jobs", "graph", "backup", "--json").stdout)["jobs"]
+    assert [j["id"] for j in linked] == ["backup", "load", "report"]  # a gate links jobs too
+    text = daemon.ctl("jobs", "graph").stdout.decode().splitlines()
+    assert text[0].split() == ["JOB", "STATE", "AFTER", "REQUIRES"]
+    assert text[4].split() == ["report", "active", "-", "backup,", "load"]
+    dot = daemon.ctl("jobs", "graph", "--dot").stdout.decode()
+    assert '"backup" -> "report" [style=dotted, label="requires"];' in dot and '"backup" -> "load";' in dot

@@ -150,9 +150,9 @@ def _build_job(view, last_run_dir: str) -> pb.Job:  # noqa: ANN001
     return message
 
 
-def graph_pb(nodes) -> pb.Graph:  # noqa: ANN001  (handlers.jobs.get_graph's (id, JobState, after) tuples)
-    return pb.Graph(jobs=[pb.GraphJob(id=job_id, state=enum_value(pb.JobState, "JOB_STATE", state.value), after=after)
-                          for job_id, state, after in nodes])
+def graph_pb(nodes) -> pb.Graph:  # noqa: ANN001  (handlers.jobs.get_graph's (id, JobState, after, requires))
+    return pb.Graph(jobs=[pb.GraphJob(id=job_id, state=enum_value(pb.JobState, "JOB_STATE", state.value), after=after,
+                                      requires=requires) for job_id, state, after, requires in nodes])
 
 
 def event_pb(event: EventRow) -> pb.Event:

@@ -89,17 +89,18 @@ def get_job(ctx: Context, job_id: str) -> JobView:
     return _view(ctx, job_id, ctx.store.operator_rows(), ctx.store.job_summaries([job_id])[job_id])
 
 
-def get_graph(ctx: Context, job_id: str = "") -> list[tuple[str, JobState, tuple[str, ...]]]:
-    """(id, state, after) of every job, or of those connected to `job_id` (kernel.graph.connected),
-    sorted by id. An invalid job has no edges: its spec is not in force."""
+def get_graph(ctx: Context, job_id: str = "") -> list[tuple[str, JobState, tuple[str, ...], tuple[str, ...]]]:
+    """(id, state, after, requires) of every job, or of those connected to `job_id` by either kind of
+    edge (kernel.graph.connected), sorted by id. An invalid job has no edges: its spec is not in force."""
     after = {j: spec.after for j, spec in ctx.catalog.specs.items()}
+    requires = {j: tuple(dict.fromkeys(r.job for r in spec.requires)) for j, spec in ctx.catalog.specs.items()}
     ids = ctx.catalog.ids()
     if job_id:
         require_known(ctx, job_id)
-        wanted = connected(after, job_id)
+        wanted = connected({j: (*after[j], *requires[j]) for j in after}, job_id)
         ids = [j for j in ids if j in wanted]
     operator = ctx.store.operator_states()
-    return [(j, state_of(ctx, j, operator.get(j)), after.get(j, ())) for j in ids]
+    return [(j, state_of(ctx, j, operator.get(j)), after.get(j, ()), requires.get(j, ())) for j in ids]
 
 
 def next_run_times(ctx: Context, job_id: str, count: int = 0) -> list[datetime]:

@@ -216,14 +216,16 @@ class GetGraphRequest(_message.Message):
     def __init__(self, job: _Optional[str] = ...) -> None: ...
 
 class GraphJob(_message.Message):
-    __slots__ = ("id", "state", "after")
+    __slots__ = ("id", "state", "after", "requires")
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     id: str
     state: JobState
     after: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., after: _Optional[_Iterable[str]] = ...) -> None: ...
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., after: _Optional[_Iterable[str]] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Graph(_message.Message):
     __slots__ = ("jobs",)
