@@ -127,7 +127,7 @@ def health_json(health) -> dict:  # noqa: ANN001
         "store": {"path": health.store_path, "bytes": health.store_bytes},
         "max_concurrent_runs": health.max_concurrent_runs, "jobs_dir": health.jobs_dir,
         "state_dir": health.state_dir, "degraded": list(health.degraded), "warnings": list(health.warnings),
-        "host": health.host, "labels": list(health.labels),
+        "host": health.host, "labels": list(health.labels), "leader": health.leader or None,
         "hosts": [{"name": h.name, "labels": list(h.labels), "pid": h.pid, "started_at": _time(h, "started_at"),
                    "heartbeat_at": _time(h, "heartbeat_at"), "heartbeat_age_seconds": round(h.heartbeat_age_seconds, 3),
                    "stopped": h.stopped, "this_host": h.this_host} for h in health.hosts],
@@ -260,17 +260,18 @@ def health_text(h: dict) -> str:
              f"runs: {h['runs']['active']} active, {h['runs']['queued']} queued (slots {h['max_concurrent_runs']}); "
              f"followers {h['followers']}",
              f"store: {h['store']['path']} ({h['store']['bytes']} bytes); lock {h['lock_file']}"]
-    lines += [_host_line(host) for host in h["hosts"] if len(h["hosts"]) > 1 or host["labels"]]
+    lines += [_host_line(host, h["leader"]) for host in h["hosts"] if len(h["hosts"]) > 1 or host["labels"]]
     lines += [f"warning: {w}" for w in h["warnings"]]
     lines += _invalid_lines(h["invalid_specs"])
     lines += [f"degraded: {line}" for line in h["degraded"]]
     return "\n".join(lines)
 
 
-def _host_line(host: dict) -> str:
+def _host_line(host: dict, leader: str | None) -> str:
     labels = f" [{', '.join(host['labels'])}]" if host["labels"] else ""
     seen = "stopped" if host["stopped"] else f"heartbeat {host['heartbeat_age_seconds']:.0f}s ago"
-    return f"host: {host['name']}{labels} pid {host['pid']}, {seen}{' (this one)' if host['this_host'] else ''}"
+    marks = [m for m, on in (("leader", host["name"] == leader and not host["stopped"]), ("this one", host["this_host"])) if on]
+    return f"host: {host['name']}{labels} pid {host['pid']}, {seen}" + (f" ({', '.join(marks)})" if marks else "")
 
 
 def reload_text(data: dict) -> str:

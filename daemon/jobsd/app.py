@@ -32,6 +32,7 @@ from jobsd.heartbeat import Heartbeat
 from jobsd.held import HeldWindows
 from jobsd.job_files import JobFiles
 from jobsd.journal import Journal
+from jobsd.leadership import Leadership
 from jobsd.notify import Notifier
 from jobsd.output import Channel, Hub
 from jobsd.repair import keep_repairing, repair_all
@@ -180,7 +181,8 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
                             loop=asyncio.get_running_loop(), retention=opts.retention,
                             notify_command=opts.notify_command, host=host)
         shared = store.dialect.shared
-        heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer, host=host if shared else None)
+        lease = Leadership(store, ctx.timer, host, ctx.clock) if shared else None  # only its holder fires windows
+        heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer, host=host if shared else None, lease=lease)
         if shared:
             if why := heartbeat.claim():
                 raise StoreLocked(why)
@@ -203,7 +205,10 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
             sync_schedule(ctx)
         except DatabaseError as exc:  # APScheduler's own SQLite file: refuse like for our store, never reset it
             raise StoreCorrupt(f"{ctx.timer.path}: {exc.orig or exc}") from None
-        ctx.timer.resume()
+        if lease is None:
+            ctx.timer.resume()
+        else:
+            lease.tick()  # resumes the timer if this host leads (else at a later heartbeat)
         return await _serve_ready(ctx, heartbeat, notifier, opts)
     finally:
         if ctx is not None:

@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from jobsd import __version__
 from jobsd.clock import Clock
 from jobsd.journal import Journal
+from jobsd.leadership import Leadership
 from jobsd.scheduler import HEARTBEAT
 from jobsd.store_hosts import HOST_LEASE, ThisHost
 from jobsd.timer import Timer
@@ -72,7 +73,7 @@ class Heartbeat:
     """Saves the daemon's heartbeat and watches the wall clock. Event-loop thread only."""
 
     def __init__(self, journal: Journal, clock: Clock, timer: Timer | None, pid: int | None = None,
-                 host: ThisHost | None = None) -> None:
+                 host: ThisHost | None = None, lease: Leadership | None = None) -> None:
         self.journal, self.store, self.clock = journal, journal.store, clock
         self.pid = os.getpid() if pid is None else pid
         self.scheduler = timer  # kicked after a jump back; checkpointed after each beat
@@ -80,6 +81,7 @@ class Heartbeat:
         self._failing = False
         self._scheduler_healthy = True
         self.host = host  # a shared store's row of this host, beaten with each heartbeat
+        self.lease = lease  # a shared store's scheduler lease, renewed with each heartbeat
         self._claimed: tuple[str | None] | None = None  # (the earlier jobsd's record,) once claim() read it
 
     def claim(self) -> str:
@@ -132,7 +134,10 @@ class Heartbeat:
         return jump
 
     def stop(self) -> None:
-        """The last step of a clean stop: a record marked `stopped` (the next start says "clean")."""
+        """The last step of a clean stop: the lease dropped, and a record marked `stopped` (the next
+        start says "clean")."""
+        if self.lease is not None:
+            self.lease.release()
         self._save(self.clock.reading(), [], stopped=True)
 
     async def run(self) -> None:
@@ -144,6 +149,8 @@ class Heartbeat:
             await asyncio.sleep(HEARTBEAT)
             try:
                 self.beat()
+                if self.lease is not None:
+                    self.lease.tick()
             except Exception:  # noqa: BLE001 - the heartbeat must outlive one bad beat
                 log.exception("heartbeat failed")
             for name, checkpoint in (("store", self.store.checkpoint),

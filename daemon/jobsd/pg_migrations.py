@@ -60,5 +60,10 @@ _V2 = [f"""CREATE TABLE hosts (
 # v3: SQLite's v7, the host of each run
 _V3 = ["ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
 
-PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+# v4 (DESIGN 12): the leader's lease, one row per name ('scheduler'): which host and start of jobsd
+# holds it and until when, by the database's clock (leadership.py).
+_V4 = [f"""CREATE TABLE lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, instance TEXT NOT NULL,
+        expires_at {_EPOCH} NOT NULL)"""]
+
+PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -95,6 +95,26 @@ class HostQueries:
         return self._q(f"UPDATE hosts SET heartbeat_at = {_NOW}, stopped = :s WHERE name = :n AND instance = :i",
                        s=stopped, n=host.name, i=host.instance).rowcount == 1
 
+    def take_lease(self, host: ThisHost, ttl: float, name: str = "scheduler") -> tuple[bool, str, float]:
+        """Take or renew the lease `name` for `ttl` seconds from now (the database's clock): (held,
+        its holder's host name, seconds it has left). Another start's lease is taken only once it
+        expired; a renewal by the holder always succeeds (River's leader election, Oban's shape)."""
+        took = self._q(
+            f"INSERT INTO lease (name, holder, instance, expires_at) VALUES (:name, :h, :i, {_NOW} + :ttl) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, instance = excluded.instance, "
+            f"expires_at = excluded.expires_at WHERE lease.instance = excluded.instance OR lease.expires_at < {_NOW} "
+            "RETURNING instance", name=name, h=host.name, i=host.instance, ttl=ttl).first()
+        holder, left = self._q(f"SELECT holder, expires_at - {_NOW} FROM lease WHERE name = :name", name=name).one()
+        return took is not None, holder, max(left, 0.0)
+
+    def drop_lease(self, host: ThisHost, name: str = "scheduler") -> None:
+        """Give the lease up at once (a clean stop), if this start holds it."""
+        self._q("DELETE FROM lease WHERE name = :name AND instance = :i", name=name, i=host.instance)
+
+    def lease_holder(self, name: str = "scheduler") -> str:
+        """The host name holding an unexpired lease `name`, or ""."""
+        return self._q(f"SELECT holder FROM lease WHERE name = :name AND expires_at >= {_NOW}", name=name).scalar() or ""
+
     def hosts(self) -> list[HostRow]:
         rows = self._q(f"SELECT name, labels, pid, started_at, heartbeat_at, {_NOW} - heartbeat_at, stopped, "
                        "machine_id, instance FROM hosts ORDER BY name")

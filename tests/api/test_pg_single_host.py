@@ -136,7 +136,8 @@ def test_daemon_status_names_this_host_its_labels_and_every_host_of_the_store(da
         ("web1", ["eu", "gpu"], daemon.proc.pid, False, True)
     assert 0 <= host["heartbeat_age_seconds"] < 15
     text = daemon.ctl("daemon", "status").stdout.decode()
-    assert f"host: web1 [eu, gpu] pid {daemon.proc.pid}, heartbeat " in text and "(this one)" in text
+    assert f"host: web1 [eu, gpu] pid {daemon.proc.pid}, heartbeat " in text and "(leader, this one)" in text
+    assert status["leader"] == "web1"  # the only host holds the scheduler's lease
     assert daemon.ctl("jobs", "run", "hello", "--wait").returncode == 0
     assert json.loads(daemon.ctl("--json", "runs", "show", "hello/1").stdout)["host"] == "web1"  # who ran it
     assert "host:            web1" in daemon.ctl("runs", "show", "hello/1").stdout.decode()
@@ -154,7 +155,7 @@ def test_daemon_status_names_this_host_its_labels_and_every_host_of_the_store(da
 def test_a_sqlite_host_is_its_own_only_host(daemon):  # noqa: ANN001
     daemon.start("--labels", "ssd")
     status = json.loads(daemon.ctl("--json", "daemon", "status").stdout)
-    assert status["host"] == socket.gethostname() and status["labels"] == ["ssd"]
+    assert status["host"] == status["leader"] == socket.gethostname() and status["labels"] == ["ssd"]
     assert [(h["name"], h["this_host"]) for h in status["hosts"]] == [(socket.gethostname(), True)]
     daemon.write_job("hello", 'command = ["true"]\n')
     daemon.ctl("daemon", "reload")
@@ -217,3 +218,14 @@ def test_daemon_status_says_the_store_cannot_be_read_while_the_server_is_down(da
         pg_server.start()
     wait_for(lambda: not json.loads(daemon.ctl("--json", "daemon", "status").stdout)["degraded"], 20,
              "daemon status to be clean once the server is back")
+
+
+def test_cron_windows_fire_on_postgresql_once_this_host_leads(daemon, url):  # noqa: ANN001
+    daemon.write_job("tick", 'command = ["true"]\n[schedule]\ncron = "* * * * * *"\ntimezone = "UTC"\n')
+    daemon.start("--store", url)
+
+    def fired() -> bool:
+        runs = json.loads(daemon.ctl("--json", "jobs", "history", "tick").stdout)["runs"]
+        return len([r for r in runs if r["trigger"] == "cron" and r["state"] == "succeeded"]) >= 2
+    wait_for(fired, 20, "two cron windows to run")
+    assert "this host (" in daemon.read_log() and "leads: its cron timer fires the windows" in daemon.read_log()

@@ -187,3 +187,59 @@ def test_a_host_name_is_held_by_one_machine_until_it_stops_or_its_heartbeat_is_s
     (row,) = store.hosts()
     assert (row.name, row.machine_id, row.instance, row.labels) == ("web1", "machine-a", "i3", ("gpu",))
     store.close()
+
+
+class _Timer:
+    """What Leadership drives of the cron timer: resume on taking the lease, pause on losing it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+
+    def pause(self) -> None:
+        self.calls.append("pause")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_one_host_leads_at_a_time_and_a_clean_stop_hands_over_at_once(pg_server, url):  # noqa: ANN001
+    from jobsd.leadership import LEASE_TTL, Leadership
+    stores = open_store(url), open_store(url)
+    timers, clock = (_Timer(), _Timer()), _Clock()
+    a, b = (Leadership(s, t, ThisHost(n, (), "m-" + n, "i-" + n, 1), clock)
+            for s, t, n in zip(stores, timers, ("web1", "web2")))
+    a.tick()
+    b.tick()
+    assert (a.holding, b.holding, a.leader, b.leader) == (True, False, "web1", "web1")
+    assert (timers[0].calls, timers[1].calls) == (["resume"], [])
+    a.tick()  # a renewal changes nothing
+    assert (timers[0].calls, stores[0].lease_holder()) == (["resume"], "web1")
+    a.release()
+    assert stores[1].lease_holder() == ""
+    b.tick()
+    assert (b.holding, timers[1].calls, stores[0].lease_holder()) == (True, ["resume"], "web2")
+    pg_server.psql("UPDATE lease SET expires_at = expires_at - 100", db=_db(url))  # web2 went silent
+    a.tick()
+    assert a.holding and stores[1].lease_holder() == "web1"
+    b.tick()  # web2 comes back: it sees web1 holds the lease and pauses its timer
+    assert (b.holding, timers[1].calls) == (False, ["resume", "pause"])
+    pg_server.halt()  # renewals fail: web1 steps down once its lease may have run out by its own clock
+    try:
+        clock.now += LEASE_TTL - 2
+        a.tick()
+        assert a.holding
+        clock.now += 2
+        a.tick()
+        assert not a.holding and timers[0].calls == ["resume", "resume", "pause"]
+    finally:
+        pg_server.start()
+    for store in stores:
+        store.close()

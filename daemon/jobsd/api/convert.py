@@ -173,7 +173,7 @@ def health_pb(view, paths) -> pb.Health:  # noqa: ANN001  (handlers.health.Healt
         runs_active=view.runs_active, runs_queued=view.runs_queued, followers=view.followers,
         store_path=view.store_path, store_bytes=view.store_bytes, max_concurrent_runs=view.max_concurrent_runs,
         jobs_dir=paths.jobs_dir, state_dir=paths.state_dir, warnings=view.warnings, host=view.host,
-        labels=view.labels)
+        labels=view.labels, leader=view.leader)
     message.degraded.extend(view.degraded)
     for host in view.hosts:
         row = message.hosts.add(name=host.name, labels=host.labels, pid=host.pid, stopped=host.stopped,

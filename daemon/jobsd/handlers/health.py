@@ -39,6 +39,7 @@ class HealthView:
     host: str = ""
     labels: tuple[str, ...] = ()
     hosts: list[HostView] = field(default_factory=list)
+    leader: str = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,13 @@ class HostView:
     heartbeat_age: float
     stopped: bool
     this_host: bool
+
+
+def leader_of(ctx: Context) -> str:
+    """The host whose cron timer fires: a shared store's lease holder ("" while none holds it), else this one."""
+    if getattr(getattr(ctx.store, "dialect", None), "shared", False):
+        return ctx.store.lease_holder()
+    return ctx.host.name if ctx.host else ""
 
 
 def hosts(ctx: Context) -> list[HostView]:
@@ -76,8 +84,9 @@ def get_health(ctx: Context) -> HealthView:
     unreadable = ""
     try:
         counts, size, host_list, jobs = ctx.store.counts_by_state(), ctx.store.size_bytes(), hosts(ctx), job_counts(ctx)
+        leader = leader_of(ctx)
     except SQLAlchemyError as exc:  # a PostgreSQL server gone: say so rather than fail the call
-        counts, size, host_list, jobs = {}, 0, [], Counter()
+        counts, size, host_list, jobs, leader = {}, 0, [], Counter(), ""
         unreadable = f"the store cannot be read ({str(getattr(exc, 'orig', None) or exc).strip()})"
     timer = ctx.timer
     return HealthView(
@@ -90,7 +99,7 @@ def get_health(ctx: Context) -> HealthView:
         followers=ctx.hub.followers, store_path=ctx.store.path, store_bytes=size,
         max_concurrent_runs=ctx.max_concurrent, warnings=[*ctx.warnings, *ctx.catalog.warnings],
         degraded=[*degraded(ctx), *filter(None, [unreadable])], host=ctx.host.name if ctx.host else "",
-        labels=ctx.host.labels if ctx.host else (), hosts=host_list)
+        labels=ctx.host.labels if ctx.host else (), hosts=host_list, leader=leader)
 
 
 def degraded(ctx: Context) -> list[str]:

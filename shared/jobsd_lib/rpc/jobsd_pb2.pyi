@@ -495,7 +495,7 @@ class GetHealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Health(_message.Message):
-    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded", "warnings", "host", "labels", "hosts")
+    __slots__ = ("version", "pid", "lock_file", "socket", "started_at", "uptime_seconds", "scheduler_state", "last_tick", "jobs_active", "jobs_paused", "jobs_disabled", "jobs_invalid", "invalid_specs", "runs_active", "runs_queued", "followers", "store_path", "store_bytes", "max_concurrent_runs", "jobs_dir", "state_dir", "degraded", "warnings", "host", "labels", "hosts", "leader")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     LOCK_FILE_FIELD_NUMBER: _ClassVar[int]
@@ -522,6 +522,7 @@ class Health(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     HOSTS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
     version: str
     pid: int
     lock_file: str
@@ -548,7 +549,8 @@ class Health(_message.Message):
     host: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     hosts: _containers.RepeatedCompositeFieldContainer[Host]
-    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
+    leader: str
+    def __init__(self, version: _Optional[str] = ..., pid: _Optional[int] = ..., lock_file: _Optional[str] = ..., socket: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., scheduler_state: _Optional[str] = ..., last_tick: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., jobs_active: _Optional[int] = ..., jobs_paused: _Optional[int] = ..., jobs_disabled: _Optional[int] = ..., jobs_invalid: _Optional[int] = ..., invalid_specs: _Optional[_Iterable[_Union[SpecError, _Mapping]]] = ..., runs_active: _Optional[int] = ..., runs_queued: _Optional[int] = ..., followers: _Optional[int] = ..., store_path: _Optional[str] = ..., store_bytes: _Optional[int] = ..., max_concurrent_runs: _Optional[int] = ..., jobs_dir: _Optional[str] = ..., state_dir: _Optional[str] = ..., degraded: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., host: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., leader: _Optional[str] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "labels", "pid", "started_at", "heartbeat_at", "heartbeat_age_seconds", "stopped", "this_host")
