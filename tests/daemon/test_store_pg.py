@@ -38,9 +38,9 @@ def test_the_schema_has_sqlites_tables_and_columns(pg_server, url, tmp_path):  #
     pg_columns = set(pg_server.psql("SELECT table_name, column_name FROM information_schema.columns "
                                     "WHERE table_schema = 'public'", db=_db(url)))
     # PostgreSQL's own additions: the counter row that hands out event seqs in commit order, and
-    # the hosts of a shared store
+    # the hosts and the scheduler's lease of a shared store
     own = {t for t, _ in pg_columns - sqlite_columns}
-    assert own == {"counters", "hosts"}
+    assert own == {"counters", "hosts", "lease"}
     assert sqlite_columns - pg_columns == set()
     epoch_types = set(pg_server.psql("SELECT DISTINCT data_type FROM information_schema.columns WHERE "
                                      "table_schema = 'public' AND column_name LIKE '%\\_at' ESCAPE '\\'", db=_db(url)))
