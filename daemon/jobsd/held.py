@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from jobsd.store import StoreUnwritable
+from jobsd.store_rows import WindowTaken
 from jobsd_lib.kernel.fire import MAX_MISSED, unwritable_reason
 
 __all__ = ["HeldWindows", "RETRY", "PER_JOB"]
@@ -72,6 +73,9 @@ class HeldWindows:
                 except StoreUnwritable:
                     self._arm()
                     return done
+                except WindowTaken:  # another leader recorded it meanwhile: nothing is owed
+                    del windows[window]
+                    continue
                 del windows[window]
                 done += 1
             del self._held[job_id]

@@ -31,6 +31,7 @@ from jobsd.bus import Bus
 from jobsd.clock import Clock, to_epoch
 from jobsd.folders import make_folder
 from jobsd.store import AttemptRow, EventRow, RunRow, Store
+from jobsd.store_rows import WindowTaken
 from jobsd_lib.facts import (AttemptFinished, Fact, OperatorFact, RunApproved, RunFinished, RunMissed, RunQueued, RunRejected,
                              RunRetrying, RunSkipped, RunStarted, RunWaiting, Actor)
 from jobsd_lib.kernel.run import AttemptEnd, Decision, RecordEnd, Retrying, Started, Waiting
@@ -69,6 +70,11 @@ class Journal:
             self.store.add_events([(f.ts, f.TYPE, f.job_id, f.run_n, f.attrs()) for f in facts])
         self._publish(facts)
 
+    def _fence(self, job_id: str, window: datetime) -> None:
+        """A cron window is recorded once whichever leader gets there first (DESIGN 12)."""
+        if not self.store.claim_window(job_id, to_epoch(window)):
+            raise WindowTaken(f"cron window {window.isoformat()} of {job_id} was recorded by another jobsd")
+
     def born(self, ref: str) -> None:
         """Queue the run's held-back first files now (once)."""
         birth = self._unborn.pop(ref, None)
@@ -91,6 +97,8 @@ class Journal:
         now = self.clock.epoch()
         queued = state is RunState.QUEUED
         with self.store.write(durable=trigger.requested):
+            if trigger in (Trigger.CRON, Trigger.CATCH_UP) and scheduled_at is not None:
+                self._fence(job_id, scheduled_at)
             run = self.store.create_run(
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
@@ -120,6 +128,7 @@ class Journal:
         """A cron window that was not run: a `missed` run, terminal at birth."""
         now = self.clock.epoch()
         with self.store.write():
+            self._fence(job_id, window)
             run = self.store.create_missed_run(job_id, now, to_epoch(window), reason, spec.digest if spec else "",
                                                host=self.host)
             fact = RunMissed(ts=now, job_id=job_id, run_n=run.n, window=window, reason=reason)

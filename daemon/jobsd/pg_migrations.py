@@ -65,5 +65,9 @@ _V3 = ["ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
 _V4 = [f"""CREATE TABLE lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, instance TEXT NOT NULL,
         expires_at {_EPOCH} NOT NULL)"""]
 
-PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+# v5 (DESIGN 12): the window fence: a cron window of a job is recorded once, whichever leader gets
+# there first (two may overlap in a partition or a long pause); procrastinate's periodic defer.
+_V5 = [f"CREATE TABLE windows (job_id TEXT NOT NULL, at {_EPOCH} NOT NULL, PRIMARY KEY (job_id, at))"]
+
+PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -116,6 +116,12 @@ class StorePort(Protocol):
         """create_run of a `missed` cron window: state MISSED, trigger "cron", finished at `now`."""
         ...
 
+    def claim_window(self, job_id: str, window: float) -> bool:
+        """In the caller's transaction: record that cron window `window` (epoch seconds) of the job is
+        being recorded; False when another jobsd sharing the store recorded it first (then the
+        caller records nothing of it). A store only one jobsd writes may always answer True."""
+        ...
+
     def update_run(self, run_id: int, **fields: object) -> None:
         """Set the given RunRow fields of run `run_id` (not id, job_id, n or attempt_list; state as a
         RunState or its value); the others stay. An unknown run_id changes nothing. An unknown

@@ -71,7 +71,8 @@ class HostRow:
 
 
 class HostQueries:
-    """Mixed into Store (needs `_q`); each call goes in the caller's write transaction, but `hosts`."""
+    """Mixed into Store (needs `_q`, `dialect`); each call goes in the caller's write transaction, but
+    `hosts` and `lease_holder`."""
 
     def join_host(self, host: ThisHost) -> HostRow | None:
         """Hold `host.name` from now on; None when joined, else the live row of the machine that
@@ -114,6 +115,14 @@ class HostQueries:
     def lease_holder(self, name: str = "scheduler") -> str:
         """The host name holding an unexpired lease `name`, or ""."""
         return self._q(f"SELECT holder FROM lease WHERE name = :name AND expires_at >= {_NOW}", name=name).scalar() or ""
+
+    def claim_window(self, job_id: str, window: float) -> bool:
+        """In the caller's transaction: False when another jobsd recorded this cron window of the job
+        first (the fence); a store only this jobsd writes has no other leader and always says True."""
+        if not self.dialect.shared:
+            return True
+        return self._q("INSERT INTO windows (job_id, at) VALUES (:j, :w) ON CONFLICT DO NOTHING RETURNING 1",
+                       j=job_id, w=window).first() is not None
 
     def hosts(self) -> list[HostRow]:
         rows = self._q(f"SELECT name, labels, pid, started_at, heartbeat_at, {_NOW} - heartbeat_at, stopped, "

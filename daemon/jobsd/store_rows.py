@@ -20,6 +20,10 @@ _FAILED_STATES = frozenset(s.value for s in FAILURES)
 _OUTCOMES_SQL = sql_list(OUTCOMES)
 
 
+class WindowTaken(Exception):
+    """Another jobsd on the shared store recorded this cron window first (the fence): nothing was recorded."""
+
+
 class StoreCorrupt(Exception):
     """The database cannot be read or migrated; the daemon refuses to start (never resets it)."""
 

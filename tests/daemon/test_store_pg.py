@@ -5,7 +5,9 @@ migration that two hosts start at once, reconnecting after the server restarts, 
 of a bad URL or a server that is not there."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
 import threading
 
 import pytest
@@ -40,7 +42,7 @@ def test_the_schema_has_sqlites_tables_and_columns(pg_server, url, tmp_path):  #
     # PostgreSQL's own additions: the counter row that hands out event seqs in commit order, and
     # the hosts and the scheduler's lease of a shared store
     own = {t for t, _ in pg_columns - sqlite_columns}
-    assert own == {"counters", "hosts", "lease"}
+    assert own == {"counters", "hosts", "lease", "windows"}
     assert sqlite_columns - pg_columns == set()
     epoch_types = set(pg_server.psql("SELECT DISTINCT data_type FROM information_schema.columns WHERE "
                                      "table_schema = 'public' AND column_name LIKE '%\\_at' ESCAPE '\\'", db=_db(url)))
@@ -243,3 +245,41 @@ def test_one_host_leads_at_a_time_and_a_clean_stop_hands_over_at_once(pg_server,
         pg_server.start()
     for store in stores:
         store.close()
+
+
+def test_the_fence_records_a_cron_window_once_whichever_leader_gets_there_first(url):  # noqa: ANN001
+    """Two journals on one database (two leaders that overlap): the window becomes one run; the
+    second is refused before anything of it is written. A retry keeps its window and is not fenced."""
+    from datetime import UTC, datetime
+
+    from jobsd.artifacts import Artifacts
+    from jobsd.bus import Bus
+    from jobsd.clock import SYSTEM
+    from jobsd.journal import Journal
+    from jobsd.store_rows import WindowTaken
+    from jobsd_lib.facts import Actor
+    from jobsd_lib.kernel.states import Trigger
+
+    stores = open_store(url), open_store(url)
+    folders = [tempfile.mkdtemp(prefix="jfence") for _ in stores]
+    artifacts = [Artifacts(folder) for folder in folders]
+    try:
+        journals = [Journal(s, a, Bus(), SYSTEM, host) for s, a, host in zip(stores, artifacts, ("web1", "web2"))]
+        window = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+        first = journals[0].create_run("tick", RunState.QUEUED, Trigger.CRON, None, Actor(), window)
+        with pytest.raises(WindowTaken):
+            journals[1].create_run("tick", RunState.QUEUED, Trigger.CRON, None, Actor(), window)
+        with pytest.raises(WindowTaken):
+            journals[1].missed("tick", window, "late", None)
+        journals[1].create_run("tick", RunState.QUEUED, Trigger.RETRY, None, Actor(), window, retry_of=first.ref)
+        runs = stores[1].list_runs("tick", 10, None, ())
+        assert [(r.n, r.trigger, r.host) for r in runs] == [(2, "retry", "web2"), (1, "cron", "web1")]
+        later = datetime(2026, 12, 4, 12, 1, tzinfo=UTC)
+        assert journals[1].missed("tick", later, "late", None).n == 3  # a window nobody had: recorded
+    finally:
+        for a in artifacts:
+            a.close()
+        for store in stores:
+            store.close()
+        for folder in folders:
+            shutil.rmtree(folder)

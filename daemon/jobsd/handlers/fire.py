@@ -18,6 +18,7 @@ from jobsd.context import Context
 from jobsd.handlers.jobs import state_of
 from jobsd.handlers.runs import run_job
 from jobsd.store import RunRow, StoreUnwritable
+from jobsd.store_rows import WindowTaken
 from jobsd_lib.errors import JobsdError
 from jobsd_lib.facts import SCHEDULER
 from jobsd_lib.kernel.fire import AlreadyRecorded, CatchUp, FireDecision, Held, Miss, Unscheduled, plan_firing
@@ -55,6 +56,8 @@ def on_fire(ctx: Context, job_id: str, run_times: list[datetime]) -> None:
                 run_job(ctx, job_id, trigger, scheduled_at=action.window, actor=SCHEDULER)
         except StoreUnwritable as exc:  # recorded `missed` once the store works again (held.py)
             held.hold(job_id, action.window, exc.cause)
+        except WindowTaken as exc:  # two leaders overlapped: the other one has it
+            log.info("%s", exc)
         except JobsdError as exc:
             log.warning("cron window %s of %s: %s", action.window.isoformat(), job_id, exc)
 
