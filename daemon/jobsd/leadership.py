@@ -14,14 +14,14 @@ import logging
 
 from jobsd.clock import Clock
 from jobsd.store import Store, StoreUnwritable
-from jobsd.store_hosts import ThisHost
+from jobsd.store_hosts import HOST_LEASE, ThisHost
 from jobsd.timer import Timer
 
 __all__ = ["Leadership", "LEASE_TTL"]
 
 log = logging.getLogger("jobsd.leader")
 
-LEASE_TTL = 15.0  # seconds: three heartbeats
+LEASE_TTL = HOST_LEASE  # seconds: three heartbeats, as a host's name and a heartbeat's freshness
 
 
 class Leadership:

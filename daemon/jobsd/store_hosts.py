@@ -14,9 +14,11 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from jobsd_lib.kernel.drift import SHARED_STORE_LEASE
+
 __all__ = ["HostRow", "HostQueries", "ThisHost", "HOST_LEASE", "check_host_name", "check_labels"]
 
-HOST_LEASE = 15.0  # seconds without a heartbeat after which a host's name is free again
+HOST_LEASE = SHARED_STORE_LEASE  # seconds without a heartbeat after which a host's name is free again
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _NOW = "extract(epoch from now())"
 

@@ -54,9 +54,14 @@ class HostView:
     this_host: bool
 
 
+def _dialect(ctx: Context, what: str, default: object) -> object:
+    """What the SQL store's dialect says (`shared`, `hint`); `default` for a store without one (memory)."""
+    return getattr(getattr(ctx.store, "dialect", None), what, default)
+
+
 def leader_of(ctx: Context) -> str:
     """The host whose cron timer fires: a shared store's lease holder ("" while none holds it), else this one."""
-    if getattr(getattr(ctx.store, "dialect", None), "shared", False):
+    if _dialect(ctx, "shared", False):
         return ctx.store.lease_holder()
     return ctx.host.name if ctx.host else ""
 
@@ -66,7 +71,7 @@ def hosts(ctx: Context) -> list[HostView]:
     me = ctx.host
     if me is None:
         return []
-    if not getattr(getattr(ctx.store, "dialect", None), "shared", False):
+    if not _dialect(ctx, "shared", False):
         now = ctx.clock.epoch()
         started = ctx.started_at.timestamp()
         return [HostView(me.name, me.labels, me.pid, started, now, 0.0, False, True)]
@@ -108,8 +113,7 @@ def degraded(ctx: Context) -> list[str]:
     timer = ctx.timer
     for name, failure in (("store", ctx.store.write_failure), ("job store", timer.write_failure if timer else None)):
         if failure is not None:
-            hint = getattr(getattr(ctx.store, "dialect", None), "hint", "free disk space") if name == "store" \
-                else "free disk space"
+            hint = _dialect(ctx, "hint", "free disk space") if name == "store" else "free disk space"
             lines.append(f"the {name} cannot be written since {iso(failure.since)} ({failure.cause}): {hint}; "
                          "runs cannot start meanwhile, and cron windows are recorded missed once it works")
     if held := len(ctx.held):
