@@ -22,7 +22,7 @@ from jobsd.clock import SYSTEM, Clock
 from jobsd.context import Context, Paths
 from jobsd.folders import UnsafeFolder, check_folders, make_folder
 from jobsd.handlers.fire import on_fire, record_dropped, record_held, record_missed
-from jobsd.handlers import dependency, notifications, overdue
+from jobsd.handlers import dependency, hosts, notifications, overdue
 from jobsd.handlers.gc import keep_sweeping
 from jobsd.metrics import serve_http, write_textfile
 from jobsd.handlers.operator import auto_resume
@@ -182,6 +182,7 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
                             notify_command=opts.notify_command, host=host)
         shared = store.dialect.shared
         lease = Leadership(store, ctx.timer, host, ctx.clock) if shared else None  # only its holder fires windows
+        ctx.lease = lease
         heartbeat = Heartbeat(ctx.journal, ctx.clock, ctx.timer, host=host if shared else None, lease=lease)
         if shared:
             if why := heartbeat.claim():
@@ -189,15 +190,19 @@ async def _serve_locked(opts: Options, paths: Paths, warnings: tuple[str, ...] =
             join_host(store, host)
         prepare_socket_path(paths.socket)  # may refuse: before the heartbeat, or the next start says "unclean"
         load_specs(ctx)
-        heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
+        restart = heartbeat.start()  # daemon.started (down since the last heartbeat) before what reconciling records
         ctx.runs.files.clear_leftovers()  # credentials of runs a killed jobsd left (no run has started yet)
         reconcile_active(ctx)
+        hosts.stop_taken_over(ctx, restart.down_since if restart else None)  # a shared store's leader closed them
         ctx.last_success = ctx.store.last_success_times()
         overdue.track(ctx)
         notifications.track(ctx)
         ctx.metrics.load()
         dependency.mark_new(ctx, None)
-        dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
+        if lease is None:
+            dependency.check_all(ctx)  # an upstream that succeeded just before the last stop starts its downstream now
+        else:
+            lease.on_change.append(lambda leads: _took_the_lead(ctx) if leads else None)
         # The store lock is held: only now may the scheduler open its job store. Start it paused,
         # touch only changed jobs, then resume (PITFALLS 2).
         try:
@@ -236,7 +241,8 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, o
                   asyncio.ensure_future(keep_repairing(ctx.store, ctx.artifacts, ctx.spec_file)),
                   asyncio.ensure_future(auto_resume(ctx)),  # pauses with --until, also ones that ended while down
                   asyncio.ensure_future(overdue.watch(ctx)),  # at once: a deadline may have passed while down
-                  asyncio.ensure_future(keep_sweeping(ctx, after=repairing))]  # retention, once the walk is done
+                  asyncio.ensure_future(keep_sweeping(ctx, after=repairing)),  # retention, once the walk is done
+                  *([asyncio.ensure_future(hosts.watch_hosts(ctx))] if ctx.lease is not None else [])]
     await _until_stopped(notifier, lambda: _reload(ctx, notifier), ctx.timer.healthy)
     for task in background:
         task.cancel()
@@ -256,6 +262,18 @@ async def _serve_ready(ctx: Context, heartbeat: Heartbeat, notifier: Notifier, o
     heartbeat.stop()  # the last record says "stopped cleanly": the next start reports it
     log.info("jobsd stopped")
     return 0
+
+
+def _took_the_lead(ctx: Context) -> None:
+    """A shared store's new leader: the cluster's duties wake up here (DESIGN 12), and the chains
+    whose upstream succeeded while no host led start now."""
+    ctx.overdue.changed.set()
+    ctx.pauses_changed.set()
+    ctx.retention_changed.set()
+    try:
+        dependency.check_all(ctx)
+    except Exception:  # noqa: BLE001 - the next success of an upstream checks again
+        log.exception("the dependency check on taking the lead failed")
 
 
 def _reload(ctx: Context, notifier: Notifier) -> None:

@@ -12,6 +12,7 @@ from jobsd.clock import Clock
 from jobsd.expect import OverdueState
 from jobsd.held import HeldWindows
 from jobsd.journal import Journal
+from jobsd.leadership import Leadership
 from jobsd.output import Channel, Hub
 from jobsd.runner import Runner
 from jobsd.catalog import Catalog
@@ -69,12 +70,23 @@ class Context:
     notify_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
     notify_tasks: set = field(default_factory=set)  # notify commands under way
     host: ThisHost | None = None  # --host-name and --labels
+    lease: Leadership | None = None  # a shared store's scheduler lease; None: this jobsd is the store's only one
     metrics: Metrics = field(init=False)  # what the metrics read and keep: made with the context (__post_init__)
 
     def __post_init__(self) -> None:
         from jobsd.metrics import Metrics  # it reads the context it is made for: jobsd.metrics imports this module
 
         self.metrics = Metrics(self)
+
+    def leads(self) -> bool:
+        """Whether this jobsd does the store's cluster-wide duties now (DESIGN 12): cron windows, the
+        overdue watch, auto-resume, and recording dead hosts' runs. Always, on a store of its own."""
+        return self.lease is None or self.lease.holding
+
+    def own_host(self) -> str | None:
+        """The host whose runs this jobsd carries out and reconciles: its name on a shared store,
+        None (every run) on a store of its own."""
+        return None if self.lease is None or self.host is None else self.host.name
 
     def spec_file(self, job_id: str) -> str:
         spec = self.catalog.specs.get(job_id)

@@ -37,13 +37,19 @@ from jobsd.timer import Timer
 from jobsd_lib.errors import InternalError
 from jobsd_lib.facts import ClockJumped, DaemonStarted, Fact, iso
 from jobsd_lib.kernel.drift import (ClockJump, ClockReading, HeartbeatRecord, Restart, assess_restart,
-                                    decode_heartbeat, detect_jump, encode_heartbeat, store_in_use)
+                                    decode_heartbeat, detect_jump, encode_heartbeat, host_in_use)
 
-__all__ = ["Heartbeat", "HEARTBEAT_KEY"]
+__all__ = ["Heartbeat", "HEARTBEAT_KEY", "heartbeat_key"]
 
 log = logging.getLogger("jobsd.health")
 
-HEARTBEAT_KEY = "heartbeat"  # daemon_meta key of the last HeartbeatRecord
+HEARTBEAT_KEY = "heartbeat"  # daemon_meta key of the last HeartbeatRecord (a shared store: one per host)
+
+
+def heartbeat_key(host: ThisHost | None) -> str:
+    """A shared store keeps one heartbeat per host name (`heartbeat@NAME`): each host's downtime and
+    clean stops are its own."""
+    return HEARTBEAT_KEY if host is None else f"{HEARTBEAT_KEY}@{host.name}"
 
 
 def _alive(pid: int) -> bool:
@@ -82,29 +88,30 @@ class Heartbeat:
         self._scheduler_healthy = True
         self.host = host  # a shared store's row of this host, beaten with each heartbeat
         self.lease = lease  # a shared store's scheduler lease, renewed with each heartbeat
+        self.key = heartbeat_key(host)
         self._claimed: tuple[str | None] | None = None  # (the earlier jobsd's record,) once claim() read it
 
     def claim(self) -> str:
-        """On a shared store: why another jobsd is using it (kernel.drift.store_in_use), or "" after
-        taking it. The look and this jobsd's first record are one transaction under the store's
-        exclusive lock, so of two jobsd starting together one sees the other's record."""
+        """On a shared store: why another jobsd is this host (kernel.drift.host_in_use), or "" after
+        taking its name. The look and this jobsd's first record are one transaction under the store's
+        exclusive lock, so of two jobsd starting together under one name one sees the other's record."""
         with self.store.write():
             self.store.dialect.lock_exclusive(self.store.conn)
-            self._claimed = (self.store.get_meta(HEARTBEAT_KEY),)
+            self._claimed = (self.store.get_meta(self.key),)
             previous = decode_heartbeat(self._claimed[0])
             now = self.clock.reading()
             alive = (previous is not None and previous.reading.boot_id == now.boot_id and previous.pid != self.pid
                      and _alive(previous.pid))  # (our own pid: a container's jobsd as pid 1, restarted)
-            why = store_in_use(previous, now, alive)
+            why = host_in_use(previous, now, alive, self.host.name if self.host else "")
             if not why:
-                self.store.set_meta(HEARTBEAT_KEY, encode_heartbeat(HeartbeatRecord(now, self.pid)))
+                self.store.set_meta(self.key, encode_heartbeat(HeartbeatRecord(now, self.pid)))
         return why
 
     def start(self) -> Restart | None:
         """Start-up, before reconciliation: record `daemon.started` and save the first heartbeat.
 
         Returns the facts about the previous daemon (None on a first start)."""
-        text = self._claimed[0] if self._claimed is not None else self.store.get_meta(HEARTBEAT_KEY)
+        text = self._claimed[0] if self._claimed is not None else self.store.get_meta(self.key)
         previous = decode_heartbeat(text)
         now = self.clock.reading()
         restart = assess_restart(previous, now)
@@ -182,7 +189,7 @@ class Heartbeat:
             self._failing = False
 
     def _change(self, store, record: str, stopped: bool) -> None:  # noqa: ANN001
-        store.set_meta(HEARTBEAT_KEY, record)
+        store.set_meta(self.key, record)
         if self.host is not None and not store.beat_host(self.host, stopped):
             log.error("another start of jobsd took the host name %s in the store (this one was taken for dead: "
                       "no heartbeat for %.0f s); stop one of them", self.host.name, HOST_LEASE)

@@ -31,7 +31,7 @@ from jobsd.bus import Bus
 from jobsd.clock import Clock, to_epoch
 from jobsd.folders import make_folder
 from jobsd.store import AttemptRow, EventRow, RunRow, Store
-from jobsd.store_rows import WindowTaken
+from jobsd.store_rows import JobActive, StoreUnwritable, WindowTaken
 from jobsd_lib.facts import (AttemptFinished, Fact, OperatorFact, RunApproved, RunFinished, RunMissed, RunQueued, RunRejected,
                              RunRetrying, RunSkipped, RunStarted, RunWaiting, Actor)
 from jobsd_lib.kernel.run import AttemptEnd, Decision, RecordEnd, Retrying, Started, Waiting
@@ -41,6 +41,7 @@ from jobsd_lib.spec import JobSpec
 __all__ = ["Journal", "dependency_mark"]
 
 log = logging.getLogger("jobsd.journal")
+TAKEN_OVER = "taken over by the leader"  # StoreUnwritable.cause of a step of a run another host closed
 
 
 class Journal:
@@ -75,6 +76,13 @@ class Journal:
         if not self.store.claim_window(job_id, to_epoch(window)):
             raise WindowTaken(f"cron window {window.isoformat()} of {job_id} was recorded by another jobsd")
 
+    def _still_ours(self, run: RunRow) -> None:
+        """A step of a run that the leader of a shared store recorded interrupted meanwhile (this host
+        had stopped renewing its heartbeat) is refused: the runner ends the run, whose end is then
+        not recorded either (`end`)."""
+        if not self.store.still_active(run.id):
+            raise StoreUnwritable(f"run {run.ref} was recorded interrupted by another host meanwhile", TAKEN_OVER)
+
     def born(self, ref: str) -> None:
         """Queue the run's held-back first files now (once)."""
         birth = self._unborn.pop(ref, None)
@@ -99,6 +107,8 @@ class Journal:
         with self.store.write(durable=trigger.requested):
             if trigger in (Trigger.CRON, Trigger.CATCH_UP) and scheduled_at is not None:
                 self._fence(job_id, scheduled_at)
+            if queued and (other := self.store.claim_job(job_id)) is not None:  # another host's run
+                raise JobActive(other)
             run = self.store.create_run(
                 job_id=job_id, state=state, trigger=trigger.value, now=now, reason=reason,
                 wait_reason=WaitReason.SLOT.value if queued else None, scheduled_at=to_epoch(scheduled_at),
@@ -164,6 +174,7 @@ class Journal:
             return self._started(run, step)
         now = self.clock.epoch()
         with self.store.write(durable=isinstance(step, Decision)):
+            self._still_ours(run)
             if isinstance(step, Decision):
                 facts = [_decision_fact(run, step)]
                 fields = {**_decision_fields(step), "wait_reason": None, "wait_detail": ""}
@@ -197,6 +208,7 @@ class Journal:
                   "started_at": run.started_at or now, "next_attempt_at": None, "pgid": step.pid}
         fact = RunStarted(ts=now, job_id=run.job_id, run_n=run.n, attempt=step.attempt, pid=step.pid)
         with self.store.write(durable=False):
+            self._still_ours(run)
             self.store.update_run(run.id, **fields)
             self.store.start_attempt(run.id, step.attempt, now, step.pid, step.invocation_id)
             ev = self._event(fact)
@@ -241,15 +253,16 @@ class Journal:
         final = self.final_row(run, end)
         facts: list[Fact] = []
         with self.store.write(durable=True):
-            if end.attempt is not None:
-                self._attempt_end(run, end.attempt)
-                facts.append(_attempt_fact(run, end.attempt))
-            if end.decision is not None:
-                facts.append(_decision_fact(run, end.decision))
-            self.store.update_run(run.id, **_end_fields(end))
-            facts.append(RunFinished(ts=final.finished_at, job_id=run.job_id, run_n=run.n, state=end.state,
-                                     exit_code=final.exit_code, signal=final.signal, reason=end.reason))
-            events = [self._event(f) for f in facts]
+            if not self.store.still_active(run.id):
+                taken = True
+            else:
+                taken = False
+                self._end(run, end, final, facts)
+                events = [self._event(f) for f in facts]
+        if taken:
+            log.warning("run %s ended %s here, but another host had recorded it interrupted meanwhile (this host "
+                        "had stopped renewing its heartbeat): its end here is not recorded", run.ref, end.state.value)
+            return self.store.get_run(run.job_id, run.n) or final
         for ev in events:
             try:
                 self.artifacts.append_event(final, ev)
@@ -259,16 +272,31 @@ class Journal:
         self._publish(facts)
         return final
 
+    def _end(self, run: RunRow, end: RecordEnd, final: RunRow, facts: list[Fact]) -> None:
+        """The end's rows, in the caller's transaction; its facts appended to `facts`."""
+        if end.attempt is not None:
+            self._attempt_end(run, end.attempt)
+            facts.append(_attempt_fact(run, end.attempt))
+        if end.decision is not None:
+            facts.append(_decision_fact(run, end.decision))
+        self.store.update_run(run.id, **_end_fields(end))
+        facts.append(RunFinished(ts=final.finished_at, job_id=run.job_id, run_n=run.n, state=end.state,
+                                 exit_code=final.exit_code, signal=final.signal, reason=end.reason))
+
     def free_reserve(self) -> bool:
         """Give up the store's reserve to record a run's end on a full disk (True: there was one)."""
         return self.store.release_reserve()
 
-    def interrupted(self, run: RunRow, reason: str, log_size: Callable[[int], int], spec_file: str) -> RunRow:
+    def interrupted(self, run: RunRow, reason: str, log_size: Callable[[int], int], spec_file: str,
+                    files: bool = True) -> RunRow:
         """A run a dead daemon left active: `interrupted`, its unfinished attempts closed with what
-        their log files hold (`log_size(attempt number)`), its files brought in line."""
+        their log files hold (`log_size(attempt number)`), its files brought in line. `files=False`
+        for another host's run (its folder is on that host, whose start-up repair brings it in line)."""
         now = self.clock.epoch()
         fact = RunFinished(ts=now, job_id=run.job_id, run_n=run.n, state=RunState.INTERRUPTED, reason=reason)
         with self.store.write():
+            if not files and not self.store.still_active(run.id):  # its host came back and ended it first
+                return self.store.get_run(run.job_id, run.n) or run
             for attempt in run.attempt_list:
                 if attempt.finished_at is None:
                     self.store.finish_attempt(run.id, attempt.number, finished_at=now, error=reason,
@@ -277,6 +305,9 @@ class Journal:
                                   next_attempt_at=None, reason=reason, pgid=None)
             ev = self._event(fact)
         updated = self.store.get_run(run.job_id, run.n)
+        if not files:
+            self._publish([fact])
+            return updated
         try:
             make_folder(self.artifacts.run_dir(run.job_id, run.n))
             self.artifacts.append_event(updated, ev)

@@ -11,6 +11,7 @@ one jobsd: it always leads and this module is not used.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from jobsd.clock import Clock
 from jobsd.store import Store, StoreUnwritable
@@ -30,6 +31,8 @@ class Leadership:
         self.holding = False
         self.renewed_at = 0.0  # monotonic time of the last renewal that committed
         self.leader = ""  # the holder as last read
+        self.steady_since: float | None = None  # monotonic start of this host's unbroken run of renewals
+        self.on_change: list[Callable[[bool], None]] = []  # called with True on taking the lead, False on losing it
 
     def tick(self) -> None:
         """Take or renew the lease; resume the cron timer on taking it, pause it on losing it."""
@@ -38,19 +41,36 @@ class Leadership:
             with self.store.write():
                 held, self.leader, left = self.store.take_lease(self.host, LEASE_TTL)
         except StoreUnwritable as exc:
+            self.steady_since = None
             if self.holding and started - self.renewed_at > LEASE_TTL - 1:
                 self._step_down(f"its lease could not be renewed for {started - self.renewed_at:.0f} s ({exc.cause})")
             return
         if held:
+            if self.steady_since is None or started - self.renewed_at > LEASE_TTL - 1:
+                self.steady_since = started
             self.renewed_at = started
             if not self.holding:
                 self.holding = True
                 log.info("this host (%s) leads: its cron timer fires the windows", self.host.name)
                 self.timer.resume()
+                self._changed(True)
         elif self.holding:
             self._step_down(f"{self.leader} holds the lease")
         elif not self.leader or left == 0.0:
             log.debug("the lease is free: taken at the next heartbeat")
+
+    def steady_for(self) -> float:
+        """Seconds this host has held the lease without a gap (0 when it does not hold it)."""
+        if not self.holding or self.steady_since is None:
+            return 0.0
+        return self.clock.monotonic() - self.steady_since
+
+    def _changed(self, leads: bool) -> None:
+        for callback in self.on_change:
+            try:
+                callback(leads)
+            except Exception:  # noqa: BLE001 - a duty's wake-up must not stop the lease
+                log.exception("a change of leadership could not be passed on")
 
     def release(self) -> None:
         """A clean stop: drop the lease so that another host may lead at once."""
@@ -65,5 +85,7 @@ class Leadership:
 
     def _step_down(self, why: str) -> None:
         self.holding = False
+        self.steady_since = None
         self.timer.pause()
+        self._changed(False)
         log.warning("this host (%s) no longer leads: %s; its cron timer is paused", self.host.name, why)

@@ -135,7 +135,7 @@ class MemoryStore(_Transactions):
         self._last_seq: dict[str, int] = {"seq": 0}
         self._operator: dict[str, OperatorRow] = {}
         self._meta: dict[str, str] = {}
-        self._owed: dict[tuple[str, int], bool] = {}  # gc_folders: (job_id, n) -> True
+        self._owed: dict[tuple[str, int], str] = {}  # gc_folders: (job_id, n) -> the run's host
 
     def migrate(self) -> None:
         pass  # no schema: always this jobsd's
@@ -185,6 +185,15 @@ class MemoryStore(_Transactions):
     def claim_window(self, job_id: str, window: float) -> bool:
         return True  # one writer: the timer never hands a window over twice in one process
 
+    def claim_job(self, job_id: str) -> RunRow | None:
+        return None  # one writer: admission in memory (Runner.active_ref) decides
+
+    def still_active(self, run_id: int) -> bool:
+        return True  # one writer: no other jobsd closes this one's runs
+
+    def taken_over(self, host: str, since: float) -> list[RunRow]:
+        return []
+
     def update_run(self, run_id: int, **fields: object) -> None:
         if _FIXED_FIELDS & fields.keys():
             raise TypeError(f"update_run cannot set {sorted(_FIXED_FIELDS & fields.keys())}")
@@ -219,12 +228,12 @@ class MemoryStore(_Transactions):
             if run is not None and not run.active:
                 self._drop(self._runs, run_id)
                 self._drop(self._numbers, (run.job_id, run.n))
-                self._put(self._owed, (run.job_id, run.n), True)
+                self._put(self._owed, (run.job_id, run.n), run.host)
                 deleted += 1
         return deleted
 
-    def owed_folders(self) -> list[tuple[str, int]]:
-        return sorted(self._owed)
+    def owed_folders(self, host: str | None = None) -> list[tuple[str, int]]:
+        return sorted(key for key, on in self._owed.items() if host in (None, on))
 
     def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
         for key in keys:
@@ -252,8 +261,9 @@ class MemoryStore(_Transactions):
     def active_run(self, job_id: str) -> RunRow | None:
         return next((run for run in self._job_runs(job_id) if run.active), None)
 
-    def active_runs(self) -> list[RunRow]:
-        return sorted((run for run in self._runs.values() if run.active), key=lambda run: (run.queued_at, run.id))
+    def active_runs(self, host: str | None = None) -> list[RunRow]:
+        return sorted((run for run in self._runs.values() if run.active and host in (None, run.host)),
+                      key=lambda run: (run.queued_at, run.id))
 
     def list_runs(self, job_id: str, limit: int, before_id: int | None, states: Sequence[str]) -> list[RunRow]:
         wanted = {RunState(state) for state in states}

@@ -98,5 +98,8 @@ _V6 = ["CREATE TABLE gc_folders (job_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMA
 # shared store, for telling this host's runs from the others'.
 _V7 = ["ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
 
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# v8 (DESIGN 12): the host of each folder gc owes: on a shared store each host removes its own.
+_V8 = ["ALTER TABLE gc_folders ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -69,5 +69,8 @@ _V4 = [f"""CREATE TABLE lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, inst
 # there first (two may overlap in a partition or a long pause); procrastinate's periodic defer.
 _V5 = [f"CREATE TABLE windows (job_id TEXT NOT NULL, at {_EPOCH} NOT NULL, PRIMARY KEY (job_id, at))"]
 
-PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
+# v6: SQLite's v8, the host of each folder gc owes (each host removes its own)
+_V6 = ["ALTER TABLE gc_folders ADD COLUMN host TEXT NOT NULL DEFAULT ''"]
+
+PG_MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -122,6 +122,24 @@ class StorePort(Protocol):
         caller records nothing of it). A store only one jobsd writes may always answer True."""
         ...
 
+    def claim_job(self, job_id: str) -> RunRow | None:
+        """In the caller's transaction, before a new active run of the job is created: hold the job
+        against other jobsd admitting a run of it until the commit, and return its active run (any
+        host's), if it has one. A store only one jobsd writes may always answer None (that jobsd's
+        admission in memory decides)."""
+        ...
+
+    def still_active(self, run_id: int) -> bool:
+        """In the caller's transaction: whether the run is still active (False when another jobsd of a
+        shared store recorded it interrupted meanwhile: its host had stopped renewing its heartbeat).
+        A store only one jobsd writes may always answer True."""
+        ...
+
+    def taken_over(self, host: str, since: float) -> list[RunRow]:
+        """Runs of `host` (with attempts) recorded `interrupted` at or after `since` (epoch) on a
+        shared store: another jobsd closed them while that host was away. Else []."""
+        ...
+
     def update_run(self, run_id: int, **fields: object) -> None:
         """Set the given RunRow fields of run `run_id` (not id, job_id, n or attempt_list; state as a
         RunState or its value); the others stay. An unknown run_id changes nothing. An unknown
@@ -147,9 +165,10 @@ class StorePort(Protocol):
         removal (`owed_folders`) in the same transaction, until `folders_removed` says it is done."""
         ...
 
-    def owed_folders(self) -> list[tuple[str, int]]:
+    def owed_folders(self, host: str | None = None) -> list[tuple[str, int]]:
         """(job_id, n) of the runs deleted by `delete_runs` whose folders are not yet reported
-        removed, by job_id then n: what a gc stopped between the rows and the folders left."""
+        removed, by job_id then n: what a gc stopped between the rows and the folders left. With
+        `host`, only the folders of runs that host recorded (a shared store: each host's are its own)."""
         ...
 
     def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
@@ -175,8 +194,9 @@ class StorePort(Protocol):
         """The job's active run with the highest number (with attempts), or None."""
         ...
 
-    def active_runs(self) -> list[RunRow]:
-        """Every active run of every job (with attempts), by queued_at, then id."""
+    def active_runs(self, host: str | None = None) -> list[RunRow]:
+        """Every active run of every job (with attempts), by queued_at, then id; with `host`, only the
+        runs that host recorded (RunRow.host)."""
         ...
 
     def list_runs(self, job_id: str, limit: int, before_id: int | None, states: Sequence[str]) -> list[RunRow]:

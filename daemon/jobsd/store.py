@@ -284,8 +284,10 @@ class Store(RunQueries, HostQueries):
                       "ORDER BY n DESC LIMIT 1", j=job_id).first()
         return self._with_attempts(row) if row else None
 
-    def active_runs(self) -> list[RunRow]:
-        rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE state IN {_ACTIVE_SQL} ORDER BY queued_at, id")
+    def active_runs(self, host: str | None = None) -> list[RunRow]:
+        mine = "" if host is None else " AND host = :h"
+        rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE state IN {_ACTIVE_SQL}{mine} ORDER BY queued_at, id",
+                       h=host)
         return [self._with_attempts(r) for r in rows]
 
     def delete_runs(self, run_ids: Sequence[int]) -> int:
@@ -298,14 +300,15 @@ class Store(RunQueries, HostQueries):
             marks = ", ".join(f":r{i}" for i in range(len(batch)))
             ids = {f"r{i}": run_id for i, run_id in enumerate(batch)}
             finished = f"id IN ({marks}) AND state NOT IN {_ACTIVE_SQL}"
-            self._q(f"INSERT INTO gc_folders (job_id, n) SELECT job_id, n FROM runs WHERE {finished} "
+            self._q(f"INSERT INTO gc_folders (job_id, n, host) SELECT job_id, n, host FROM runs WHERE {finished} "
                     "ON CONFLICT DO NOTHING", **ids)
             deleted += self._q(f"DELETE FROM runs WHERE {finished}", **ids).rowcount
         return deleted
 
-    def owed_folders(self) -> list[tuple[str, int]]:
+    def owed_folders(self, host: str | None = None) -> list[tuple[str, int]]:
         """(job_id, n) of deleted runs whose folders gc has not yet reported removed, in order."""
-        return [tuple(r) for r in self._q("SELECT job_id, n FROM gc_folders ORDER BY job_id, n")]
+        mine = "" if host is None else " WHERE host = :h"
+        return [tuple(r) for r in self._q(f"SELECT job_id, n FROM gc_folders{mine} ORDER BY job_id, n", h=host)]
 
     def folders_removed(self, keys: Sequence[tuple[str, int]]) -> None:
         """In the caller's transaction: these folders are gone (or were never there)."""

@@ -14,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from jobsd.store_rows import _ACTIVE_SQL, _RUN_COLUMNS
 from jobsd_lib.kernel.drift import SHARED_STORE_LEASE
 
 __all__ = ["HostRow", "HostQueries", "ThisHost", "HOST_LEASE", "check_host_name", "check_labels"]
@@ -125,6 +126,32 @@ class HostQueries:
             return True
         return self._q("INSERT INTO windows (job_id, at) VALUES (:j, :w) ON CONFLICT DO NOTHING RETURNING 1",
                        j=job_id, w=window).first() is not None
+
+    def claim_job(self, job_id: str):  # noqa: ANN201 - RunRow | None
+        """In the caller's transaction: the job's counter row locked until the commit (so admissions of
+        one job on several hosts take turns), then its active run. READ COMMITTED: the statement after
+        the lock sees a competitor's run that committed while this one waited for it."""
+        if not self.dialect.shared:
+            return None
+        self._q("INSERT INTO job_counters (job_id, last_n) VALUES (:j, 0) ON CONFLICT (job_id) DO UPDATE SET "
+                "last_n = job_counters.last_n", j=job_id)
+        return self.active_run(job_id)
+
+    def still_active(self, run_id: int) -> bool:
+        """In the caller's transaction: whether run `run_id` is still active in the store (False: the
+        leader recorded it interrupted for a host that had stopped renewing its heartbeat)."""
+        if not self.dialect.shared:
+            return True
+        return self._q(f"SELECT 1 FROM runs WHERE id = :i AND state IN {_ACTIVE_SQL}", i=run_id).first() is not None
+
+    def taken_over(self, host: str, since: float) -> list:  # list[RunRow]
+        """Runs of `host` that ended `interrupted` at or after `since` (epoch): what the leader closed
+        while that host was away, whose processes the host stops when it is back."""
+        if not self.dialect.shared:
+            return []
+        rows = self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE host = :h AND state = 'interrupted' AND "
+                       "finished_at >= :s ORDER BY id", h=host, s=since)
+        return [self._with_attempts(r) for r in rows]
 
     def hosts(self) -> list[HostRow]:
         rows = self._q(f"SELECT name, labels, pid, started_at, heartbeat_at, {_NOW} - heartbeat_at, stopped, "

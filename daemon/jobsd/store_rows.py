@@ -24,6 +24,14 @@ class WindowTaken(Exception):
     """Another jobsd on the shared store recorded this cron window first (the fence): nothing was recorded."""
 
 
+class JobActive(Exception):
+    """Another jobsd on the shared store has an active run of this job: nothing was recorded."""
+
+    def __init__(self, run) -> None:  # noqa: ANN001 - the other run's RunRow
+        super().__init__(f"job {run.job_id} has an active run, {run.ref}, on host {run.host or '?'}")
+        self.run = run
+
+
 class StoreCorrupt(Exception):
     """The database cannot be read or migrated; the daemon refuses to start (never resets it)."""
 

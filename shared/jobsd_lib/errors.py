@@ -32,7 +32,7 @@ class ErrorCode(str, Enum):
     RUN_NOT_ACTIVE = "run_not_active"
     RUN_NOT_FINISHED = "run_not_finished"  # DESIGN 10: `runs retry` of an active run
     RUN_NOT_WAITING = "run_not_waiting"    # DESIGN 10: approving a run that does not wait for approval
-    RUN_ELSEWHERE = "run_elsewhere"        # DESIGN 12 (another host's run); not sent by this version
+    RUN_ELSEWHERE = "run_elsewhere"        # DESIGN 12: another host's run (cancel, approve, reject)
     PERMISSION_DENIED = "permission_denied"  # DESIGN 10: a caller not among the job's approvers
     JOB_BUSY = "job_busy"
     STORE_LOCKED = "store_locked"

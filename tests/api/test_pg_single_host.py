@@ -1,7 +1,7 @@
 """`jobsd --store postgresql+psycopg://...` on one host (DESIGN 12, issue 17 step 2): a real jobsd on a
 database of a private PostgreSQL server (tests/pg_server.py), driven with the real jobsctl. The
-same product as on SQLite: runs, history, a SIGKILL that loses nothing acknowledged; and, until
-hosts can share a database, a second jobsd on the same database is refused."""
+same product as on SQLite: runs, history, a SIGKILL that loses nothing acknowledged; and a second
+jobsd on the same database under the same host name is refused (two hosts: test_pg_two_hosts.py)."""
 from __future__ import annotations
 
 import json
@@ -66,7 +66,7 @@ def test_a_sigkill_loses_no_acknowledged_run_and_the_restart_interrupts_the_runn
     daemon.wait_finished(again.ref)
 
 
-def test_a_second_jobsd_on_the_same_database_is_refused_and_changes_nothing(daemon, url, pg_server, home):  # noqa: ANN001
+def test_a_second_jobsd_under_the_same_host_name_is_refused_and_changes_nothing(daemon, url, pg_server, home):  # noqa: ANN001
     daemon.write_job("hello", 'command = ["true"]\n')
     daemon.start("--store", url)
     other = Daemon(home + "-2")
@@ -174,7 +174,7 @@ def test_a_bad_host_name_or_label_is_a_usage_error(args, says, home):  # noqa: A
     assert done.returncode == 2 and says in done.stderr, done.stderr
 
 
-def test_of_two_jobsd_starting_together_on_one_database_exactly_one_serves(url, home):  # noqa: ANN001
+def test_of_two_jobsd_starting_together_under_one_host_name_exactly_one_serves(url, home):  # noqa: ANN001
     procs, homes = [], [home + "-a", home + "-b"]
     try:
         for path in homes:

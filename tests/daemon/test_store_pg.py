@@ -256,7 +256,7 @@ def test_the_fence_records_a_cron_window_once_whichever_leader_gets_there_first(
     from jobsd.bus import Bus
     from jobsd.clock import SYSTEM
     from jobsd.journal import Journal
-    from jobsd.store_rows import WindowTaken
+    from jobsd.store_rows import JobActive, WindowTaken
     from jobsd_lib.facts import Actor
     from jobsd_lib.kernel.states import Trigger
 
@@ -271,7 +271,9 @@ def test_the_fence_records_a_cron_window_once_whichever_leader_gets_there_first(
             journals[1].create_run("tick", RunState.QUEUED, Trigger.CRON, None, Actor(), window)
         with pytest.raises(WindowTaken):
             journals[1].missed("tick", window, "late", None)
-        journals[1].create_run("tick", RunState.QUEUED, Trigger.RETRY, None, Actor(), window, retry_of=first.ref)
+        with pytest.raises(JobActive):  # one active run per job across hosts: tick/1 is web1's
+            journals[1].create_run("tick", RunState.QUEUED, Trigger.MANUAL, None, Actor())
+        journals[1].create_run("tick", RunState.SKIPPED, Trigger.RETRY, None, Actor(), window, retry_of=first.ref)
         runs = stores[1].list_runs("tick", 10, None, ())
         assert [(r.n, r.trigger, r.host) for r in runs] == [(2, "retry", "web2"), (1, "cron", "web1")]
         later = datetime(2026, 12, 4, 12, 1, tzinfo=UTC)

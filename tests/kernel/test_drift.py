@@ -8,7 +8,7 @@ import pytest
 
 from jobsd_lib.kernel.drift import (JUMP_RATE, JUMP_THRESHOLD, ClockJump, ClockReading, HeartbeatRecord,
                                     assess_restart, decode_heartbeat, detect_jump, encode_heartbeat, next_pulse,
-                                    store_in_use)
+                                    host_in_use)
 
 T0 = 1_795_000_000.0   # a wall clock (UTC epoch seconds)
 BOOT = "6f2b1c0e-0c55-4a2b-9d1e-3f8d2b4e7a10"
@@ -154,14 +154,14 @@ def test_next_pulse_owes_one_firing_after_any_forward_jump():
     (HeartbeatRecord(reading(math.nan, 5, "other"), pid=7), reading(1000, 10), False, False),
     (HeartbeatRecord(reading(995, 5, ""), pid=7), reading(1000, 10), False, True),      # unknown boot: not ours
 ])
-def test_a_shared_store_is_in_use_while_another_jobsds_heartbeat_is_fresh(previous, now, alive, in_use):
-    assert bool(store_in_use(previous, now, alive)) is in_use
+def test_a_host_name_is_in_use_while_another_jobsds_heartbeat_under_it_is_fresh(previous, now, alive, in_use):
+    assert bool(host_in_use(previous, now, alive, "a")) is in_use
 
 
 def test_the_refusal_names_the_other_jobsd_and_what_to_do():
-    why = store_in_use(HeartbeatRecord(reading(997, 5, "0123456789abcdef"), pid=4242), reading(1000, 10), False)
-    assert why.startswith("another jobsd (pid 4242 on another machine (boot id 01234567)) wrote this store's "
-                          "heartbeat 3 s ago")
-    assert "give this one a database of its own" in why and "a killed one's after 15 s" in why
-    here = store_in_use(HeartbeatRecord(reading(997, 5), pid=4242), reading(1000, 10), True)
+    why = host_in_use(HeartbeatRecord(reading(997, 5, "0123456789abcdef"), pid=4242), reading(1000, 10), False, "web1")
+    assert why.startswith("another jobsd (pid 4242 on another machine (boot id 01234567)) is host web1 of this "
+                          "store (its heartbeat 3 s ago)")
+    assert "give this one another --host-name" in why and "a killed one's after 15 s" in why
+    here = host_in_use(HeartbeatRecord(reading(997, 5), pid=4242), reading(1000, 10), True, "web1")
     assert "pid 4242 on this machine" in here

@@ -26,6 +26,7 @@ GC_CHECKPOINT = 20
 GC_FOLDERS = 200  # folders removed per worker-thread call: what a stopping jobsd waits for at most
 GC_REPORT = 5_000  # folders reported removed per store write
 RETENTION_EVERY = 3600.0  # seconds between two retention sweeps
+SHARED_EVERY = 60.0  # a shared store: seconds between two looks for folders owed here (retention: RETENTION_EVERY)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ async def _remove(ctx: Context, doomed: list[tuple[int, str, int]], audit: Daemo
             if start // GC_BATCH % GC_CHECKPOINT == GC_CHECKPOINT - 1:
                 await asyncio.to_thread(ctx.store.checkpoint)
         records = clock.monotonic() - started
+        if ctx.own_host() is not None:  # a shared store: other hosts' folders stay owed until they remove them
+            mine = set(ctx.store.owed_folders(ctx.own_host()))
+            keys = [key for key in keys if key in mine]
         await _remove_folders(ctx, keys, freed)
     except asyncio.CancelledError:
         log.warning("gc by %s stopped with jobsd after %d of %d runs: %d run folders are left for the next start",
@@ -122,8 +126,9 @@ async def _remove_folders(ctx: Context, keys: list[tuple[str, int]], freed: list
 async def _owed(ctx: Context) -> None:
     """Folders of runs whose records an earlier gc deleted but which it did not get to (jobsd was
     stopped or killed meanwhile; that gc's daemon.gc event, when it got to write one, says
-    folders_left): removed now. Logged; no new event, the runs' removal was that gc's."""
-    owed = ctx.store.owed_folders()
+    folders_left), or, on a shared store, of this host's runs whose records another host's gc
+    deleted: removed now. Logged; no new event, the runs' removal was that gc's."""
+    owed = ctx.store.owed_folders(ctx.own_host())
     if owed:
         started, freed = ctx.clock.monotonic(), [0]
         await _remove_folders(ctx, owed, freed)
@@ -131,10 +136,11 @@ async def _owed(ctx: Context) -> None:
                  ctx.clock.monotonic() - started)
 
 
-async def sweep(ctx: Context) -> int:
+async def sweep(ctx: Context, retention: bool = True) -> int:
     """Retention by policy (DESIGN 11): each job's `[retention]`, else the daemon's default
     (kernel.retention.rules_for), through the same code as `gc`; one daemon.gc event (actor
-    scheduler, policy retention) when it removed anything. Returns how many runs went."""
+    scheduler, policy retention) when it removed anything. Returns how many runs went. Without
+    `retention`, or on a shared store's host that does not lead, only the folders owed here."""
     default_keep, default_age = ctx.retention
     now, own = ctx.clock.epoch(), {}
     for job_id, spec in ctx.catalog.specs.items():
@@ -143,6 +149,8 @@ async def sweep(ctx: Context) -> int:
             own[job_id] = rules_for(r.keep_last, r.older_than, default_keep, default_age)
     async with ctx.gc_lock:
         await _owed(ctx)
+        if not retention or not ctx.leads():  # a shared store: the leader applies retention to every host's runs
+            return 0
         doomed = []
         for job_id, (keep, age) in sorted(own.items()):
             policy = retention_policy(keep, age, now)
@@ -159,7 +167,8 @@ async def sweep(ctx: Context) -> int:
 
 
 async def keep_sweeping(ctx: Context, after: asyncio.Future | None = None) -> None:
-    """`sweep` at start-up, after every reload (ctx.retention_changed) and every RETENTION_EVERY seconds.
+    """`sweep` at start-up, after every reload (ctx.retention_changed) and every RETENTION_EVERY seconds
+    (on a shared store every SHARED_EVERY seconds: the folders other hosts' sweeps left this one).
 
     The first sweep waits for `after` (the start-up repair walk) to end, however it ends: the two
     would contend for the disk and the GIL (jobs list answered up to 7x slower than idle with both),
@@ -167,10 +176,16 @@ async def keep_sweeping(ctx: Context, after: asyncio.Future | None = None) -> No
     record names."""
     if after is not None:
         await asyncio.wait([after])
+    last = None  # monotonic time of the last sweep that applied retention
     while True:
+        due = (last is None or ctx.retention_changed.is_set()
+               or ctx.clock.monotonic() - last >= RETENTION_EVERY - 1)
         ctx.retention_changed.clear()
+        if due:
+            last = ctx.clock.monotonic()
         try:
-            await sweep(ctx)
+            await sweep(ctx, retention=due)
         except Exception:  # noqa: BLE001 - a full disk, a bug: the next sweep tries again; keep serving
             log.exception("retention sweep failed")
-        await ctx.clock.wait_until(ctx.clock.now() + timedelta(seconds=RETENTION_EVERY), ctx.retention_changed)
+        every = RETENTION_EVERY if ctx.lease is None else SHARED_EVERY
+        await ctx.clock.wait_until(ctx.clock.now() + timedelta(seconds=every), ctx.retention_changed)

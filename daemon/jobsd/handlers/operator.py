@@ -29,6 +29,7 @@ log = logging.getLogger("jobsd.operator")
 MAX_REASON = 500                 # characters of an operator's --reason
 MAX_PAUSE = timedelta(days=366)  # the furthest --until
 RETRY_RESUME = 60.0              # seconds before an auto-resume that failed is tried again
+SHARED_EVERY = 5.0               # a shared store's leader reads the pauses again at least this often
 
 
 def set_operator_state(ctx: Context, verb: str, job_id: str, actor: Actor, *, until: datetime | None = None,
@@ -81,6 +82,9 @@ async def auto_resume(ctx: Context) -> None:
     jobsd was down (at once at start-up). Waits for the earliest `until`, or a change of any pause."""
     while True:
         ctx.pauses_changed.clear()
+        if not ctx.leads():  # a shared store: the leader resumes (this host, once it takes the lead)
+            await ctx.pauses_changed.wait()
+            continue
         now = ctx.clock.epoch()
         due, next_at, failed = [], None, False
         known = ctx.catalog.specs.keys() | ctx.catalog.invalid.keys()  # a removed job waits for its file
@@ -105,5 +109,7 @@ async def auto_resume(ctx: Context) -> None:
             continue
         if failed:
             next_at = min(next_at or now + RETRY_RESUME, now + RETRY_RESUME)
+        if ctx.lease is not None:  # other hosts pause jobs too: read their pauses again soon
+            next_at = min(next_at or now + SHARED_EVERY, now + SHARED_EVERY)
         await ctx.clock.wait_until(from_epoch(next_at) if next_at else ctx.clock.now() + timedelta(days=1),
                                    ctx.pauses_changed)

@@ -7,6 +7,10 @@
 - `watch(ctx)`, a task: at start-up at once (jobsd may have been down past a deadline), then at the
   earliest next deadline or when something changed, records `job.overdue` for each job whose
   deadline passed and `job.recovered` when an episode ends. Each check is in memory.
+
+On a shared (PostgreSQL) store only the leader watches (Context.leads), and before each check it
+reads the last successes and open episodes from the store, since other hosts' runs succeed on
+their own buses; it looks again at least every SHARED_EVERY seconds.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ __all__ = ["track", "on_finished", "watch", "check"]
 log = logging.getLogger("jobsd.overdue")
 IDLE = timedelta(hours=1)  # the longest wait between two checks when no deadline is nearer
 RETRY = 60.0               # seconds before a check that failed (a full disk) is tried again
+SHARED_EVERY = timedelta(seconds=30)  # a shared store's leader: the longest wait between two checks
 
 
 def track(ctx: Context) -> None:
@@ -56,7 +61,7 @@ def on_finished(ctx: Context, fact: RunFinished) -> None:
     """Bus subscriber: a success of an expecting job moves its deadline (recorded on the next turn)."""
     state = ctx.overdue  # ctx.last_success has the success already (app.build_context subscribed it first)
     if fact.state is RunState.SUCCEEDED and fact.job_id in state.within:
-        if fact.job_id in state.since:
+        if fact.job_id in state.since and ctx.leads():  # (a shared store: the leader records episodes)
             asyncio.get_running_loop().call_soon(check, ctx, fact.run_ref)
         state.changed.set()
 
@@ -95,17 +100,34 @@ def check(ctx: Context, run_ref: str = "") -> float | None:
     return nearest
 
 
+def _reread(ctx: Context) -> None:
+    """A shared store: every host's successes and the episodes an earlier leader opened or closed."""
+    state = ctx.overdue
+    ctx.last_success.update(ctx.store.last_success_times())
+    for job_id in set(state.within) | set(state.since):
+        since = ctx.store.get_meta(overdue_key(job_id))
+        if since:
+            state.since[job_id] = float(since)
+        else:
+            state.since.pop(job_id, None)
+
+
 async def watch(ctx: Context) -> None:
     """Check at once, then at each next deadline or change, until cancelled."""
     state = ctx.overdue
     while True:
         state.changed.clear()
+        if not ctx.leads():  # another host watches; this one starts when it takes the lead (a change)
+            await state.changed.wait()
+            continue
         try:
+            if ctx.lease is not None and state.within:
+                _reread(ctx)
             nearest = check(ctx)
         except Exception:  # noqa: BLE001 - a store that refuses writes must not end the watch
             log.exception("overdue check failed; trying again in %gs", RETRY)
             nearest = ctx.clock.epoch() + RETRY
-        until = ctx.clock.now() + IDLE
+        until = ctx.clock.now() + (IDLE if ctx.lease is None else SHARED_EVERY)
         if nearest is not None:
             until = min(until, from_epoch(nearest))
         await ctx.clock.wait_until(until, state.changed)

@@ -19,7 +19,7 @@ log = logging.getLogger("jobsd.reconcile")
 
 def reconcile_active(ctx: Context) -> list[RunRow]:
     """Returns the runs it recorded `interrupted`; the resumed ones are active in ctx.runs."""
-    active = ctx.store.active_runs()
+    active = ctx.store.active_runs(ctx.own_host())  # on a shared store, another host's runs are its own
     kill_condition_leftovers(run.ref for run in active if not run.attempts)
     fixed = []
     for run in active:

@@ -8,6 +8,7 @@ from datetime import datetime
 from jobsd.context import Context
 from jobsd.handlers.jobs import never_known, require_known, state_of
 from jobsd.store import RunRow
+from jobsd.store_rows import JobActive
 from jobsd.clock import from_epoch
 from jobsd_lib.errors import (InternalError, InvalidArgument, JobNotFound, PermissionDenied, RunNotActive,
                               RunNotFinished, RunNotFound, RunNotWaiting, error_for_code)
@@ -35,16 +36,24 @@ def run_job(ctx: Context, job_id: str, trigger: Trigger = Trigger.MANUAL, schedu
     window of a paused or disabled job, dropped (None: nothing recorded)."""
     require_known(ctx, job_id)  # admission needs the state, not the job's history: no full view
     spec = ctx.catalog.specs.get(job_id)
-    decision = admit_run(job_id, trigger, state_of(ctx, job_id, ctx.store.operator_state(job_id)),
-                         ctx.runs.active_ref(job_id), disabled_by_spec=spec is not None and not spec.enabled)
-    if isinstance(decision, Refuse):
-        raise error_for_code(decision.code, decision.message, {"job": job_id})
-    if isinstance(decision, Drop):
-        log.debug("cron window %s of %s dropped: %s", scheduled_at, job_id, decision.reason)
-        return None
-    state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
-    run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
-                                 decision.reason if isinstance(decision, Skip) else "", retry_of, upstream)
+    job_state = state_of(ctx, job_id, ctx.store.operator_state(job_id))
+    active, host = ctx.runs.active_ref(job_id), ""
+    while True:
+        decision = admit_run(job_id, trigger, job_state, active, disabled_by_spec=spec is not None and not spec.enabled)
+        if isinstance(decision, Refuse):
+            raise error_for_code(decision.code, decision.message + (f" (it runs on host {host})" if host else ""),
+                                 {"job": job_id})
+        if isinstance(decision, Drop):
+            log.debug("cron window %s of %s dropped: %s", scheduled_at, job_id, decision.reason)
+            return None
+        state = RunState.QUEUED if isinstance(decision, Admit) else RunState.SKIPPED
+        try:
+            run = ctx.journal.create_run(job_id, state, trigger, spec, actor, scheduled_at,
+                                         decision.reason if isinstance(decision, Skip) else "", retry_of, upstream)
+        except JobActive as exc:  # a shared store: another host's run of the job, seen under the job's lock
+            active, host = exc.run.ref, exc.run.host
+            continue
+        break
     if state is RunState.QUEUED:
         ctx.runs.start(run, spec, ctx.run_dir(run))
     return run
@@ -102,6 +111,7 @@ async def cancel_run(ctx: Context, ref: str, actor: Actor = Actor()) -> RunRow:
         raise RunNotActive(f"run {run.ref} already ended ({run.state.value}); only queued, running or retrying "
                            "runs can be cancelled", run=run.ref, state=run.state.value)
     act = ctx.runs.active.get(run.ref)
+    _not_elsewhere(ctx, run, act, "cancel")
     if act is None:  # recorded active but not carried out: only a bug gets here
         raise InternalError(f"run {run.ref} is recorded {run.state.value} but jobsd is not carrying it out; "
                             "restart jobsd to reconcile it")
@@ -121,6 +131,7 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
     one_line(comment, "comment", MAX_COMMENT)
     run = get_run(ctx, ref)
     act = ctx.runs.active.get(run.ref)
+    _not_elsewhere(ctx, run, act, verb)
     if act is None or not ctx.runs.awaits_decision(act):
         raise RunNotWaiting(_not_waiting(run, act), run=run.ref, state=run.state.value)
     approvers = act.spec.gates.approvers
@@ -132,6 +143,13 @@ async def decide_run(ctx: Context, ref: str, approved: bool, comment: str, actor
     log.info("run %s: %s by %s%s", run.ref, "approved" if approved else "rejected", actor, f" ({comment})" if comment else "")
     await asyncio.wait({decided} if approved else {decided, act.task}, timeout=DECIDE_WAIT)
     return get_run(ctx, run.ref)
+
+
+def _not_elsewhere(ctx: Context, run: RunRow, act, verb: str) -> None:  # noqa: ANN001
+    """A shared store: another host's active run is carried out there (run_elsewhere, naming it)."""
+    if act is None and ctx.own_host() is not None and run.host != ctx.own_host():
+        raise error_for_code("run_elsewhere", f"run {run.ref} runs on host {run.host}: {verb} it through that host's "
+                             f"socket (this is host {ctx.own_host()})", {"run": run.ref, "host": run.host})
 
 
 def _not_waiting(run: RunRow, act) -> str:  # noqa: ANN001

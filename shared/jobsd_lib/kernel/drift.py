@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 __all__ = ["ClockReading", "ClockJump", "HeartbeatRecord", "Restart", "JUMP_THRESHOLD", "JUMP_RATE",
            "detect_jump", "encode_heartbeat", "decode_heartbeat", "assess_restart", "next_pulse",
-           "SHARED_STORE_LEASE", "store_in_use"]
+           "SHARED_STORE_LEASE", "host_in_use"]
 
 JUMP_THRESHOLD = 2.0   # seconds: above a leap second and the jitter of two back-to-back clock reads
 JUMP_RATE = 1e-4       # plus 0.01 % of the elapsed time: slack for clocks that drift apart slowly
@@ -124,14 +124,14 @@ def assess_restart(previous: HeartbeatRecord | None, now: ClockReading) -> Resta
 SHARED_STORE_LEASE = 15.0  # seconds: three heartbeats (scheduler.HEARTBEAT = 5 s) missed
 
 
-def store_in_use(previous: HeartbeatRecord | None, now: ClockReading, previous_alive_here: bool) -> str:
-    """Why this jobsd must not open a shared (PostgreSQL) store that another jobsd is using, or "".
+def host_in_use(previous: HeartbeatRecord | None, now: ClockReading, previous_alive_here: bool, host: str) -> str:
+    """Why this jobsd must not be host `host` of a shared (PostgreSQL) store, or "".
 
-    Until jobsd has host identities (DESIGN 12: hosts, lease, fence), two jobsd on one database
-    would take each other's runs for their own: each start marks every active run interrupted.
-    Another jobsd is using the store when its last heartbeat is not a clean stop's, is at most
-    SHARED_STORE_LEASE old, and is not this machine's own dead predecessor (same boot, its pid gone:
-    `previous_alive_here` is False; the caller checks the pid only on the same boot)."""
+    Each jobsd of a shared store is one host: its runs, its heartbeat and what a restart
+    reconciles are its host name's (DESIGN 12). Another jobsd is that host when the name's last
+    heartbeat (`previous`) is not a clean stop's, is at most SHARED_STORE_LEASE old, and is not this
+    machine's own dead predecessor (same boot, its pid gone: `previous_alive_here` is False; the
+    caller checks the pid only on the same boot)."""
     if previous is None or previous.stopped:
         return ""
     age = now.wall - previous.reading.wall
@@ -142,10 +142,9 @@ def store_in_use(previous: HeartbeatRecord | None, now: ClockReading, previous_a
         return ""
     where = f"pid {previous.pid}" + (" on this machine" if same_machine else
                                      f" on another machine (boot id {previous.reading.boot_id[:8] or 'unknown'})")
-    return (f"another jobsd ({where}) wrote this store's heartbeat {max(age, 0):.0f} s ago: one PostgreSQL "
-            "database serves one jobsd until hosts can share it (DESIGN 12); stop that jobsd, or give this "
-            f"one a database of its own (a stopped jobsd's store is free at once, a killed one's after "
-            f"{SHARED_STORE_LEASE:.0f} s)")
+    return (f"another jobsd ({where}) is host {host} of this store (its heartbeat {max(age, 0):.0f} s ago): give "
+            "this one another --host-name (each jobsd sharing a database is a host of its own), or stop that "
+            f"one (a stopped jobsd's name is free at once, a killed one's after {SHARED_STORE_LEASE:.0f} s)")
 
 
 def next_pulse(previous: datetime | None, now: datetime, interval: timedelta) -> datetime:
