@@ -28,7 +28,7 @@ from jobsd.context import Context
 from jobsd.handlers.jobs import get_job
 from jobsd.handlers.runs import get_run
 from jobsd.store import EventRow, RunRow
-from jobsd_lib.errors import InvalidArgument, RunNotFound
+from jobsd_lib.errors import InvalidArgument, RunNotFound, error_for_code
 from jobsd_lib.refs import require_job_id
 
 __all__ = ["TailRequest", "WriteGuard", "WriteTimeout", "tail", "watch_events"]
@@ -173,6 +173,10 @@ async def tail(ctx: Context, req: TailRequest, send_start: Callable[[RunRow], Aw
     if req.offset is not None and req.offset < 0:
         raise InvalidArgument("offset must be >= 0")
     run = resolve_run(ctx, req.job, req.run)
+    here = ctx.own_host()
+    if here is not None and run.host and run.host != here:  # its output is in that host's run folder
+        raise error_for_code("run_elsewhere", f"run {run.ref} ran on host {run.host}: its output is there; tail it "
+                             f"through that host's socket (this is host {here})", {"run": run.ref, "host": run.host})
     run_dir = ctx.run_dir(run)
     guard, cursor = WriteGuard(write_timeout), _Cursor(run_dir)
     try:

@@ -68,6 +68,8 @@ def test_two_hosts_serve_one_store_and_a_job_has_one_active_run_across_them(pair
     elsewhere = b.ctl("runs", "cancel", slow.ref)
     assert elsewhere.returncode == 4 and b"run_elsewhere" in elsewhere.stderr and b"on host a" in elsewhere.stderr
     assert b.get_run(slow.ref).state == pb.RUN_STATE_RUNNING  # the refusal changed nothing
+    tail = b.ctl("jobs", "tail", "slow")  # its output is on a
+    assert tail.returncode == 4 and b"run_elsewhere" in tail.stderr and b"ran on host a" in tail.stderr, tail.stderr
     a.jobs.CancelRun(pb.CancelRunRequest(run=slow.ref), timeout=30)
     assert a.wait_finished(slow.ref).state == pb.RUN_STATE_CANCELLED
     again = b.run("slow")  # free again: b may run it now
